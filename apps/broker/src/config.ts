@@ -1,0 +1,72 @@
+import { z } from 'zod'
+
+/** A bad configuration value. Its message names the variable, so start-up can print it as is. */
+export class ConfigError extends Error {
+  readonly code = 'invalid_config'
+}
+
+const port = z.coerce.number().int().min(0).max(65535)
+const positiveInt = z.coerce.number().int().positive()
+const flag = z
+  .enum(['true', 'false', '1', '0', ''])
+  .default('false')
+  .transform((v) => v === 'true' || v === '1')
+
+const EnvSchema = z
+  .object({
+    /** Address every listener binds to. Default all interfaces. */
+    HOST: z.string().min(1).default('0.0.0.0'),
+    /** MQTT over TCP. Default 1883; 0 picks a free port. */
+    MQTT_PORT: port.default(1883),
+    /** MQTT over WebSocket (path `/mqtt`, any path accepted). Default 8083. */
+    MQTT_WS_PORT: port.default(8083),
+    /** MQTT over TLS, only when TLS_CERT and TLS_KEY are set. Default 8883. */
+    MQTTS_PORT: port.default(8883),
+    /** PEM files for the TLS listener; both or neither. */
+    TLS_CERT: z.string().min(1).optional(),
+    TLS_KEY: z.string().min(1).optional(),
+    /** Prometheus metrics and a health check over HTTP. Default 9101. */
+    BROKER_METRICS_PORT: port.default(9101),
+    /** HS256 secret that signs device tokens; at least 32 characters. */
+    DEVICE_TOKEN_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+    /** Where the generated secret is kept when DEVICE_TOKEN_SECRET is unset. Default ./data. */
+    DATA_DIR: z.string().min(1).default('./data'),
+    /** Accept clients without a token (local experiments only). Default false. */
+    MQTT_ALLOW_ANONYMOUS: flag,
+    /** Redis for durable sessions, retained messages and several brokers per fleet. */
+    REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+    /** Largest MQTT packet accepted, bytes. Default 64 KiB. */
+    MQTT_MAX_PACKET_BYTES: positiveInt.max(268_435_455).default(65_536),
+    /** Sustained publishes per second per client; 0 disables the limit. Default 100/s. */
+    MQTT_RATE_LIMIT: z.coerce.number().min(0).default(100),
+    /** Publishes a client may send in a burst above the rate. Default 200. */
+    MQTT_RATE_BURST: positiveInt.default(200),
+    /** Concurrent connections; more get CONNACK 'server unavailable'. Default 20000. */
+    MQTT_MAX_CONNECTIONS: positiveInt.default(20_000),
+    LOG_LEVEL: z
+      .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+      .default('info'),
+  })
+  .refine((env) => (env.TLS_CERT === undefined) === (env.TLS_KEY === undefined), {
+    message: 'TLS_CERT and TLS_KEY must be set together',
+    path: ['TLS_CERT'],
+  })
+
+export type BrokerConfig = z.infer<typeof EnvSchema>
+
+/**
+ * Reads the broker's configuration from an environment once. Empty strings count as
+ * unset, so `MQTT_PORT= npm run broker` falls back to the default.
+ * @throws ConfigError naming every bad variable.
+ */
+export function loadConfig(env: Record<string, string | undefined>): BrokerConfig {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ''))
+  const result = EnvSchema.safeParse(present)
+  if (!result.success) {
+    const lines = result.error.issues.map(
+      (i) => `${i.path.join('.') || 'environment'}: ${i.message}`,
+    )
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`)
+  }
+  return result.data
+}

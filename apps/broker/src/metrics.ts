@@ -1,0 +1,74 @@
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+
+/** Why a message was not delivered. */
+export type DropReason =
+  | 'rate_limited' // the publisher went over MQTT_RATE_LIMIT
+  | 'not_authorized' // the ACL refused the publish
+  | 'slow_subscriber' // QoS 0 to a subscriber whose socket is backed up
+  | 'overload' // QoS 0 while the broker had its maximum of messages in flight
+
+export type RefusedAction = 'publish' | 'subscribe' | 'will'
+
+/** The broker's Prometheus metrics, one registry per broker so tests can run several. */
+export class BrokerMetrics {
+  readonly registry = new Registry()
+  readonly connections = new Gauge({
+    name: 'skyline_broker_connections',
+    help: 'Clients connected now',
+    registers: [this.registry],
+  })
+  readonly messagesIn = new Counter({
+    name: 'skyline_broker_messages_in_total',
+    help: 'PUBLISH packets received from clients, by QoS',
+    labelNames: ['qos'] as const,
+    registers: [this.registry],
+  })
+  readonly messagesOut = new Counter({
+    name: 'skyline_broker_messages_out_total',
+    help: 'PUBLISH packets sent to subscribers, by QoS of the publish',
+    labelNames: ['qos'] as const,
+    registers: [this.registry],
+  })
+  readonly dropped = new Counter({
+    name: 'skyline_broker_dropped_total',
+    help: 'Messages (or deliveries) dropped, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  })
+  readonly refused = new Counter({
+    name: 'skyline_broker_refused_total',
+    help: 'Publishes, subscriptions and wills refused by the ACL',
+    labelNames: ['action'] as const,
+    registers: [this.registry],
+  })
+  readonly authFailures = new Counter({
+    name: 'skyline_broker_auth_failures_total',
+    help: 'CONNECTs refused, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  })
+  readonly disconnects = new Counter({
+    name: 'skyline_broker_forced_disconnects_total',
+    help: 'Clients disconnected by the broker, by reason',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  })
+
+  constructor(withProcessMetrics = false) {
+    // Process metrics (memory, event loop lag) once per process, not per test broker.
+    if (withProcessMetrics) collectDefaultMetrics({ register: this.registry })
+  }
+
+  drop(reason: DropReason): void {
+    this.dropped.inc({ reason })
+  }
+
+  /** Current value of a counter or gauge with the given labels; 0 when never touched. */
+  async value(metric: Counter | Gauge, labels: Record<string, string> = {}): Promise<number> {
+    const { values } = await metric.get()
+    const match = values.find((v) =>
+      Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want),
+    )
+    return match?.value ?? 0
+  }
+}

@@ -1,0 +1,73 @@
+import { SignJWT, errors, jwtVerify } from 'jose'
+import { z } from 'zod'
+import { IdSchema } from '@skyline/schemas'
+
+/** The roles of ARCHITECTURE.md's authorization table. */
+export const DEVICE_ROLES = ['drone', 'station', 'service', 'viewer'] as const
+export type DeviceRole = (typeof DEVICE_ROLES)[number]
+
+/**
+ * Who a connected client is. `fleet` is absent only for `service`, which works
+ * across fleets; `anonymous` exists only when MQTT_ALLOW_ANONYMOUS is on.
+ */
+export type DeviceIdentity =
+  | { role: 'drone' | 'station' | 'viewer'; id: string; fleet: string }
+  | { role: 'service'; id: string; fleet?: string }
+  | { role: 'anonymous'; id: string }
+
+const ClaimsSchema = z.discriminatedUnion('role', [
+  z.object({ role: z.enum(['drone', 'station', 'viewer']), sub: IdSchema, fleet: IdSchema }),
+  z.object({ role: z.literal('service'), sub: IdSchema, fleet: IdSchema.optional() }),
+])
+
+export type DeviceClaims = z.input<typeof ClaimsSchema>
+
+/** A token that does not verify: bad signature, expired, malformed or wrong claims. */
+export class TokenError extends Error {
+  constructor(
+    readonly code: 'token_invalid' | 'token_expired' | 'token_claims',
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+const ALG = 'HS256'
+
+function key(secret: string): Uint8Array {
+  return new TextEncoder().encode(secret)
+}
+
+/**
+ * Signs a device token (JWT, HS256).
+ * @param expiresInS lifetime in seconds; omitted, the token does not expire.
+ */
+export async function signDeviceToken(
+  secret: string,
+  claims: DeviceClaims,
+  expiresInS?: number,
+): Promise<string> {
+  const parsed = ClaimsSchema.safeParse(claims)
+  if (!parsed.success) {
+    throw new TokenError('token_claims', z.prettifyError(parsed.error))
+  }
+  const { sub, ...rest } = parsed.data
+  const jwt = new SignJWT(rest).setProtectedHeader({ alg: ALG }).setSubject(sub).setIssuedAt()
+  if (expiresInS !== undefined) jwt.setExpirationTime(Math.floor(Date.now() / 1000) + expiresInS)
+  return jwt.sign(key(secret))
+}
+
+/** Verifies a device token and returns the identity it grants. */
+export async function verifyDeviceToken(secret: string, token: string): Promise<DeviceIdentity> {
+  let payload: unknown
+  try {
+    ;({ payload } = await jwtVerify(token, key(secret), { algorithms: [ALG] }))
+  } catch (err) {
+    if (err instanceof errors.JWTExpired) throw new TokenError('token_expired', 'token expired')
+    throw new TokenError('token_invalid', 'token does not verify')
+  }
+  const claims = ClaimsSchema.safeParse(payload)
+  if (!claims.success) throw new TokenError('token_claims', 'token claims are not valid')
+  const { sub, ...rest } = claims.data
+  return { ...rest, id: sub }
+}

@@ -1,0 +1,197 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { MqttClient } from 'mqtt'
+import { mayLeaveWill, mayPublish, maySubscribe } from '../src/acl.ts'
+import type { DeviceClaims, DeviceIdentity } from '../src/index.ts'
+import { collect, nextMessage, startTestBroker } from './helpers.ts'
+import type { TestBroker } from './helpers.ts'
+
+// ARCHITECTURE.md "Roles": every role × own/other topic × publish/subscribe/will,
+// through a real broker and real clients.
+interface Cell {
+  own: string
+  other: string
+  ownAllowed: boolean
+}
+interface RoleRow {
+  claims: DeviceClaims
+  publish: Cell
+  subscribe: Cell
+  will: Cell
+}
+
+const ROWS: RoleRow[] = [
+  {
+    claims: { role: 'drone', sub: 'd1', fleet: 'f1' },
+    publish: {
+      own: 'fleet/f1/drones/d1/telemetry',
+      other: 'fleet/f1/drones/d2/telemetry',
+      ownAllowed: true,
+    },
+    subscribe: {
+      own: 'fleet/f1/drones/d1/commands',
+      other: 'fleet/f1/drones/d2/commands',
+      ownAllowed: true,
+    },
+    will: {
+      own: 'fleet/f1/drones/d1/status',
+      other: 'fleet/f1/drones/d2/status',
+      ownAllowed: true,
+    },
+  },
+  {
+    claims: { role: 'station', sub: 's1', fleet: 'f1' },
+    publish: {
+      own: 'fleet/f1/stations/s1/requests',
+      other: 'fleet/f1/stations/s2/requests',
+      ownAllowed: true,
+    },
+    subscribe: {
+      own: 'fleet/f1/stations/s1/status',
+      other: 'fleet/f1/stations/s2/status',
+      ownAllowed: false,
+    },
+    will: {
+      own: 'fleet/f1/stations/s1/status',
+      other: 'fleet/f2/stations/s1/status',
+      ownAllowed: true,
+    },
+  },
+  {
+    claims: { role: 'service', sub: 'api' },
+    publish: {
+      own: 'fleet/f2/drones/d9/commands',
+      other: 'fleet/f1/drones/d1/telemetry',
+      ownAllowed: true,
+    },
+    subscribe: { own: 'fleet/#', other: '#', ownAllowed: true },
+    will: {
+      own: 'fleet/f1/drones/api/status',
+      other: 'fleet/f1/drones/d1/status',
+      ownAllowed: false,
+    },
+  },
+  {
+    claims: { role: 'viewer', sub: 'v1', fleet: 'f1' },
+    publish: {
+      own: 'fleet/f1/drones/d1/telemetry',
+      other: 'fleet/f2/drones/d1/telemetry',
+      ownAllowed: false,
+    },
+    subscribe: { own: 'fleet/f1/#', other: 'fleet/f2/#', ownAllowed: true },
+    will: {
+      own: 'fleet/f1/drones/v1/status',
+      other: 'fleet/f2/drones/v1/status',
+      ownAllowed: false,
+    },
+  },
+]
+
+describe('the authorization table, through a real broker', () => {
+  let tb: TestBroker
+  let watcher: MqttClient
+
+  beforeAll(async () => {
+    tb = await startTestBroker()
+    watcher = await tb.connect({ role: 'service', sub: 'watcher' })
+    await watcher.subscribeAsync('fleet/#', { qos: 1 })
+  })
+  afterAll(() => tb.close())
+
+  const refused = (action: string) => tb.broker.metrics.value(tb.broker.metrics.refused, { action })
+
+  for (const row of ROWS) {
+    const { role, sub } = row.claims
+    describe(`role ${role}`, () => {
+      for (const side of ['own', 'other'] as const) {
+        const allowed = side === 'own' && row.publish.ownAllowed
+        it(`${allowed ? 'routes' : 'acknowledges and drops'} a publish on its ${side} topic`, async () => {
+          const client = await tb.connect(row.claims, { clientId: `${sub}:pub-${side}` })
+          const topic = row.publish[side]
+          const payload = `${role}-${side}-${Date.now()}`
+          const seen = collect(watcher)
+          const before = await refused('publish')
+          // QoS 1: the PUBACK proves the connection stays up and the ACL has decided.
+          await client.publishAsync(topic, payload, { qos: 1 })
+          expect(await refused('publish')).toBe(before + (allowed ? 0 : 1))
+          expect(client.connected).toBe(true)
+          if (row.publish.ownAllowed) {
+            // One publisher's messages arrive in order: once a later allowed message is
+            // through, a refused one would have arrived before it.
+            const sentinel = nextMessage(watcher, (t) => t === row.publish.own)
+            await client.publishAsync(row.publish.own, 'sentinel', { qos: 1 })
+            await sentinel
+          }
+          expect(seen.some((m) => m.payload === payload)).toBe(allowed)
+        })
+
+        const subAllowed = side === 'own' && row.subscribe.ownAllowed
+        it(`${subAllowed ? 'grants' : 'refuses in SUBACK'} a subscription to its ${side} filter`, async () => {
+          const client = await tb.connect(row.claims, { clientId: `${sub}:sub-${side}` })
+          const subscribing = client.subscribeAsync(row.subscribe[side], { qos: 1 })
+          if (subAllowed) expect((await subscribing)[0]?.qos).toBe(1)
+          // mqtt.js rejects a SUBACK with 0x80; the connection stays up.
+          else await expect(subscribing).rejects.toMatchObject({ packet: { granted: [128] } })
+          expect(client.connected).toBe(true)
+        })
+
+        const willAllowed = side === 'own' && row.will.ownAllowed
+        it(`${willAllowed ? 'accepts' : 'refuses with not authorized'} a will on its ${side} status`, async () => {
+          const connecting = tb.connect(row.claims, {
+            clientId: `${sub}:will-${side}`,
+            will: { topic: row.will[side], payload: Buffer.from('gone'), qos: 1, retain: true },
+          })
+          if (willAllowed) await expect(connecting).resolves.toBeTruthy()
+          else await expect(connecting).rejects.toMatchObject({ code: 5 })
+        })
+      }
+    })
+  }
+
+  it('lets a drone not publish commands to itself', async () => {
+    const drone = await tb.connect(
+      { role: 'drone', sub: 'd1', fleet: 'f1' },
+      { clientId: 'd1:cmd' },
+    )
+    const before = await refused('publish')
+    await drone.publishAsync('fleet/f1/drones/d1/commands', '{}', { qos: 1 })
+    expect(await refused('publish')).toBe(before + 1)
+  })
+})
+
+describe('acl rules', () => {
+  const drone: DeviceIdentity = { role: 'drone', id: 'd1', fleet: 'f1' }
+  const viewer: DeviceIdentity = { role: 'viewer', id: 'v1', fleet: 'f1' }
+  const service: DeviceIdentity = { role: 'service', id: 'api' }
+
+  it('refuses topics outside the grammar whoever asks', () => {
+    for (const topic of [
+      'fleet/f1/drones/d1',
+      'fleet/f1/drones/d1/telemetry/x',
+      '$SYS/x',
+      'other/f1/drones/d1/telemetry',
+    ]) {
+      expect(mayPublish(drone, topic)).toBe(false)
+      expect(mayPublish(service, topic)).toBe(false)
+    }
+  })
+
+  it('keeps a drone to its own fleet', () => {
+    expect(mayPublish(drone, 'fleet/f2/drones/d1/telemetry')).toBe(false)
+    expect(mayLeaveWill(drone, 'fleet/f2/drones/d1/status')).toBe(false)
+    expect(maySubscribe(drone, 'fleet/f2/drones/d1/commands')).toBe(false)
+    expect(maySubscribe(drone, 'fleet/f1/drones/+/commands')).toBe(false)
+  })
+
+  it('keeps a viewer inside its fleet even with wildcards', () => {
+    expect(maySubscribe(viewer, 'fleet/f1/drones/+/telemetry')).toBe(true)
+    expect(maySubscribe(viewer, 'fleet/+/drones/#')).toBe(false)
+    expect(maySubscribe(viewer, 'fleet/f10/#')).toBe(false)
+    expect(maySubscribe(viewer, '#')).toBe(false)
+  })
+
+  it('lets the service read every fleet but not the broker internals', () => {
+    expect(maySubscribe(service, 'fleet/+/drones/+/telemetry')).toBe(true)
+    expect(maySubscribe(service, '$SYS/#')).toBe(false)
+    expect(maySubscribe(service, '+/f1/#')).toBe(false)
+  })
+})

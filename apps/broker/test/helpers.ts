@@ -1,0 +1,112 @@
+import { once } from 'node:events'
+import { connectAsync } from 'mqtt'
+import type { IClientOptions, MqttClient, Packet } from 'mqtt'
+import { createBroker, startListeners, signDeviceToken } from '../src/index.ts'
+import type { BrokerOptions, DeviceClaims, Listening, SkylineBroker } from '../src/index.ts'
+
+export const SECRET = 'test-secret-that-is-at-least-32-characters-long'
+
+export interface TestBroker {
+  broker: SkylineBroker
+  listening: Listening
+  url: string
+  /** A client with a fresh token for these claims; closed by close(). */
+  connect(claims: DeviceClaims, options?: IClientOptions): Promise<MqttClient>
+  close(): Promise<void>
+}
+
+/** A real broker on ephemeral loopback ports, with clients that close with it. */
+export async function startTestBroker(options: Partial<BrokerOptions> = {}): Promise<TestBroker> {
+  const broker = await createBroker({ tokenSecret: SECRET, ...options })
+  const listening = await startListeners(broker, { host: '127.0.0.1', mqttPort: 0, metricsPort: 0 })
+  const url = `mqtt://127.0.0.1:${listening.mqtt.port}`
+  const clients: MqttClient[] = []
+  return {
+    broker,
+    listening,
+    url,
+    async connect(claims, opts) {
+      const client = await connectAs(url, claims, opts)
+      clients.push(client)
+      return client
+    },
+    async close() {
+      await Promise.all(clients.map((c) => c.endAsync(true)))
+      await listening.close()
+    },
+  }
+}
+
+/** Connects with a token for `claims` (username = sub), never reconnecting by itself. */
+export async function connectAs(
+  url: string,
+  claims: DeviceClaims,
+  options: IClientOptions = {},
+): Promise<MqttClient> {
+  return connectAsync(url, {
+    clientId: claims.sub,
+    username: claims.sub,
+    password: await signDeviceToken(SECRET, claims),
+    reconnectPeriod: 0,
+    connectTimeout: 5_000,
+    ...options,
+  })
+}
+
+export interface Received {
+  topic: string
+  payload: string
+  packet: Packet & { retain?: boolean; qos?: number }
+}
+
+/** The next message on `client` whose topic satisfies `match`, or an error after `timeoutMs`. */
+export function nextMessage(
+  client: MqttClient,
+  match: (topic: string) => boolean = () => true,
+  timeoutMs = 5_000,
+): Promise<Received> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      client.off('message', onMessage)
+      reject(new Error(`no message within ${timeoutMs} ms`))
+    }, timeoutMs)
+    function onMessage(topic: string, payload: Buffer, packet: Packet) {
+      if (!match(topic)) return
+      clearTimeout(timer)
+      client.off('message', onMessage)
+      resolve({ topic, payload: payload.toString(), packet })
+    }
+    client.on('message', onMessage)
+  })
+}
+
+/** Collects every message on `client` into an array, from now on. */
+export function collect(client: MqttClient): Received[] {
+  const seen: Received[] = []
+  client.on('message', (topic, payload, packet) =>
+    seen.push({ topic, payload: payload.toString(), packet }),
+  )
+  return seen
+}
+
+/** Resolves when `predicate` holds, checking after each event of `emitter`, or rejects after `timeoutMs`. */
+export async function until(
+  predicate: () => boolean | Promise<boolean>,
+  timeoutMs = 5_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`)
+    // Not a sleep for an answer: a bounded poll of a counter that has no event of its own.
+    await new Promise((r) => setTimeout(r, 10))
+  }
+}
+
+/** Waits for an event with a bound. */
+export async function eventWithin<T extends unknown[]>(
+  emitter: NodeJS.EventEmitter,
+  event: string,
+  timeoutMs = 5_000,
+): Promise<T> {
+  return (await once(emitter, event, { signal: AbortSignal.timeout(timeoutMs) })) as T
+}
