@@ -67,12 +67,17 @@ export async function startListeners(
       const http = createHttpServer((_req, res) =>
         res.writeHead(426).end('MQTT over WebSocket only\n'),
       )
+      // noServer: errors of the HTTP server (a taken port) stay with listen() below.
       const ws = new WebSocketServer({
-        server: http,
+        noServer: true,
         perMessageDeflate: false,
         maxPayload: opts.maxWsPayloadBytes ?? 65_536 + 16,
       })
-      ws.on('connection', (socket, req) => broker.handle(createWebSocketStream(socket), req))
+      http.on('upgrade', (req, socket, head) => {
+        ws.handleUpgrade(req, socket, head, (client) =>
+          broker.handle(createWebSocketStream(client), req),
+        )
+      })
       wss.push(ws)
       result.ws = await open(http, opts.wsPort, 'MQTT_WS_PORT')
     }

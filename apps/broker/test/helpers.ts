@@ -1,4 +1,3 @@
-import { once } from 'node:events'
 import { connectAsync } from 'mqtt'
 import type { IClientOptions, MqttClient, Packet } from 'mqtt'
 import { createBroker, startListeners, signDeviceToken } from '../src/index.ts'
@@ -37,20 +36,28 @@ export async function startTestBroker(options: Partial<BrokerOptions> = {}): Pro
   }
 }
 
-/** Connects with a token for `claims` (username = sub), never reconnecting by itself. */
-export async function connectAs(
-  url: string,
+/** Client options that authenticate as `claims` (username = sub), never reconnecting by itself. */
+export async function optionsFor(
   claims: DeviceClaims,
   options: IClientOptions = {},
-): Promise<MqttClient> {
-  return connectAsync(url, {
+): Promise<IClientOptions> {
+  return {
     clientId: claims.sub,
     username: claims.sub,
     password: await signDeviceToken(SECRET, claims),
     reconnectPeriod: 0,
     connectTimeout: 5_000,
     ...options,
-  })
+  }
+}
+
+/** Connects as `claims` and resolves on CONNACK. */
+export async function connectAs(
+  url: string,
+  claims: DeviceClaims,
+  options: IClientOptions = {},
+): Promise<MqttClient> {
+  return connectAsync(url, await optionsFor(claims, options))
 }
 
 export interface Received {
@@ -89,24 +96,16 @@ export function collect(client: MqttClient): Received[] {
   return seen
 }
 
-/** Resolves when `predicate` holds, checking after each event of `emitter`, or rejects after `timeoutMs`. */
-export async function until(
-  predicate: () => boolean | Promise<boolean>,
-  timeoutMs = 5_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`)
-    // Not a sleep for an answer: a bounded poll of a counter that has no event of its own.
-    await new Promise((r) => setTimeout(r, 10))
-  }
-}
-
-/** Waits for an event with a bound. */
-export async function eventWithin<T extends unknown[]>(
-  emitter: NodeJS.EventEmitter,
-  event: string,
-  timeoutMs = 5_000,
-): Promise<T> {
-  return (await once(emitter, event, { signal: AbortSignal.timeout(timeoutMs) })) as T
+/** Resolves when the broker has closed `client`'s connection, or rejects after `timeoutMs`. */
+export function closedWithin(client: MqttClient, timeoutMs = 5_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`connection still open after ${timeoutMs} ms`)),
+      timeoutMs,
+    )
+    client.once('close', () => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })
 }

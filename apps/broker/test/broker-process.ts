@@ -1,0 +1,96 @@
+import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { createInterface } from 'node:readline'
+
+const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
+const TSX = fileURLToPath(new URL('../../../node_modules/tsx/dist/cli.mjs', import.meta.url))
+
+export interface BrokerProcess {
+  child: ChildProcess
+  ports: { mqtt: number; ws?: number; mqtts?: number; metrics?: number }
+  /** Log lines (pino JSON, parsed) and stderr lines seen so far. */
+  logs: Record<string, unknown>[]
+  stderr: string[]
+  /** Resident memory of the broker process now, bytes. */
+  rssBytes(): number
+  metrics(): Promise<string>
+  /** Sends `signal` and resolves with the exit code. */
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<number | null>
+}
+
+/**
+ * The broker as users run it (`npm run broker`), in its own process, on ephemeral
+ * ports read back from its "broker listening" log line.
+ */
+export async function spawnBroker(
+  env: Record<string, string>,
+  timeoutMs = 15_000,
+): Promise<BrokerProcess> {
+  const child = spawn(process.execPath, [TSX, MAIN], {
+    env: {
+      ...process.env,
+      MQTT_PORT: '0',
+      MQTT_WS_PORT: '0',
+      BROKER_METRICS_PORT: '0',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  const logs: Record<string, unknown>[] = []
+  const stderr: string[] = []
+  createInterface({ input: child.stderr }).on('line', (line) => stderr.push(line))
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  )
+  const ports = await new Promise<BrokerProcess['ports']>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`broker did not start within ${timeoutMs} ms: ${stderr.join('\n')}`)),
+      timeoutMs,
+    )
+    void exited.then((code) =>
+      reject(new Error(`broker exited with ${code}: ${stderr.join('\n')}`)),
+    )
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const entry = JSON.parse(line) as Record<string, unknown>
+      logs.push(entry)
+      if (entry.msg === 'broker listening') {
+        clearTimeout(timer)
+        resolve(entry as unknown as BrokerProcess['ports'])
+      }
+    })
+  })
+  return {
+    child,
+    ports,
+    logs,
+    stderr,
+    rssBytes() {
+      const status = readFileSync(`/proc/${child.pid}/status`, 'utf8')
+      return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? NaN) * 1024
+    },
+    async metrics() {
+      const res = await fetch(`http://127.0.0.1:${ports.metrics}/metrics`)
+      return res.text()
+    },
+    async stop(signal = 'SIGTERM', stopTimeoutMs = 10_000) {
+      if (child.exitCode !== null) return child.exitCode
+      child.kill(signal)
+      const timer = setTimeout(() => child.kill('SIGKILL'), stopTimeoutMs)
+      const code = await exited
+      clearTimeout(timer)
+      return code
+    },
+  }
+}
+
+/** The value of one sample in Prometheus text, 0 when absent. */
+export function sample(metricsText: string, name: string, labels = ''): number {
+  const line = metricsText
+    .split('\n')
+    .find((l) => l.startsWith(`${name}${labels ? `{${labels}}` : ''} `))
+  return line ? Number(line.split(' ').at(-1)) : 0
+}

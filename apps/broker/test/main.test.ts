@@ -1,0 +1,121 @@
+import { execFile } from 'node:child_process'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { describe, expect, it } from 'vitest'
+import { loadConfig, verifyDeviceToken } from '../src/index.ts'
+import { spawnBroker } from './broker-process.ts'
+import { SECRET, connectAs, closedWithin } from './helpers.ts'
+
+const run = promisify(execFile)
+const TSX = fileURLToPath(new URL('../../../node_modules/tsx/dist/cli.mjs', import.meta.url))
+const TOKEN_CLI = fileURLToPath(new URL('../src/token-cli.ts', import.meta.url))
+
+describe('npm run broker', () => {
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    'stops cleanly on %s, disconnecting its clients',
+    async (signal) => {
+      const broker = await spawnBroker({ DEVICE_TOKEN_SECRET: SECRET })
+      const client = await connectAs(`mqtt://127.0.0.1:${broker.ports.mqtt}`, {
+        role: 'service',
+        sub: 'api',
+      })
+      const closed = closedWithin(client)
+      expect(await broker.stop(signal)).toBe(0)
+      await closed
+      expect(broker.logs.map((l) => l.msg)).toEqual(
+        expect.arrayContaining(['shutting down', 'stopped']),
+      )
+      await client.endAsync(true)
+    },
+  )
+
+  it('stops with a message naming the variable when a value is bad', async () => {
+    await expect(
+      spawnBroker({ DEVICE_TOKEN_SECRET: SECRET, MQTT_PORT: 'eighteen' }),
+    ).rejects.toThrow(/MQTT_PORT/)
+    await expect(spawnBroker({ DEVICE_TOKEN_SECRET: 'short' })).rejects.toThrow(
+      /DEVICE_TOKEN_SECRET: must be at least 32/,
+    )
+  })
+
+  it('stops with a message naming the variable when its port is taken', async () => {
+    const taken = createServer()
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve))
+    const port = (taken.address() as AddressInfo).port
+    try {
+      await expect(
+        spawnBroker({ DEVICE_TOKEN_SECRET: SECRET, MQTT_PORT: String(port) }),
+      ).rejects.toThrow(`port ${port} is already in use: set MQTT_PORT to a free port`)
+    } finally {
+      taken.close()
+    }
+  })
+})
+
+describe('configuration', () => {
+  it('applies the documented defaults', () => {
+    const config = loadConfig({})
+    expect(config).toMatchObject({
+      MQTT_PORT: 1883,
+      MQTT_WS_PORT: 8083,
+      MQTTS_PORT: 8883,
+      MQTT_MAX_PACKET_BYTES: 65_536,
+      MQTT_ALLOW_ANONYMOUS: false,
+    })
+  })
+
+  it.each([
+    [{ MQTT_PORT: '70000' }, 'MQTT_PORT'],
+    [{ MQTT_RATE_LIMIT: '-1' }, 'MQTT_RATE_LIMIT'],
+    [{ MQTT_ALLOW_ANONYMOUS: 'yes' }, 'MQTT_ALLOW_ANONYMOUS'],
+    [{ REDIS_URL: 'http://localhost' }, 'REDIS_URL'],
+    [{ TLS_CERT: '/tmp/cert.pem' }, 'TLS_CERT'],
+  ])('rejects %o naming %s', (env, variable) => {
+    expect(() => loadConfig(env)).toThrow(new RegExp(`${variable}:`))
+  })
+})
+
+describe('npm run token', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'skyline-token-'))
+  const token = (args: string[], env: Record<string, string> = {}) =>
+    run(process.execPath, [TSX, TOKEN_CLI, ...args], {
+      env: { ...process.env, DATA_DIR: dataDir, DEVICE_TOKEN_SECRET: '', ...env },
+    })
+
+  it('prints a token that verifies with the secret it created in DATA_DIR', async () => {
+    const { stdout } = await token(['--role', 'drone', '--fleet', 'f1', '--id', 'd7'])
+    const secret = readFileSync(join(dataDir, 'device-token-secret'), 'utf8').trim()
+    expect(await verifyDeviceToken(secret, stdout.trim())).toEqual({
+      role: 'drone',
+      id: 'd7',
+      fleet: 'f1',
+    })
+    const again = await token(['--role', 'drone', '--fleet', 'f1', '--id', 'd7'])
+    expect(await verifyDeviceToken(secret, again.stdout.trim())).toMatchObject({ id: 'd7' })
+  })
+
+  it('signs with DEVICE_TOKEN_SECRET when it is set', async () => {
+    const { stdout } = await token(['--role', 'service', '--id', 'api'], {
+      DEVICE_TOKEN_SECRET: SECRET,
+    })
+    expect(await verifyDeviceToken(SECRET, stdout.trim())).toEqual({ role: 'service', id: 'api' })
+  })
+
+  it.each([
+    [['--role', 'pilot', '--fleet', 'f1', '--id', 'd1'], /--role/],
+    [['--role', 'drone', '--id', 'd1'], /--fleet: required/],
+    [['--role', 'drone', '--fleet', 'f1', '--id', 'a/b'], /--id/],
+  ])('exits with a message naming the flag for %j', async (args, message) => {
+    const failure = (await token(args).then(
+      () => undefined,
+      (err: unknown) => err,
+    )) as { code: number; stderr: string } | undefined
+    expect(failure?.code).toBe(2)
+    expect(failure?.stderr).toMatch(message)
+  })
+})

@@ -1,0 +1,83 @@
+import { connect as tcpConnect } from 'node:net'
+import type { Socket } from 'node:net'
+import mqttPacket from 'mqtt-packet'
+import type { Packet } from 'mqtt-packet'
+
+/**
+ * A bare MQTT 3.1.1 connection for the cases a well-behaved client library will not
+ * produce (an empty client id with a persistent session, a duplicate QoS 2 PUBLISH).
+ */
+export class RawClient {
+  private readonly queue: Packet[] = []
+  private waiting: ((p: Packet) => void) | undefined
+  readonly closed: Promise<void>
+
+  private constructor(readonly socket: Socket) {
+    const parser = mqttPacket.parser()
+    parser.on('packet', (packet: Packet) => {
+      const w = this.waiting
+      if (w) {
+        this.waiting = undefined
+        w(packet)
+      } else this.queue.push(packet)
+    })
+    socket.on('data', (chunk) => parser.parse(chunk))
+    this.closed = new Promise((resolve) => socket.once('close', () => resolve()))
+  }
+
+  static async open(port: number): Promise<RawClient> {
+    const socket = tcpConnect({ host: '127.0.0.1', port })
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve)
+      socket.once('error', reject)
+    })
+    return new RawClient(socket)
+  }
+
+  send(packet: Packet): void {
+    this.socket.write(mqttPacket.generate(packet))
+  }
+
+  /**
+   * Sends a CONNECT with an empty client id and CleanSession 0, which mqtt-packet
+   * refuses to generate: the packet is generated with CleanSession 1 and the flag cleared.
+   */
+  sendConnectWithEmptyIdAndPersistentSession(username: string, password: Buffer): void {
+    const bytes = mqttPacket.generate({
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 4,
+      clientId: '',
+      clean: true,
+      keepalive: 30,
+      username,
+      password,
+    })
+    let offset = 1 // fixed header byte, then the remaining length (1 to 4 bytes)
+    while ((bytes[offset++]! & 0x80) !== 0);
+    const flags = offset + 2 + 4 + 1 // protocol name "MQTT" with its length, protocol level
+    bytes[flags] = bytes[flags]! & ~0x02 // CleanSession is bit 1 [MQTT-3.1.2.4]
+    this.socket.write(bytes)
+  }
+
+  /** The next packet from the broker, or an error after `timeoutMs` or when the socket closes. */
+  next(timeoutMs = 5_000): Promise<Packet> {
+    const queued = this.queue.shift()
+    if (queued) return Promise.resolve(queued)
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`no packet within ${timeoutMs} ms`)),
+        timeoutMs,
+      )
+      void this.closed.then(() => reject(new Error('connection closed')))
+      this.waiting = (p) => {
+        clearTimeout(timer)
+        resolve(p)
+      }
+    })
+  }
+
+  destroy(): void {
+    this.socket.destroy()
+  }
+}
