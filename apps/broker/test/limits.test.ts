@@ -54,16 +54,7 @@ describe('connection refusals', () => {
     const t = await start()
     const r = await raw(t)
     const password = Buffer.from(await signDeviceToken(SECRET, drone))
-    r.send({
-      cmd: 'connect',
-      protocolId: 'MQTT',
-      protocolVersion: 4,
-      clientId: '',
-      clean: true,
-      keepalive: 30,
-      username: 'd1',
-      password,
-    })
+    r.sendConnect('', 'd1', password)
     expect(await r.next()).toMatchObject({ cmd: 'connack', returnCode: 0 })
   })
 
@@ -187,16 +178,7 @@ describe('QoS 2 exactly once', () => {
     const seen = collect(watcher)
     const r = await raw(t)
     const password = Buffer.from(await signDeviceToken(SECRET, { role: 'service', sub: 'api' }))
-    r.send({
-      cmd: 'connect',
-      protocolId: 'MQTT',
-      protocolVersion: 4,
-      clientId: 'api',
-      clean: true,
-      keepalive: 30,
-      username: 'api',
-      password,
-    })
+    r.sendConnect('api', 'api', password)
     expect(await r.next()).toMatchObject({ cmd: 'connack', returnCode: 0 })
     const publish = {
       cmd: 'publish',

@@ -38,21 +38,17 @@ export class RawClient {
     this.socket.write(mqttPacket.generate(packet))
   }
 
+  /** Sends a CONNECT (MQTT 3.1.1, keepalive 30 s) with these credentials. */
+  sendConnect(clientId: string, username: string, password: Buffer, clean = true): void {
+    this.socket.write(connectBytes(clientId, username, password, clean))
+  }
+
   /**
    * Sends a CONNECT with an empty client id and CleanSession 0, which mqtt-packet
    * refuses to generate: the packet is generated with CleanSession 1 and the flag cleared.
    */
   sendConnectWithEmptyIdAndPersistentSession(username: string, password: Buffer): void {
-    const bytes = mqttPacket.generate({
-      cmd: 'connect',
-      protocolId: 'MQTT',
-      protocolVersion: 4,
-      clientId: '',
-      clean: true,
-      keepalive: 30,
-      username,
-      password,
-    })
+    const bytes = connectBytes('', username, password, true)
     let offset = 1 // fixed header byte, then the remaining length (1 to 4 bytes)
     while ((bytes[offset++]! & 0x80) !== 0);
     const flags = offset + 2 + 4 + 1 // protocol name "MQTT" with its length, protocol level
@@ -80,4 +76,22 @@ export class RawClient {
   destroy(): void {
     this.socket.destroy()
   }
+}
+
+function connectBytes(
+  clientId: string,
+  username: string,
+  password: Buffer,
+  clean: boolean,
+): Buffer {
+  return mqttPacket.generate({
+    cmd: 'connect',
+    protocolId: 'MQTT',
+    protocolVersion: 4,
+    keepalive: 30,
+    clientId,
+    clean,
+    username,
+    password,
+  })
 }
