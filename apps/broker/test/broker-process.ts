@@ -46,7 +46,7 @@ export async function spawnBroker(
   const exited = new Promise<number | null>((resolve) =>
     child.once('exit', (code) => resolve(code)),
   )
-  const ports = await new Promise<BrokerProcess['ports']>((resolve, reject) => {
+  const starting = new Promise<BrokerProcess['ports']>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`broker did not start within ${timeoutMs} ms: ${stderr.join('\n')}`)),
       timeoutMs,
@@ -63,6 +63,13 @@ export async function spawnBroker(
       }
     })
   })
+  let ports: BrokerProcess['ports']
+  try {
+    ports = await starting
+  } catch (err) {
+    child.kill('SIGKILL') // a broker that did not start must not outlive the test
+    throw err
+  }
   return {
     child,
     ports,

@@ -1,0 +1,106 @@
+import mqtt from 'mqtt'
+import type { IClientOptions, MqttClient } from 'mqtt'
+
+/** Reconnect backoff, ms: doubles from `first` up to `max` while attempts fail. */
+export const RECONNECT_MS = { first: 500, max: 30_000 } as const
+
+/** A refusal the device cannot fix by trying again (bad token, not authorized). */
+export class RefusedError extends Error {
+  constructor(
+    readonly clientId: string,
+    readonly returnCode: number,
+  ) {
+    super(
+      `broker refused ${clientId} (CONNACK ${returnCode}): check DEVICE_TOKEN_SECRET and the broker's roles`,
+    )
+  }
+}
+
+/**
+ * One device's MQTT connection. It reconnects by itself after any drop, with
+ * exponential backoff and jitter (mqtt.js alone retries at a fixed period, so a fleet
+ * that drops at once would come back at once), and can be dropped on purpose without
+ * a DISCONNECT for chaos testing. QoS 1/2 messages published while offline are kept by
+ * mqtt.js and sent on reconnect.
+ */
+export class Connection {
+  readonly client: MqttClient
+  private delayMs: number = RECONNECT_MS.first
+  private plannedDelayMs: number | undefined
+  private timer: NodeJS.Timeout | undefined
+  private stopped = false
+
+  private constructor(
+    url: string,
+    options: IClientOptions,
+    onConnect: (conn: Connection, first: boolean) => void,
+  ) {
+    this.client = mqtt.connect(url, {
+      ...options,
+      reconnectPeriod: 0, // reconnects are ours, see above
+      queueQoSZero: false, // telemetry that could not be sent is stale: drop it
+    })
+    let first = true
+    this.client.on('connect', () => {
+      this.delayMs = RECONNECT_MS.first
+      onConnect(this, first)
+      first = false
+    })
+    this.client.on('close', () => this.scheduleReconnect())
+  }
+
+  /** Connects and resolves on the first CONNACK; a refusal of that first attempt is final. */
+  static open(
+    url: string,
+    options: IClientOptions,
+    /** Called on every CONNACK, the first included, before open() resolves. */
+    onConnect: (conn: Connection, first: boolean) => void,
+  ): Promise<Connection> {
+    const conn = new Connection(url, options, onConnect)
+    return new Promise((resolve, reject) => {
+      let connected = false
+      // Also keeps later errors (a failed reconnect) from being unhandled 'error' events.
+      conn.client.on('error', (err: Error & { code?: number }) => {
+        if (!connected && typeof err.code === 'number' && err.code >= 1 && err.code <= 5) {
+          conn.stopped = true
+          conn.client.end(true)
+          reject(new RefusedError(String(options.clientId), err.code))
+        }
+      })
+      conn.client.once('connect', () => {
+        connected = true
+        resolve(conn)
+      })
+    })
+  }
+
+  get connected(): boolean {
+    return this.client.connected
+  }
+
+  /** Destroys the socket without a DISCONNECT, so the broker publishes the will; back after `downMs`. */
+  dropFor(downMs: number): boolean {
+    if (!this.client.connected || this.plannedDelayMs !== undefined) return false
+    this.plannedDelayMs = downMs
+    this.client.stream.destroy()
+    return true
+  }
+
+  /** Disconnects cleanly (DISCONNECT: no will) and stops reconnecting. */
+  async close(): Promise<void> {
+    this.stopped = true
+    clearTimeout(this.timer)
+    await this.client.endAsync()
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped || this.timer !== undefined) return
+    const delay = this.plannedDelayMs ?? this.delayMs * (0.75 + Math.random() / 2)
+    this.plannedDelayMs = undefined
+    this.delayMs = Math.min(RECONNECT_MS.max, this.delayMs * 2)
+    this.timer = setTimeout(() => {
+      this.timer = undefined
+      if (!this.stopped) this.client.reconnect()
+    }, delay)
+  }
+}

@@ -1,0 +1,6 @@
+export { Fleet } from './fleet.ts'
+export type { FleetOptions } from './fleet.ts'
+export { loadConfig, UsageError } from './config.ts'
+export type { SimConfig } from './config.ts'
+export { DroneModel } from './drone-model.ts'
+export type { ModelEvent, Stop } from './drone-model.ts'

@@ -1,0 +1,46 @@
+// Entry point of `npm run sim`: reads flags and environment, starts the fleet, shows a
+// status line on a terminal, and stops cleanly (no wills fire) on SIGINT/SIGTERM.
+import { resolveTokenSecret } from '@skyline/broker/auth'
+import { USAGE, UsageError, loadConfig } from './config.ts'
+import { RefusedError } from './connection.ts'
+import { Fleet } from './fleet.ts'
+import { startStatusLine, summaryText } from './status-line.ts'
+
+async function main(): Promise<void> {
+  const config = loadConfig(process.argv.slice(2), process.env)
+  const tokenSecret = resolveTokenSecret(config.tokenSecret, config.dataDir)
+  const started = performance.now()
+  console.log(
+    `connecting ${config.drones} drones and ${config.stations} stations of fleet ${config.fleetId} to ${config.url}`,
+  )
+  const fleet = await Fleet.start({ ...config, tokenSecret })
+  console.log(`fleet ${config.fleetId} flying (time scale ${config.timeScale}); Ctrl-C stops it`)
+  const stopStatus = process.stdout.isTTY ? startStatusLine(fleet, process.stdout) : () => {}
+
+  let stopping = false
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) return
+    stopping = true
+    stopStatus()
+    console.log(`${signal}: landing the fleet`)
+    fleet.stop().then(
+      () => {
+        console.log(summaryText(fleet, (performance.now() - started) / 1000))
+        process.exit(0)
+      },
+      (err: unknown) => {
+        console.error('sim: stop failed:', err)
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof UsageError) console.error(`sim: ${err.message}\n${USAGE}`)
+  else if (err instanceof RefusedError) console.error(`sim: ${err.message}`)
+  else console.error('sim: failed to start:', err instanceof Error ? err.message : err)
+  process.exit(2)
+})

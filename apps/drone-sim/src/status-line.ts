@@ -1,0 +1,35 @@
+import type { Fleet } from './fleet.ts'
+
+/** The live one-line status on a terminal: rewritten in place once a second. */
+export function startStatusLine(fleet: Fleet, out: NodeJS.WriteStream): () => void {
+  let lastPublished = fleet.stats.published
+  let lastAt = performance.now()
+  const timer = setInterval(() => {
+    const now = performance.now()
+    const rate = ((fleet.stats.published - lastPublished) * 1000) / (now - lastAt)
+    lastPublished = fleet.stats.published
+    lastAt = now
+    out.write(`\r\x1b[2K${statusText(fleet, rate)}`)
+  }, 1000)
+  return () => {
+    clearInterval(timer)
+    out.write('\r\x1b[2K')
+  }
+}
+
+export function statusText(fleet: Fleet, messagesPerS: number): string {
+  const s = fleet.stats
+  return (
+    `drones ${fleet.connectedDrones}/${fleet.drones.length} connected · ${messagesPerS.toFixed(0)} msg/s · ` +
+    `${s.reconnects} reconnects · deliveries ${s.deliveriesCompleted} done, ${s.deliveriesFailed} failed · ${s.requests} requests`
+  )
+}
+
+export function summaryText(fleet: Fleet, seconds: number): string {
+  const s = fleet.stats
+  return [
+    `ran ${seconds.toFixed(0)} s: ${fleet.drones.length} drones, ${fleet.stations.length} stations`,
+    `published ${s.published} messages (${s.telemetry} telemetry, ${s.events} events, ${s.requests} delivery requests), ${(s.published / Math.max(1, seconds)).toFixed(0)} msg/s`,
+    `deliveries: ${s.deliveriesCompleted} completed, ${s.deliveriesFailed} failed; reconnects: ${s.reconnects} (${s.chaosDrops} chaos drops); commands rejected: ${s.commandsRejected}`,
+  ].join('\n')
+}
