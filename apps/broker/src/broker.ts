@@ -17,6 +17,7 @@ import type { Clock } from './rate-limit.ts'
 import { TokenError, verifyDeviceToken } from './tokens.ts'
 import type { DeviceIdentity } from './tokens.ts'
 import { limitPacketSize } from './packet-size.ts'
+import { indexedMemoryPersistence } from './retained-index.ts'
 
 export interface BrokerOptions {
   /** HS256 secret that device tokens are verified with. */
@@ -111,7 +112,7 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
   )
   const persistence = options.redisUrl
     ? aedesPersistenceRedis({ conn: new Redis(options.redisUrl) })
-    : undefined
+    : indexedMemoryPersistence()
 
   function refuse(
     done: (error: AuthenticateError | null, success: boolean | null) => void,
@@ -255,7 +256,7 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
     close() {
       closed ??= (async () => {
         await new Promise<void>((resolve) => broker.close(resolve))
-        if (persistence) await persistence.destroy()
+        if (options.redisUrl) await (persistence as { destroy(): Promise<void> }).destroy()
       })()
       return closed
     },

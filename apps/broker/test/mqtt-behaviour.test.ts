@@ -136,6 +136,25 @@ describe.each(targets)('standard MQTT against %s', (_name, start) => {
     expect(seen.map((m) => m.payload)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4'])
   })
 
+  it('gives a subscriber to the exact topic the retained message, until an empty payload clears it', async () => {
+    const d = await connect(drone('ret'))
+    await d.publishAsync(status('ret'), 'kept', { qos: 1, retain: true })
+    const first = await connect(service('ret-1'))
+    const kept = nextMessage(first)
+    await first.subscribeAsync(status('ret'), { qos: 1 })
+    expect((await kept).payload).toBe('kept')
+
+    await d.publishAsync(status('ret'), '', { qos: 1, retain: true })
+    // A live message afterwards: a retained one would have arrived before it.
+    const second = await connect(service('ret-2'))
+    const seen = collect(second)
+    await second.subscribeAsync([status('ret'), `fleet/${fleet}/drones/ret/events`], { qos: 1 })
+    const sentinel = nextMessage(second, (t) => t.endsWith('/events'))
+    await d.publishAsync(`fleet/${fleet}/drones/ret/events`, 'after', { qos: 1 })
+    await sentinel
+    expect(seen.map((m) => m.payload)).toEqual(['after'])
+  })
+
   it('publishes a retained last will when a drone vanishes, and a late subscriber gets it', async () => {
     const watcher = await connect(service('watch-lwt'))
     await watcher.subscribeAsync(status('lwt'), { qos: 1 })
