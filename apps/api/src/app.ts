@@ -1,0 +1,96 @@
+import type { FastifyError, FastifyInstance } from 'fastify'
+import fp from 'fastify-plugin'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+} from 'fastify-type-provider-zod'
+import type { ApiConfig } from './config.ts'
+import type { Database } from './db/client.ts'
+import { ApiError } from './errors.ts'
+import databasePlugin from './plugins/external/database.ts'
+import ingestPlugin from './plugins/external/ingest.ts'
+import fleetRepository from './plugins/app/fleet-repository.ts'
+import drones from './routes/api/drones.ts'
+import fleet from './routes/api/fleet.ts'
+import health from './routes/api/health.ts'
+import stations from './routes/api/stations.ts'
+import stats from './routes/api/stats.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: ApiConfig
+    tokenSecret: string
+  }
+}
+
+export interface AppOptions {
+  config: ApiConfig
+  database: Database
+  /** Secret that signs device tokens (the ingest's service token). */
+  tokenSecret: string
+}
+
+/**
+ * The api as a Fastify plugin: everything it needs comes in as options. Not
+ * encapsulated (fastify-plugin), so whoever registers it sees its decorators.
+ */
+export default fp(app, { name: 'skyline-api' })
+
+async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
+  fastify.decorate('config', opts.config)
+  fastify.decorate('tokenSecret', opts.tokenSecret)
+  fastify.setValidatorCompiler(validatorCompiler)
+  fastify.setSerializerCompiler(serializerCompiler)
+
+  // One error shape, never a stack trace; 5xx text is hidden from the client.
+  fastify.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof ApiError) {
+      return reply.code(err.statusCode).send({ error: { code: err.code, message: err.message } })
+    }
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const message = err.validation
+        .map(
+          (v) =>
+            `${err.validationContext ?? 'request'}${v.instancePath.replaceAll('/', '.')}: ${v.message}`,
+        )
+        .join('; ')
+      return reply.code(400).send({ error: { code: 'bad_request', message } })
+    }
+    const status = err.statusCode ?? 500
+    if (status >= 500) {
+      req.log.error({ err }, 'request failed')
+      return reply.code(status).send({ error: { code: 'internal', message: 'internal error' } })
+    }
+    return reply
+      .code(status)
+      .send({ error: { code: err.code?.toLowerCase() ?? 'bad_request', message: err.message } })
+  })
+  fastify.setNotFoundHandler((req, reply) =>
+    reply
+      .code(404)
+      .send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url}` } }),
+  )
+
+  await fastify.register(swagger, {
+    openapi: {
+      info: {
+        title: 'Skyline API',
+        version: '0.1.0',
+        description: 'Drone fleet tracking: REST and live stream',
+      },
+    },
+    transform: jsonSchemaTransform,
+  })
+  await fastify.register(swaggerUi, { routePrefix: '/docs' })
+
+  await fastify.register(databasePlugin, { database: opts.database })
+  await fastify.register(ingestPlugin)
+  await fastify.register(fleetRepository)
+  for (const routes of [health, fleet, drones, stations, stats]) {
+    await fastify.register(routes, { prefix: '/api' })
+  }
+}

@@ -1,0 +1,50 @@
+import { z } from 'zod'
+
+/** A bad configuration value. Its message names the variable. */
+export class ConfigError extends Error {
+  readonly code = 'invalid_config'
+}
+
+const int = z.coerce.number().int()
+
+const EnvSchema = z.object({
+  HOST: z.string().min(1).default('0.0.0.0'),
+  /** REST, live stream, OpenAPI, metrics and the web app. Default 3000. */
+  HTTP_PORT: int.min(0).max(65_535).default(3000),
+  /** The broker the ingest subscribes to. Default mqtt://localhost:1883. */
+  MQTT_URL: z.url({ protocol: /^(mqtts?|wss?)$/ }).default('mqtt://localhost:1883'),
+  /** Client id of the ingest's persistent session; one per api deployment. Default skyline-api. */
+  API_MQTT_CLIENT_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/)
+    .default('skyline-api'),
+  /** Postgres; absent: embedded PGlite under DATA_DIR. */
+  DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+  DATA_DIR: z.string().min(1).default('./data'),
+  /** Secret that signs device tokens (the api signs its own service token). */
+  DEVICE_TOKEN_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  /** A drone silent this long is marked stale, s. Default 30. */
+  STALE_AFTER_S: int.positive().default(30),
+  /** Days of telemetry kept; older daily partitions are dropped. Default 30. */
+  TELEMETRY_RETENTION_DAYS: int.positive().default(30),
+  /** Messages written per transaction at most. Default 2000. */
+  INGEST_BATCH_MAX: int.positive().max(20_000).default(2_000),
+  /** Longest a message waits for its batch, ms. Default 50. */
+  INGEST_BATCH_DELAY_MS: int.min(0).max(10_000).default(50),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+})
+
+export type ApiConfig = z.infer<typeof EnvSchema>
+
+/** Reads the api's configuration once. @throws ConfigError naming every bad variable. */
+export function loadConfig(env: Record<string, string | undefined>): ApiConfig {
+  const present = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== ''))
+  const result = EnvSchema.safeParse(present)
+  if (!result.success) {
+    const lines = result.error.issues.map(
+      (i) => `${i.path.join('.') || 'environment'}: ${i.message}`,
+    )
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`)
+  }
+  return result.data
+}

@@ -1,0 +1,68 @@
+import { mkdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { PGlite } from '@electric-sql/pglite'
+import { sql } from 'drizzle-orm'
+import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
+import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js'
+import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator'
+import postgres from 'postgres'
+import * as schema from './schema.ts'
+
+/** The database, whichever driver is behind it: queries are written once against this. */
+export type Db = PgDatabase<PgQueryResultHKT, typeof schema>
+
+export interface Database {
+  readonly db: Db
+  readonly kind: 'postgres' | 'pglite'
+  /** Answers when the database does (for /api/ready). */
+  ping(): Promise<void>
+  close(): Promise<void>
+}
+
+const MIGRATIONS = fileURLToPath(new URL('../../drizzle', import.meta.url))
+
+export interface DatabaseOptions {
+  /** postgres:// URL; absent: embedded PGlite under `dataDir`. */
+  url?: string
+  dataDir: string
+  /** Connections in the pool (Postgres only). Default 10. */
+  poolSize?: number
+}
+
+/**
+ * Opens the database and applies the committed migrations. Postgres through
+ * postgres.js when a URL is given, otherwise PGlite (real Postgres in WebAssembly)
+ * persisted under DATA_DIR, so one machine needs no server.
+ */
+export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
+  if (opts.url !== undefined) {
+    const client = postgres(opts.url, { max: opts.poolSize ?? 10, onnotice: () => {} })
+    const db = drizzlePostgres(client, { schema })
+    try {
+      await migratePostgres(db, { migrationsFolder: MIGRATIONS })
+    } catch (err) {
+      await client.end({ timeout: 1 })
+      throw err
+    }
+    return {
+      db: db as unknown as Db,
+      kind: 'postgres',
+      ping: async () => void (await db.execute(sql`select 1`)),
+      close: () => client.end({ timeout: 5 }),
+    }
+  }
+  const dir = join(opts.dataDir, 'pglite')
+  mkdirSync(dir, { recursive: true })
+  const client = await PGlite.create(dir)
+  const db = drizzlePglite(client, { schema })
+  await migratePglite(db, { migrationsFolder: MIGRATIONS })
+  return {
+    db: db as unknown as Db,
+    kind: 'pglite',
+    ping: async () => void (await db.execute(sql`select 1`)),
+    close: () => client.close(),
+  }
+}

@@ -1,0 +1,197 @@
+import {
+  bigserial,
+  boolean,
+  doublePrecision,
+  index,
+  integer,
+  jsonb,
+  pgTable,
+  primaryKey,
+  real,
+  text,
+  timestamp,
+} from 'drizzle-orm/pg-core'
+
+// Tables in camelCase, columns in snake_case (STYLE.md). Times are timestamptz; the
+// payloads' epoch-ms `ts` become Dates at the edge. Ids are unique within a fleet, so
+// devices are keyed by (fleet, id).
+
+const at = (name: string) => timestamp(name, { withTimezone: true, mode: 'date' })
+
+/** Latest known state of every drone: what REST and the map's first paint read. */
+export const drones = pgTable(
+  'drones',
+  {
+    fleetId: text('fleet_id').notNull(),
+    id: text('id').notNull(),
+    online: boolean('online').notNull().default(false),
+    /** DroneState, or 'stale' when silent for longer than STALE_AFTER_S. */
+    state: text('state').notNull().default('offline'),
+    stationId: text('station_id'),
+    model: text('model'),
+    firmware: text('firmware'),
+    lat: doublePrecision('lat'),
+    lon: doublePrecision('lon'),
+    altM: real('alt_m'),
+    speedMps: real('speed_mps'),
+    headingDeg: real('heading_deg'),
+    batteryPct: real('battery_pct'),
+    deliveryId: text('delivery_id'),
+    lastSeq: integer('last_seq'),
+    /** `ts` of the newest telemetry, simulated or real. */
+    positionAt: at('position_at'),
+    /** Wall-clock time the api last heard from it: drives staleness. */
+    lastSeenAt: at('last_seen_at'),
+    /** When `online` last changed (the will's arrival for a drone that dropped off). */
+    onlineChangedAt: at('online_changed_at'),
+    offlineReason: text('offline_reason'),
+  },
+  (t) => [primaryKey({ columns: [t.fleetId, t.id] })],
+)
+
+export const stations = pgTable(
+  'stations',
+  {
+    fleetId: text('fleet_id').notNull(),
+    id: text('id').notNull(),
+    name: text('name').notNull(),
+    lat: doublePrecision('lat').notNull(),
+    lon: doublePrecision('lon').notNull(),
+    capacity: integer('capacity').notNull(),
+    docked: jsonb('docked').$type<string[]>().notNull().default([]),
+    online: boolean('online').notNull(),
+    statusAt: at('status_at').notNull(),
+    onlineChangedAt: at('online_changed_at'),
+  },
+  (t) => [primaryKey({ columns: [t.fleetId, t.id] })],
+)
+
+/**
+ * Every position report. Partitioned by day on `ts` (see the migration: drizzle-kit
+ * cannot declare partitions), so that retention drops whole days.
+ */
+export const telemetry = pgTable(
+  'telemetry',
+  {
+    fleetId: text('fleet_id').notNull(),
+    droneId: text('drone_id').notNull(),
+    ts: at('ts').notNull(),
+    seq: integer('seq').notNull(),
+    lat: doublePrecision('lat').notNull(),
+    lon: doublePrecision('lon').notNull(),
+    altM: real('alt_m').notNull(),
+    speedMps: real('speed_mps').notNull(),
+    headingDeg: real('heading_deg').notNull(),
+    batteryPct: real('battery_pct').notNull(),
+    state: text('state').notNull(),
+    deliveryId: text('delivery_id'),
+    receivedAt: at('received_at').notNull(),
+  },
+  // The key de-duplicates redelivered messages and serves a drone's track over time.
+  (t) => [primaryKey({ columns: [t.fleetId, t.droneId, t.ts, t.seq] })],
+)
+
+/** Events drones report, de-duplicated by their id. */
+export const droneEvents = pgTable(
+  'drone_events',
+  {
+    id: text('id').primaryKey(),
+    fleetId: text('fleet_id').notNull(),
+    droneId: text('drone_id').notNull(),
+    type: text('type').notNull(),
+    ts: at('ts').notNull(),
+    deliveryId: text('delivery_id'),
+    stationId: text('station_id'),
+    detail: text('detail'),
+    receivedAt: at('received_at').notNull(),
+  },
+  (t) => [index('drone_events_drone_ts').on(t.fleetId, t.droneId, t.ts)],
+)
+
+/** Online/offline changes of drones and stations. */
+export const presenceChanges = pgTable(
+  'presence_changes',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    fleetId: text('fleet_id').notNull(),
+    kind: text('kind', { enum: ['drone', 'station'] }).notNull(),
+    deviceId: text('device_id').notNull(),
+    online: boolean('online').notNull(),
+    reason: text('reason'),
+    at: at('at').notNull(),
+  },
+  (t) => [index('presence_changes_device_at').on(t.fleetId, t.kind, t.deviceId, t.at)],
+)
+
+/** Messages that did not decode: the dead-letter table. */
+export const rejectedMessages = pgTable('rejected_messages', {
+  id: bigserial('id', { mode: 'number' }).primaryKey(),
+  topic: text('topic').notNull(),
+  sizeBytes: integer('size_bytes').notNull(),
+  /** The first bytes of the payload, as text, for a person to read. */
+  excerpt: text('excerpt').notNull(),
+  reason: text('reason').notNull(),
+  receivedAt: at('received_at').notNull(),
+})
+
+export const DELIVERY_STATUSES = [
+  'requested',
+  'assigned',
+  'to_pickup',
+  'picked_up',
+  'en_route',
+  'arrived',
+  'completed',
+  'failed',
+  'cancelled',
+] as const
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number]
+
+/** A delivery and the times of its lifecycle (ARCHITECTURE.md "Delivery lifecycle"). */
+export const deliveries = pgTable(
+  'deliveries',
+  {
+    id: text('id').primaryKey(),
+    fleetId: text('fleet_id').notNull(),
+    status: text('status', { enum: DELIVERY_STATUSES }).notNull(),
+    /** Who asked: a station's DeliveryRequest or an operator through REST. */
+    source: text('source', { enum: ['station', 'api'] }).notNull(),
+    pickupStationId: text('pickup_station_id').notNull(),
+    dropoffStationId: text('dropoff_station_id').notNull(),
+    payloadKg: real('payload_kg').notNull(),
+    droneId: text('drone_id'),
+    /** Great-circle distance pick-up to drop-off, metres. */
+    distanceM: real('distance_m'),
+    requestedAt: at('requested_at').notNull(),
+    assignedAt: at('assigned_at'),
+    pickedUpAt: at('picked_up_at'),
+    departedAt: at('departed_at'),
+    arrivedAt: at('arrived_at'),
+    completedAt: at('completed_at'),
+    failedAt: at('failed_at'),
+    cancelledAt: at('cancelled_at'),
+    failureReason: text('failure_reason'),
+    /** The last ETA computed while in flight, and its error against the arrival, s. */
+    etaAt: at('eta_at'),
+    etaErrorS: real('eta_error_s'),
+    updatedAt: at('updated_at').notNull(),
+  },
+  (t) => [
+    index('deliveries_fleet_requested').on(t.fleetId, t.requestedAt, t.id),
+    index('deliveries_status').on(t.status),
+    index('deliveries_drone').on(t.droneId),
+  ],
+)
+
+/** Every transition of a delivery, with its time. */
+export const deliveryEvents = pgTable(
+  'delivery_events',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    deliveryId: text('delivery_id').notNull(),
+    status: text('status', { enum: DELIVERY_STATUSES }).notNull(),
+    at: at('at').notNull(),
+    detail: text('detail'),
+  },
+  (t) => [index('delivery_events_delivery_at').on(t.deliveryId, t.at)],
+)

@@ -1,0 +1,6 @@
+export { default as app } from './app.ts'
+export type { AppOptions } from './app.ts'
+export { loadConfig, ConfigError } from './config.ts'
+export type { ApiConfig } from './config.ts'
+export { openDatabase } from './db/client.ts'
+export type { Database } from './db/client.ts'

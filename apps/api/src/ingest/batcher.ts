@@ -1,0 +1,162 @@
+import type { IngestItem } from './items.ts'
+
+export interface BatcherOptions {
+  /** Items written in one transaction at most. Default 2,000. */
+  maxItems?: number
+  /** Longest an item waits for its batch to fill, ms. Default 50. */
+  maxDelayMs?: number
+  /** Unacknowledged QoS 0 items kept during a database outage; older ones are dropped. Default 200,000. */
+  maxBuffered?: number
+  /** Retry backoff after a failed write, ms: doubles from first to max. */
+  retryMs?: { first: number; max: number }
+}
+
+export interface BatcherHooks {
+  flushed?(items: number, ms: number): void
+  failed?(err: unknown, attempt: number): void
+  healthChanged?(healthy: boolean): void
+  dropped?(items: number): void
+}
+
+interface Pending {
+  item: IngestItem
+  /** Set for QoS 1/2 messages: acknowledged to the broker once committed. */
+  done?: () => void
+}
+
+/**
+ * Collects ingest items and writes them in batches, one transaction at a time, in
+ * arrival order: bounded in size (maxItems) and in delay (maxDelayMs), flushed at
+ * once when a message waits for its acknowledgement. A failed write is retried with
+ * backoff, keeping its items, until the database is back.
+ */
+export class Batcher {
+  private buffer: Pending[] = []
+  private timer: NodeJS.Timeout | undefined
+  private writing = false
+  private urgent = false
+  private attempt = 0
+  private closed = false
+  private healthy = true
+  private readonly maxItems: number
+  private readonly maxDelayMs: number
+  private readonly maxBuffered: number
+  private readonly retryMs: { first: number; max: number }
+
+  constructor(
+    private readonly write: (items: IngestItem[]) => Promise<void>,
+    opts: BatcherOptions = {},
+    private readonly hooks: BatcherHooks = {},
+  ) {
+    this.maxItems = opts.maxItems ?? 2_000
+    this.maxDelayMs = opts.maxDelayMs ?? 50
+    this.maxBuffered = opts.maxBuffered ?? 200_000
+    this.retryMs = opts.retryMs ?? { first: 100, max: 5_000 }
+  }
+
+  get isHealthy(): boolean {
+    return this.healthy
+  }
+
+  get buffered(): number {
+    return this.buffer.length
+  }
+
+  /** Queues an item that needs no acknowledgement (QoS 0). */
+  add(item: IngestItem): void {
+    this.buffer.push({ item })
+    if (this.buffer.length > this.maxBuffered) this.shed()
+    this.schedule()
+  }
+
+  /** Queues an item and resolves once it is committed (QoS 1/2: then acknowledge it). */
+  addAndWait(item: IngestItem): Promise<void> {
+    return new Promise((resolve) => {
+      this.buffer.push({ item, done: resolve })
+      this.urgent = true
+      this.schedule()
+    })
+  }
+
+  /** Writes what is buffered (retrying until it succeeds or `timeoutMs` passes), then stops. */
+  async close(timeoutMs = 5_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    this.urgent = true
+    while (this.buffer.length > 0 && Date.now() < deadline) {
+      if (!this.writing) await this.flush()
+      else await new Promise((r) => setTimeout(r, 10))
+    }
+    this.closed = true
+    clearTimeout(this.timer)
+  }
+
+  private schedule(): void {
+    if (this.writing || this.closed) return
+    if (this.urgent || this.buffer.length >= this.maxItems) {
+      clearTimeout(this.timer)
+      this.timer = undefined
+      setImmediate(() => void this.flush())
+    } else {
+      this.timer ??= setTimeout(() => {
+        this.timer = undefined
+        void this.flush()
+      }, this.maxDelayMs)
+    }
+  }
+
+  private async flush(): Promise<void> {
+    if (this.writing || this.buffer.length === 0) return
+    this.writing = true
+    this.urgent = false
+    const batch = this.buffer.slice(0, this.maxItems)
+    const started = performance.now()
+    let ok = false
+    try {
+      await this.write(batch.map((p) => p.item))
+      ok = true
+    } catch (err) {
+      this.attempt++
+      this.hooks.failed?.(err, this.attempt)
+      this.setHealthy(false)
+    }
+    if (ok) {
+      this.buffer.splice(0, batch.length)
+      this.attempt = 0
+      this.setHealthy(true)
+      this.hooks.flushed?.(batch.length, performance.now() - started)
+      for (const p of batch) p.done?.()
+    }
+    this.writing = false
+    if (this.closed) return
+    if (!ok) {
+      const delay = Math.min(this.retryMs.max, this.retryMs.first * 2 ** (this.attempt - 1))
+      this.timer = setTimeout(() => {
+        this.timer = undefined
+        void this.flush()
+      }, delay)
+      return
+    }
+    if (this.buffer.some((p) => p.done !== undefined)) this.urgent = true
+    if (this.buffer.length > 0) this.schedule()
+  }
+
+  /** During an outage: drop the oldest items that nobody waits for (QoS 0 telemetry). */
+  private shed(): void {
+    const excess = this.buffer.length - this.maxBuffered
+    let dropped = 0
+    this.buffer = this.buffer.filter((p) => {
+      if (dropped < excess && p.done === undefined && p.item.kind === 'telemetry') {
+        dropped++
+        return false
+      }
+      return true
+    })
+    if (dropped > 0) this.hooks.dropped?.(dropped)
+  }
+
+  private setHealthy(healthy: boolean): void {
+    if (healthy === this.healthy) return
+    this.healthy = healthy
+    this.hooks.healthChanged?.(healthy)
+  }
+}

@@ -1,0 +1,94 @@
+import { decodePayload, parseTopic, topicKind } from '@skyline/schemas'
+import type { Batcher } from './batcher.ts'
+import type { IngestItem } from './items.ts'
+
+/** Bytes of a rejected payload kept for a person to read. */
+const EXCERPT_BYTES = 200
+
+/**
+ * Turns one MQTT message into an ingest item: decoded against the contract, or
+ * rejected with the reason (the service never stops for one bad message). Returns a
+ * promise for messages that must be acknowledged after their rows are committed.
+ */
+export class Ingest {
+  received = 0
+  rejected = 0
+
+  constructor(
+    private readonly batcher: Batcher,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  handle(topic: string, payload: Buffer, qos: 0 | 1 | 2): Promise<void> | undefined {
+    this.received++
+    const item = this.decode(topic, payload)
+    if (item.kind === 'rejected') this.rejected++
+    if (qos === 0) {
+      this.batcher.add(item)
+      return undefined
+    }
+    return this.batcher.addAndWait(item)
+  }
+
+  private decode(topic: string, payload: Buffer): IngestItem {
+    const receivedAt = this.now()
+    const reject = (reason: string): IngestItem => ({
+      kind: 'rejected',
+      topic,
+      sizeBytes: payload.length,
+      // Lossy on purpose: the excerpt is for reading, the reason says what was wrong.
+      excerpt: payload.subarray(0, EXCERPT_BYTES).toString('utf8').replaceAll('\u0000', ''),
+      reason,
+      receivedAt,
+    })
+    const addr = parseTopic(topic)
+    if (addr === null) return reject('unknown_topic: not a topic of the Skyline contract')
+    const kind = topicKind(addr)
+    switch (kind) {
+      case 'drone/telemetry':
+      case 'drone/status':
+      case 'drone/events': {
+        if (addr.kind !== 'drone') return reject('unknown_topic')
+        const { fleetId, droneId } = addr
+        if (kind === 'drone/telemetry') {
+          const r = decodePayload(kind, payload)
+          return r.ok
+            ? { kind: 'telemetry', fleetId, droneId, msg: r.value, receivedAt }
+            : reject(r.reason)
+        }
+        if (kind === 'drone/status') {
+          const r = decodePayload(kind, payload)
+          return r.ok
+            ? { kind: 'drone-status', fleetId, droneId, msg: r.value, receivedAt }
+            : reject(r.reason)
+        }
+        const r = decodePayload(kind, payload)
+        return r.ok
+          ? { kind: 'drone-event', fleetId, droneId, msg: r.value, receivedAt }
+          : reject(r.reason)
+      }
+      case 'station/status':
+      case 'station/requests': {
+        if (addr.kind !== 'station') return reject('unknown_topic')
+        const { fleetId, stationId } = addr
+        if (kind === 'station/status') {
+          const r = decodePayload(kind, payload)
+          return r.ok
+            ? { kind: 'station-status', fleetId, stationId, msg: r.value, receivedAt }
+            : reject(r.reason)
+        }
+        const r = decodePayload(kind, payload)
+        return r.ok
+          ? { kind: 'delivery-request', fleetId, stationId, msg: r.value, receivedAt }
+          : reject(r.reason)
+      }
+      case 'drone/commands':
+        // The api sends commands; one coming back is not ingested.
+        return reject('unexpected_topic: commands are not ingested')
+      default: {
+        const unhandled: never = kind
+        return reject(`unknown_topic: ${String(unhandled)}`)
+      }
+    }
+  }
+}

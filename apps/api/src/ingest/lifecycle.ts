@@ -1,0 +1,82 @@
+import { and, eq } from 'drizzle-orm'
+import type { DroneEvent } from '@skyline/schemas'
+import type { Db } from '../db/client.ts'
+import { deliveries, deliveryEvents } from '../db/schema.ts'
+import type { DeliveryStatus } from '../db/schema.ts'
+
+type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
+
+/** How far along the lifecycle a status is; a delivery only moves forward. */
+const RANK: Record<DeliveryStatus, number> = {
+  requested: 0,
+  assigned: 1,
+  to_pickup: 2,
+  picked_up: 3,
+  en_route: 4,
+  arrived: 5,
+  completed: 6,
+  failed: 7,
+  cancelled: 7,
+}
+const TERMINAL: ReadonlySet<DeliveryStatus> = new Set(['completed', 'failed', 'cancelled'])
+
+/** The delivery status a drone event moves to, and which timestamp it sets. */
+function transition(
+  event: DroneEvent,
+  current: DeliveryStatus,
+): { status: DeliveryStatus; column?: keyof typeof deliveries.$inferInsert } | null {
+  switch (event.type) {
+    case 'delivery.accepted':
+      return { status: 'to_pickup' }
+    case 'delivery.picked_up':
+      return { status: 'picked_up', column: 'pickedUpAt' }
+    case 'delivery.departed':
+      return { status: 'en_route', column: 'departedAt' }
+    case 'delivery.arrived':
+      return { status: 'arrived', column: 'arrivedAt' }
+    case 'delivery.completed':
+      return { status: 'completed', column: 'completedAt' }
+    case 'delivery.failed':
+      // A cancel the api asked for comes back as a failure with detail "cancelled".
+      return event.detail === 'cancelled' || current === 'cancelled'
+        ? { status: 'cancelled', column: 'cancelledAt' }
+        : { status: 'failed', column: 'failedAt' }
+    case 'battery.low':
+      return null
+  }
+}
+
+/** Moves the delivery an event names along its lifecycle and records the transition. */
+export async function applyDroneEvent(
+  tx: Tx,
+  fleetId: string,
+  droneId: string,
+  event: DroneEvent,
+  receivedAt: Date,
+): Promise<void> {
+  if (event.deliveryId === undefined) return
+  const [delivery] = await tx
+    .select({ status: deliveries.status, droneId: deliveries.droneId, etaAt: deliveries.etaAt })
+    .from(deliveries)
+    .where(and(eq(deliveries.id, event.deliveryId), eq(deliveries.fleetId, fleetId)))
+  if (delivery === undefined || TERMINAL.has(delivery.status)) return
+  const next = transition(event, delivery.status)
+  if (next === null || RANK[next.status] <= RANK[delivery.status]) return
+  const at = new Date(event.ts)
+  await tx
+    .update(deliveries)
+    .set({
+      status: next.status,
+      droneId: delivery.droneId ?? droneId,
+      updatedAt: receivedAt,
+      ...(next.column !== undefined && { [next.column]: at }),
+      ...(next.status === 'failed' && { failureReason: event.detail ?? 'failed' }),
+      // How far off the last ETA was, seconds (positive: it arrived early).
+      ...(next.status === 'arrived' &&
+        delivery.etaAt !== null && { etaErrorS: (delivery.etaAt.getTime() - at.getTime()) / 1000 }),
+    })
+    .where(eq(deliveries.id, event.deliveryId))
+  await tx
+    .insert(deliveryEvents)
+    .values({ deliveryId: event.deliveryId, status: next.status, at, detail: event.detail ?? null })
+}

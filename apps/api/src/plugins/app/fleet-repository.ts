@@ -1,0 +1,144 @@
+import { and, asc, count, eq, gte, lte, sql } from 'drizzle-orm'
+import fp from 'fastify-plugin'
+import type { Db } from '../../db/client.ts'
+import { deliveries, drones, rejectedMessages, stations, telemetry } from '../../db/schema.ts'
+import { ApiError } from '../../errors.ts'
+
+export type DroneRow = typeof drones.$inferSelect
+export type StationRow = typeof stations.$inferSelect
+export type TrackPoint = Pick<
+  typeof telemetry.$inferSelect,
+  | 'ts'
+  | 'seq'
+  | 'lat'
+  | 'lon'
+  | 'altM'
+  | 'speedMps'
+  | 'headingDeg'
+  | 'batteryPct'
+  | 'state'
+  | 'deliveryId'
+>
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    fleet: FleetRepository
+  }
+}
+
+/** Most points one track request returns: a day at 1 Hz with room to spare. */
+export const MAX_TRACK_POINTS = 200_000
+
+/** Reads drones, stations, tracks and counts. Routes ask it; they never query directly. */
+export class FleetRepository {
+  constructor(private readonly db: Db) {}
+
+  listDrones(fleetId?: string): Promise<DroneRow[]> {
+    return this.db
+      .select()
+      .from(drones)
+      .where(fleetId !== undefined ? eq(drones.fleetId, fleetId) : undefined)
+      .orderBy(asc(drones.fleetId), asc(drones.id))
+  }
+
+  /** The drone with this id; `fleetId` tells apart two fleets that use the same id. */
+  async getDrone(id: string, fleetId?: string): Promise<DroneRow | undefined> {
+    const rows = await this.db
+      .select()
+      .from(drones)
+      .where(
+        and(eq(drones.id, id), fleetId !== undefined ? eq(drones.fleetId, fleetId) : undefined),
+      )
+    return single(rows, 'drone', id)
+  }
+
+  listStations(fleetId?: string): Promise<StationRow[]> {
+    return this.db
+      .select()
+      .from(stations)
+      .where(fleetId !== undefined ? eq(stations.fleetId, fleetId) : undefined)
+      .orderBy(asc(stations.fleetId), asc(stations.id))
+  }
+
+  async getStation(id: string, fleetId?: string): Promise<StationRow | undefined> {
+    const rows = await this.db
+      .select()
+      .from(stations)
+      .where(
+        and(eq(stations.id, id), fleetId !== undefined ? eq(stations.fleetId, fleetId) : undefined),
+      )
+    return single(rows, 'station', id)
+  }
+
+  /** A drone's positions between `from` and `to`, oldest first. */
+  track(fleetId: string, droneId: string, from: Date, to: Date): Promise<TrackPoint[]> {
+    return this.db
+      .select({
+        ts: telemetry.ts,
+        seq: telemetry.seq,
+        lat: telemetry.lat,
+        lon: telemetry.lon,
+        altM: telemetry.altM,
+        speedMps: telemetry.speedMps,
+        headingDeg: telemetry.headingDeg,
+        batteryPct: telemetry.batteryPct,
+        state: telemetry.state,
+        deliveryId: telemetry.deliveryId,
+      })
+      .from(telemetry)
+      .where(
+        and(
+          eq(telemetry.fleetId, fleetId),
+          eq(telemetry.droneId, droneId),
+          gte(telemetry.ts, from),
+          lte(telemetry.ts, to),
+        ),
+      )
+      .orderBy(asc(telemetry.ts), asc(telemetry.seq))
+      .limit(MAX_TRACK_POINTS)
+  }
+
+  async counts(): Promise<{
+    drones: number
+    dronesOnline: number
+    stations: number
+    deliveries: number
+    rejected: number
+  }> {
+    const [d] = await this.db
+      .select({
+        total: count(),
+        online: sql<number>`count(*) filter (where ${drones.online})`.mapWith(Number),
+      })
+      .from(drones)
+    const [s] = await this.db.select({ total: count() }).from(stations)
+    const [del] = await this.db.select({ total: count() }).from(deliveries)
+    const [r] = await this.db.select({ total: count() }).from(rejectedMessages)
+    return {
+      drones: d?.total ?? 0,
+      dronesOnline: d?.online ?? 0,
+      stations: s?.total ?? 0,
+      deliveries: del?.total ?? 0,
+      rejected: r?.total ?? 0,
+    }
+  }
+}
+
+function single<T extends { fleetId: string }>(rows: T[], what: string, id: string): T | undefined {
+  if (rows.length > 1) {
+    const fleets = rows.map((r) => r.fleetId).join(', ')
+    throw new ApiError(
+      409,
+      'ambiguous_id',
+      `${what} ${id} exists in several fleets (${fleets}): add ?fleet=`,
+    )
+  }
+  return rows[0]
+}
+
+export default fp(
+  async (fastify) => {
+    fastify.decorate('fleet', new FleetRepository(fastify.database.db))
+  },
+  { name: 'fleet-repository', dependencies: ['database'] },
+)

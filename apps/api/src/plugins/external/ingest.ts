@@ -1,0 +1,85 @@
+import fp from 'fastify-plugin'
+import mqtt from 'mqtt'
+import type { MqttClient } from 'mqtt'
+import { API_SUBSCRIPTIONS } from '@skyline/schemas'
+import { signDeviceToken } from '@skyline/broker/auth'
+import { TelemetryPartitions } from '../../db/partitions.ts'
+import { Batcher } from '../../ingest/batcher.ts'
+import { Ingest } from '../../ingest/ingest.ts'
+import { writeBatch } from '../../ingest/writer.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    ingest: {
+      client: MqttClient
+      batcher: Batcher
+      ingest: Ingest
+      partitions: TelemetryPartitions
+    }
+  }
+}
+
+/**
+ * The ingest: one MQTT connection with a service token and a persistent session
+ * (fixed client id, clean session 0), the wildcard subscriptions of ARCHITECTURE.md,
+ * and a batcher that writes to the database. QoS 1 messages are acknowledged only
+ * after their rows are committed, so a crash, a restart or a database outage loses
+ * nothing: the broker redelivers what was not acknowledged.
+ */
+export default fp(
+  async (fastify) => {
+    const { config, database, tokenSecret } = fastify
+    const partitions = new TelemetryPartitions(database.db)
+    const batcher = new Batcher(
+      (items) => writeBatch(database.db, partitions, items),
+      { maxItems: config.INGEST_BATCH_MAX, maxDelayMs: config.INGEST_BATCH_DELAY_MS },
+      {
+        failed: (err, attempt) =>
+          fastify.log.warn({ err, attempt }, 'ingest write failed: retrying'),
+        healthChanged: (healthy) =>
+          fastify.log[healthy ? 'info' : 'error'](
+            `ingest ${healthy ? 'writing again' : 'cannot write'}`,
+          ),
+        dropped: (n) =>
+          fastify.log.warn({ dropped: n }, 'ingest buffer full: oldest QoS 0 telemetry dropped'),
+      },
+    )
+    const ingest = new Ingest(batcher)
+    const id = config.API_MQTT_CLIENT_ID
+    const client = mqtt.connect(config.MQTT_URL, {
+      clientId: id,
+      username: id,
+      password: await signDeviceToken(tokenSecret, { role: 'service', sub: id }),
+      clean: false,
+      reconnectPeriod: 1_000,
+    })
+    // mqtt.js's documented backpressure hook for MQTT 3.1.1 (customHandleAcks is
+    // MQTT 5 only): the PUBACK goes out when `done` is called, and the next message is
+    // handled after that. QoS 0 needs no acknowledgement and is released at once.
+    client.handleMessage = (packet, done) => {
+      const committed = ingest.handle(packet.topic, packet.payload as Buffer, packet.qos)
+      if (committed === undefined) done()
+      else void committed.then(() => done())
+    }
+    client.on('error', (err) => fastify.log.warn({ err: err.message }, 'ingest MQTT error'))
+    client.on('connect', (connack) => {
+      fastify.log.info({ sessionPresent: connack.sessionPresent }, 'ingest connected')
+      if (!connack.sessionPresent) {
+        client.subscribe(
+          Object.fromEntries(API_SUBSCRIPTIONS.map((s) => [s.filter, { qos: s.qos }])),
+          (err, granted) => {
+            fastify.log.info({ granted }, 'ingest subscribed')
+            if (err) fastify.log.error({ err }, 'ingest subscribe failed')
+          },
+        )
+      }
+    })
+    fastify.decorate('ingest', { client, batcher, ingest, partitions })
+    fastify.addHook('onClose', async () => {
+      // Stop taking messages, write what was taken, then leave (the session stays).
+      await client.endAsync()
+      await batcher.close()
+    })
+  },
+  { name: 'ingest', dependencies: ['database'] },
+)

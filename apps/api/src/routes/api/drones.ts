@@ -1,0 +1,103 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+import { IdSchema } from '@skyline/schemas'
+import { ApiError, notFound } from '../../errors.ts'
+import { trackAsGeoJson, trackAsGpx } from './track-formats.ts'
+import {
+  DroneViewSchema,
+  ErrorSchema,
+  TrackPointSchema,
+  droneView,
+  trackPointView,
+} from './views.ts'
+
+const FleetQuery = z.object({
+  fleet: IdSchema.optional().describe('fleet id; needed only when two fleets use the same id'),
+})
+
+/** Longest track one request may ask for. */
+const MAX_TRACK_RANGE_MS = 7 * 86_400_000
+
+const drones: FastifyPluginAsyncZod = async (fastify) => {
+  const staleAfterS = fastify.config.STALE_AFTER_S
+
+  fastify.get('/drones', {
+    schema: {
+      summary: 'Every drone with its latest state',
+      querystring: FleetQuery,
+      response: { 200: z.object({ drones: z.array(DroneViewSchema) }) },
+    },
+    handler: async (req) => {
+      const now = new Date()
+      const rows = await fastify.fleet.listDrones(req.query.fleet)
+      return { drones: rows.map((r) => droneView(r, now, staleAfterS)) }
+    },
+  })
+
+  fastify.get('/drones/:id', {
+    schema: {
+      summary: 'One drone',
+      params: z.object({ id: IdSchema }),
+      querystring: FleetQuery,
+      response: { 200: DroneViewSchema, 404: ErrorSchema, 409: ErrorSchema },
+    },
+    handler: async (req) => {
+      const row = await fastify.fleet.getDrone(req.params.id, req.query.fleet)
+      if (row === undefined) throw notFound('drone', req.params.id)
+      return droneView(row, new Date(), staleAfterS)
+    },
+  })
+
+  fastify.get('/drones/:id/track', {
+    schema: {
+      summary: "A drone's flown track, as JSON, GeoJSON or GPX",
+      description:
+        'Positions between `from` and `to` (ISO 8601; default: the 24 hours up to its latest position), oldest first, at most 200,000 points.',
+      params: z.object({ id: IdSchema }),
+      querystring: FleetQuery.extend({
+        from: z.iso.datetime({ offset: true }).optional(),
+        to: z.iso.datetime({ offset: true }).optional(),
+        format: z.enum(['json', 'geojson', 'gpx']).default('json'),
+      }),
+      response: {
+        200: z.union([
+          z.object({ droneId: z.string(), fleetId: z.string(), points: z.array(TrackPointSchema) }),
+          z.string(),
+          z.record(z.string(), z.unknown()),
+        ]),
+        400: ErrorSchema,
+        404: ErrorSchema,
+        409: ErrorSchema,
+      },
+    },
+    handler: async (req, reply) => {
+      const drone = await fastify.fleet.getDrone(req.params.id, req.query.fleet)
+      if (drone === undefined) throw notFound('drone', req.params.id)
+      const to =
+        req.query.to !== undefined ? new Date(req.query.to) : (drone.positionAt ?? new Date())
+      const from =
+        req.query.from !== undefined
+          ? new Date(req.query.from)
+          : new Date(to.getTime() - 86_400_000)
+      if (from > to) throw new ApiError(400, 'bad_range', '`from` must not be after `to`')
+      if (to.getTime() - from.getTime() > MAX_TRACK_RANGE_MS) {
+        throw new ApiError(
+          400,
+          'bad_range',
+          'a track covers at most 7 days: narrow `from` and `to`',
+        )
+      }
+      const points = await fastify.fleet.track(drone.fleetId, drone.id, from, to)
+      switch (req.query.format) {
+        case 'json':
+          return { droneId: drone.id, fleetId: drone.fleetId, points: points.map(trackPointView) }
+        case 'geojson':
+          return reply.type('application/geo+json').send(trackAsGeoJson(drone.id, points))
+        case 'gpx':
+          return reply.type('application/gpx+xml').send(trackAsGpx(drone.id, points))
+      }
+    },
+  })
+}
+
+export default drones

@@ -1,0 +1,39 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { z } from 'zod'
+
+const ReadySchema = z.object({
+  ready: z.boolean(),
+  checks: z.object({ database: z.boolean(), broker: z.boolean(), ingest: z.boolean() }),
+})
+
+const health: FastifyPluginAsyncZod = async (fastify) => {
+  fastify.get('/health', {
+    schema: {
+      summary: 'Liveness: the process answers',
+      response: { 200: z.object({ status: z.literal('ok') }) },
+    },
+    handler: async () => ({ status: 'ok' as const }),
+  })
+
+  fastify.get('/ready', {
+    schema: {
+      summary: 'Readiness: database and broker reachable, ingest writing',
+      response: { 200: ReadySchema, 503: ReadySchema },
+    },
+    handler: async (_req, reply) => {
+      const database = await fastify.database.ping().then(
+        () => true,
+        () => false,
+      )
+      const checks = {
+        database,
+        broker: fastify.ingest.client.connected,
+        ingest: fastify.ingest.batcher.isHealthy,
+      }
+      const ready = checks.database && checks.broker && checks.ingest
+      return reply.code(ready ? 200 : 503).send({ ready, checks })
+    },
+  })
+}
+
+export default health

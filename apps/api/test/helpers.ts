@@ -1,0 +1,94 @@
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import Fastify from 'fastify'
+import type { FastifyInstance } from 'fastify'
+import postgres from 'postgres'
+import { createBroker, startListeners } from '@skyline/broker'
+import app from '../src/app.ts'
+import { loadConfig } from '../src/config.ts'
+import type { ApiConfig } from '../src/config.ts'
+import { openDatabase } from '../src/db/client.ts'
+import type { Database } from '../src/db/client.ts'
+
+export const SECRET = 'api-test-secret-at-least-32-characters'
+
+/** The databases every api test runs against: PGlite always, Postgres when DATABASE_URL is set. */
+export const DATABASES: [string, () => Promise<Database>][] = [
+  ['PGlite', () => openDatabase({ dataDir: mkdtempSync(join(tmpdir(), 'skyline-api-')) })],
+]
+const url = process.env.DATABASE_URL
+if (url !== undefined && url !== '') DATABASES.push(['Postgres', () => freshPostgres(url)])
+
+/** A new, empty database on the Postgres server, dropped again on close. */
+export async function freshPostgres(
+  serverUrl: string,
+): Promise<Database & { name: string; url: string }> {
+  const name = `skyline_test_${randomBytes(5).toString('hex')}`
+  const admin = postgres(serverUrl, { max: 1, onnotice: () => {} })
+  await admin.unsafe(`CREATE DATABASE ${name}`)
+  const dbUrl = new URL(serverUrl)
+  dbUrl.pathname = `/${name}`
+  const database = await openDatabase({ url: dbUrl.toString(), dataDir: '' })
+  return {
+    ...database,
+    name,
+    url: dbUrl.toString(),
+    async close() {
+      await database.close()
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      await admin.end()
+    },
+  }
+}
+
+export interface TestBroker {
+  url: string
+  close(): Promise<void>
+}
+
+export async function startBroker(): Promise<TestBroker> {
+  const broker = await createBroker({ tokenSecret: SECRET, rateLimit: null })
+  const listening = await startListeners(broker, { host: '127.0.0.1', mqttPort: 0 })
+  return { url: `mqtt://127.0.0.1:${listening.mqtt.port}`, close: () => listening.close() }
+}
+
+/** The api wired to a real broker and database, with no HTTP port (requests go through inject). */
+export async function buildApi(
+  brokerUrl: string,
+  database: Database,
+  env: Record<string, string> = {},
+): Promise<FastifyInstance> {
+  const config: ApiConfig = loadConfig({
+    MQTT_URL: brokerUrl,
+    LOG_LEVEL: 'silent',
+    INGEST_BATCH_DELAY_MS: '20',
+    ...env,
+  })
+  const fastify = Fastify({ logger: { level: config.LOG_LEVEL } })
+  await fastify.register(app, { config, database, tokenSecret: SECRET })
+  await fastify.ready()
+  await new Promise<void>((resolve) =>
+    fastify.ingest.client.connected
+      ? resolve()
+      : fastify.ingest.client.once('connect', () => resolve()),
+  )
+  return fastify
+}
+
+/**
+ * Resolves once `check` stops throwing, retrying every 25 ms up to `timeoutMs`: for
+ * state that only shows through the database or REST, which have no event to wait on.
+ */
+export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    try {
+      return await check()
+    } catch (err) {
+      if (Date.now() > deadline) throw err
+      await new Promise((r) => setTimeout(r, 25))
+    }
+  }
+}

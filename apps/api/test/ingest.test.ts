@@ -1,0 +1,226 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { FastifyInstance } from 'fastify'
+import { connectAsync } from 'mqtt'
+import { signDeviceToken } from '@skyline/broker'
+import { Fleet } from '@skyline/drone-sim'
+import type { FleetOptions } from '@skyline/drone-sim'
+import { count, eq } from 'drizzle-orm'
+import { droneEvents, rejectedMessages, telemetry } from '../src/db/schema.ts'
+import type { Database } from '../src/db/client.ts'
+import { DATABASES, SECRET, buildApi, eventually, startBroker } from './helpers.ts'
+import type { TestBroker } from './helpers.ts'
+
+const fleetOptions = (url: string, o: Partial<FleetOptions> = {}): FleetOptions => ({
+  url,
+  fleetId: 'f1',
+  drones: 3,
+  stations: 2,
+  center: { lat: 48.8566, lon: 2.3522 },
+  radiusKm: 2,
+  rateHz: 5,
+  telemetryQos: 0,
+  chaosPerMin: 0,
+  timeScale: 20,
+  demandPerMin: 0,
+  patrol: true,
+  keepaliveS: 2,
+  seed: 3,
+  tokenSecret: SECRET,
+  ...o,
+})
+
+describe.each(DATABASES)('ingest into %s', (_name, open) => {
+  let broker: TestBroker
+  let database: Database
+  let api: FastifyInstance | undefined
+  const cleanup: (() => Promise<void>)[] = []
+
+  beforeEach(async () => {
+    broker = await startBroker()
+    database = await open()
+  })
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c()
+    await api?.close()
+    api = undefined
+    await database.close()
+    await broker.close()
+  })
+
+  const get = async <T>(url: string) => {
+    const res = await api!.inject({ method: 'GET', url })
+    expect(res.statusCode, res.body).toBe(200)
+    return res.json<T>()
+  }
+
+  it('stores a simulated fleet: drones, stations, positions and tracks, with no telemetry lost', async () => {
+    api = await buildApi(broker.url, database)
+    const fleet = await Fleet.start(fleetOptions(broker.url))
+    cleanup.push(() => fleet.stop())
+
+    const { drones } = await eventually(async () => {
+      const body = await get<{
+        drones: { id: string; online: boolean; position: unknown; lastSeq: number }[]
+      }>('/api/drones')
+      expect(body.drones.map((d) => d.id)).toEqual(['drone-1', 'drone-2', 'drone-3'])
+      expect(body.drones.every((d) => d.online && d.position !== null && d.lastSeq >= 10)).toBe(
+        true,
+      )
+      return body
+    })
+    expect(drones).toHaveLength(3)
+    const { stations } = await get<{
+      stations: { id: string; online: boolean; docked: string[] }[]
+    }>('/api/stations')
+    expect(stations.map((s) => [s.id, s.online])).toEqual([
+      ['station-1', true],
+      ['station-2', true],
+    ])
+
+    // Every seq from the first to the last stored is there: nothing lost, nothing twice.
+    const track = await get<{ points: { seq: number; lat: number }[] }>(
+      '/api/drones/drone-1/track?fleet=f1',
+    )
+    const seqs = track.points.map((p) => p.seq)
+    expect(seqs.length).toBeGreaterThan(5)
+    expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i))
+
+    const geo = await api.inject({ method: 'GET', url: '/api/drones/drone-1/track?format=geojson' })
+    expect(geo.headers['content-type']).toMatch(/application\/geo\+json/)
+    const feature = geo.json<{ geometry: { type: string; coordinates: number[][] } }>()
+    expect(feature.geometry.type).toBe('LineString')
+    expect(feature.geometry.coordinates.length).toBeGreaterThanOrEqual(seqs.length)
+    const gpx = await api.inject({ method: 'GET', url: '/api/drones/drone-1/track?format=gpx' })
+    expect(gpx.headers['content-type']).toMatch(/application\/gpx\+xml/)
+    expect(gpx.body.match(/<trkpt /g)?.length).toBeGreaterThanOrEqual(seqs.length)
+  })
+
+  it('marks a drone offline from its last will within keepalive x 1.5 + 1 s', async () => {
+    api = await buildApi(broker.url, database)
+    const fleet = await Fleet.start(
+      fleetOptions(broker.url, { drones: 1, keepaliveS: 2, patrol: false }),
+    )
+    cleanup.push(() => fleet.stop())
+    await eventually(async () =>
+      expect((await get<{ online: boolean }>('/api/drones/drone-1')).online).toBe(true),
+    )
+
+    const started = Date.now()
+    fleet.drones[0]!.connection!.client.stream.destroy()
+    const offline = await eventually(
+      async () => {
+        const d = await get<{ online: boolean; state: string; offlineReason: string | null }>(
+          '/api/drones/drone-1',
+        )
+        expect(d.online).toBe(false)
+        return d
+      },
+      2 * 1.5 * 1000 + 1000,
+    )
+    expect(offline).toMatchObject({ state: 'offline', offlineReason: 'connection_lost' })
+    expect(Date.now() - started).toBeLessThan(2 * 1.5 * 1000 + 1000)
+  })
+
+  it('rejects and records invalid payloads while valid ones keep flowing', async () => {
+    api = await buildApi(broker.url, database)
+    const drone = await connectAsync(broker.url, {
+      clientId: 'd9',
+      username: 'd9',
+      password: await signDeviceToken(SECRET, { role: 'drone', sub: 'd9', fleet: 'f1' }),
+    })
+    cleanup.push(() => drone.endAsync())
+    const topic = 'fleet/f1/drones/d9/telemetry'
+    const valid = (seq: number) =>
+      JSON.stringify({
+        v: 1,
+        ts: Date.now(),
+        seq,
+        lat: 48.85,
+        lon: 2.35,
+        altM: 50,
+        speedMps: 10,
+        headingDeg: 90,
+        batteryPct: 80,
+        state: 'en_route',
+      })
+    await drone.publishAsync(topic, valid(0), { qos: 1 })
+    await drone.publishAsync(topic, '{"v":1,"ts":', { qos: 1 })
+    await drone.publishAsync(
+      topic,
+      JSON.stringify({
+        v: 1,
+        ts: Date.now(),
+        seq: 1,
+        lat: 123,
+        lon: 2,
+        altM: 1,
+        speedMps: 1,
+        headingDeg: 1,
+        batteryPct: 1,
+        state: 'idle',
+      }),
+      { qos: 1 },
+    )
+    await drone.publishAsync(topic, Buffer.from([0xff, 0xfe, 0x00]), { qos: 1 })
+    await drone.publishAsync(topic, valid(2), { qos: 1 })
+
+    // The valid message after the bad ones is stored: the ingest carried on.
+    await eventually(async () => {
+      const stored = await database.db
+        .select({ seq: telemetry.seq })
+        .from(telemetry)
+        .where(eq(telemetry.droneId, 'd9'))
+      expect(stored.map((r) => r.seq).sort()).toEqual([0, 2])
+    })
+    const rejected = await database.db.select().from(rejectedMessages).orderBy(rejectedMessages.id)
+    expect(rejected.map((r) => r.reason.split(':')[0])).toEqual([
+      'invalid_json',
+      'invalid_payload',
+      'invalid_utf8',
+    ])
+    expect(rejected[1]!.reason).toMatch(/lat/)
+    expect(rejected.every((r) => r.topic === topic && r.sizeBytes > 0)).toBe(true)
+    const stats = await get<{ ingest: { rejected: number; rejectedStored: number } }>('/api/stats')
+    expect(stats.ingest).toMatchObject({ rejected: 3, rejectedStored: 3 })
+    expect((await api.inject({ method: 'GET', url: '/api/health' })).statusCode).toBe(200)
+  })
+
+  it('loses and duplicates no QoS 1 event when the ingest restarts mid-stream', async () => {
+    api = await buildApi(broker.url, database)
+    const drone = await connectAsync(broker.url, {
+      clientId: 'd7',
+      username: 'd7',
+      password: await signDeviceToken(SECRET, { role: 'drone', sub: 'd7', fleet: 'f1' }),
+    })
+    cleanup.push(() => drone.endAsync())
+    const total = 300
+    const publishing = (async () => {
+      for (let i = 0; i < total; i++) {
+        const event = {
+          v: 1,
+          ts: Date.now(),
+          id: `ev-${i}`,
+          type: 'battery.low',
+          detail: String(i),
+        }
+        await drone.publishAsync('fleet/f1/drones/d7/events', JSON.stringify(event), { qos: 1 })
+      }
+    })()
+    // Stop the api once a third is stored, while the drone keeps publishing.
+    await eventually(async () => {
+      const [row] = await database.db.select({ n: count() }).from(droneEvents)
+      expect(row!.n).toBeGreaterThanOrEqual(total / 3)
+    })
+    await api.close()
+    api = undefined
+    await publishing
+    // The same session comes back and the broker redelivers what was not acknowledged.
+    api = await buildApi(broker.url, database)
+    const n = await eventually(async () => {
+      const [row] = await database.db.select({ n: count() }).from(droneEvents)
+      expect(row!.n).toBe(total)
+      return row!.n
+    })
+    expect(n).toBe(total)
+  })
+})
