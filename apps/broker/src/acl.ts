@@ -29,6 +29,15 @@ export function mayPublish(who: DeviceIdentity, topic: string): boolean {
   }
 }
 
+/**
+ * May a message on this topic be retained? Only where the contract retains (status):
+ * a retained command would be replayed to a drone on every new subscription.
+ */
+export function mayRetain(topic: string): boolean {
+  const addr = parseTopic(topic)
+  return addr === null || TOPIC_SPECS[topicKind(addr)].retain
+}
+
 /** May this client leave a last will on this topic? Only on its own status topic. */
 export function mayLeaveWill(who: DeviceIdentity, topic: string): boolean {
   if (who.role === 'anonymous') return isUnderFleets(topic)

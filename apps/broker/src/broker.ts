@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { Aedes } from 'aedes'
@@ -8,7 +9,7 @@ import aedesPersistenceRedis from 'aedes-persistence-redis'
 import { Redis } from 'ioredis'
 import { pino } from 'pino'
 import type { Logger } from 'pino'
-import { mayLeaveWill, mayPublish, maySubscribe } from './acl.ts'
+import { mayLeaveWill, mayPublish, mayRetain, maySubscribe } from './acl.ts'
 import { BoundedEmitter } from './bounded-mq.ts'
 import type { MessageEmitter } from './bounded-mq.ts'
 import { BrokerMetrics } from './metrics.ts'
@@ -34,6 +35,8 @@ export interface BrokerOptions {
   maxConnections?: number
   /** Messages routed at once before QoS 0 is dropped. Default 10,000. */
   maxInFlight?: number
+  /** Bytes waiting to be written to a subscriber before QoS 1/2 deliveries disconnect it. Default 4 MiB. */
+  maxQueuedBytes?: number
   /** Time given to a subscriber whose socket is full to drain before it is disconnected, ms. Default 30,000. */
   drainTimeoutMs?: number
   /** Redis URL for durable sessions and retained messages, shared by every broker on it. Default: in memory. */
@@ -99,19 +102,46 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
   const rateLimit =
     options.rateLimit === undefined ? { ratePerS: 100, burst: 200 } : options.rateLimit
   const maxConnections = options.maxConnections ?? 20_000
+  const maxQueuedBytes = options.maxQueuedBytes ?? 4 * 1024 * 1024
   const identities = new WeakMap<Client, DeviceIdentity>()
   const connectInfo = new WeakMap<Client, ConnectInfo>()
   const limiters = new WeakMap<Client, PublishLimiter>()
+  let authenticating = 0
+
+  /**
+   * Records who the client is and puts its session in that identity's namespace:
+   * the session key becomes role, fleet and id plus the client id it asked for. Two
+   * devices that pick the same client id (the same drone id in two fleets, a viewer
+   * named like a drone) then never close each other's connection nor share a
+   * persistent session ([MQTT-3.1.4-2] takeover stays within one identity).
+   */
+  function admit(client: Client, who: DeviceIdentity): void {
+    identities.set(client, who)
+    const fleet = 'fleet' in who && who.fleet !== undefined ? who.fleet : '*'
+    ;(client as { id: string }).id = `${who.role}:${fleet}:${who.id}|${client.id}`
+    if (rateLimit && who.role !== 'service') {
+      limiters.set(
+        client,
+        new PublishLimiter(
+          rateLimit.ratePerS,
+          rateLimit.burst,
+          options.floodWindowMs,
+          options.clock,
+        ),
+      )
+    }
+  }
 
   // concurrency 0: BoundedEmitter does the bounding, see there.
+  const redisError = (err: Error) => log.error({ err: err.message }, 'Redis error (REDIS_URL)')
   const inner: MessageEmitter = options.redisUrl
-    ? mqemitterRedis({ connectionString: options.redisUrl, concurrency: 0 })
+    ? redisEmitter(options.redisUrl, redisError)
     : mqemitter({ concurrency: 0, matchEmptyLevels: true }) // [MQTT-4.7.1-3]
   const mq = new BoundedEmitter(inner, options.maxInFlight ?? 10_000, () =>
     metrics.drop('overload'),
   )
   const persistence = options.redisUrl
-    ? aedesPersistenceRedis({ conn: new Redis(options.redisUrl) })
+    ? aedesPersistenceRedis({ conn: new Redis(options.redisUrl).on('error', redisError) })
     : indexedMemoryPersistence()
 
   function refuse(
@@ -128,7 +158,6 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
     id: options.id,
     mq,
     persistence,
-    concurrency: 0,
     drainTimeout: options.drainTimeoutMs ?? 30_000,
 
     preConnect(client, packet: ConnectPacket, done) {
@@ -144,42 +173,37 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
       const info = connectInfo.get(client)
       // [MQTT-3.1.3-8] a zero-byte client id with CleanSession 0 gets return code 0x02.
       if (info?.emptyPersistentId) return refuse(done, 'identifier_rejected', 'empty_client_id')
-      if (rootBroker.connectedClients >= maxConnections) {
+      // Those being authenticated count too, or a fleet reconnecting at once gets past.
+      if (rootBroker.connectedClients + authenticating >= maxConnections) {
         return refuse(done, 'server_unavailable', 'too_many_connections')
       }
       if (username === undefined && password === undefined) {
         if (!options.allowAnonymous) return refuse(done, 'not_authorized', 'no_token')
-        identities.set(client, { role: 'anonymous', id: client.id })
+        const who: DeviceIdentity = { role: 'anonymous', id: client.id }
+        if (info?.willTopic !== undefined && !mayLeaveWill(who, info.willTopic)) {
+          metrics.refused.inc({ action: 'will' })
+          return refuse(done, 'not_authorized', 'will_not_authorized')
+        }
+        admit(client, who)
         return done(null, true)
       }
       if (password === undefined) return refuse(done, 'not_authorized', 'no_token')
-      verifyDeviceToken(options.tokenSecret, password.toString('utf8')).then(
-        (who) => {
-          if (who.id !== username) return refuse(done, 'not_authorized', 'username_mismatch')
-          if (!ownsClientId(who, info?.clientId ?? '')) {
-            return refuse(done, 'identifier_rejected', 'client_id_not_owned')
-          }
-          if (info?.willTopic !== undefined && !mayLeaveWill(who, info.willTopic)) {
-            metrics.refused.inc({ action: 'will' })
-            return refuse(done, 'not_authorized', 'will_not_authorized')
-          }
-          identities.set(client, who)
-          if (rateLimit && who.role !== 'service') {
-            limiters.set(
-              client,
-              new PublishLimiter(
-                rateLimit.ratePerS,
-                rateLimit.burst,
-                options.floodWindowMs,
-                options.clock,
-              ),
-            )
-          }
-          done(null, true)
-        },
-        (err: unknown) =>
-          refuse(done, 'not_authorized', err instanceof TokenError ? err.code : 'token_invalid'),
-      )
+      authenticating++
+      verifyDeviceToken(options.tokenSecret, password.toString('utf8'))
+        .finally(() => authenticating--)
+        .then(
+          (who) => {
+            if (who.id !== username) return refuse(done, 'not_authorized', 'username_mismatch')
+            if (info?.willTopic !== undefined && !mayLeaveWill(who, info.willTopic)) {
+              metrics.refused.inc({ action: 'will' })
+              return refuse(done, 'not_authorized', 'will_not_authorized')
+            }
+            admit(client, who)
+            done(null, true)
+          },
+          (err: unknown) =>
+            refuse(done, 'not_authorized', err instanceof TokenError ? err.code : 'token_invalid'),
+        )
     },
 
     authorizePublish(client, packet, done) {
@@ -190,7 +214,11 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
       }
       metrics.messagesIn.inc({ qos: packet.qos })
       const who = identities.get(client)
-      if (who === undefined || !mayPublish(who, packet.topic)) {
+      if (
+        who === undefined ||
+        !mayPublish(who, packet.topic) ||
+        (packet.retain && !mayRetain(packet.topic))
+      ) {
         metrics.refused.inc({ action: 'publish' })
         metrics.drop('not_authorized')
         broker.droppedPackets.add(packet)
@@ -217,11 +245,14 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
     },
 
     authorizeForward(client, packet) {
-      // A QoS 0 delivery to a subscriber that is not reading is dropped rather than
-      // buffered: at most once allows it, and it keeps one slow reader from holding
-      // memory or stalling every publisher behind it.
-      if (packet.qos === 0 && client.conn.writableNeedDrain) {
-        metrics.drop('slow_subscriber')
+      // QoS 1/2 to a subscriber that stopped reading: past a bound, disconnect it
+      // rather than buffer without limit. A persistent session keeps the messages
+      // queued for when it comes back. (QoS 0 deliveries are dropped earlier, in handle.)
+      if (packet.qos > 0 && client.conn.writableLength > maxQueuedBytes) {
+        metrics.disconnects.inc({ reason: 'slow_subscriber' })
+        client.conn.destroy(
+          new Error(`subscriber not reading: over ${maxQueuedBytes} bytes queued`),
+        )
         return null
       }
       metrics.messagesOut.inc({ qos: packet.qos })
@@ -233,6 +264,10 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
   const rootBroker = broker as Aedes & { connectedClients: number }
   await broker.listen()
 
+  // Persistence or Redis trouble must not end the process: log it; aedes retries.
+  ;(broker as EventEmitter).on('error', (err: Error) =>
+    log.error({ err: err.message }, 'broker error'),
+  )
   broker.on('client', () => metrics.connections.set(rootBroker.connectedClients))
   broker.on('clientDisconnect', () => metrics.connections.set(rootBroker.connectedClients))
   broker.on('clientError', (client, err) =>
@@ -251,6 +286,7 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
       limitPacketSize(client, maxPacketBytes, () =>
         metrics.disconnects.inc({ reason: 'packet_too_large' }),
       )
+      dropQos0WhenBackedUp(client, () => metrics.drop('slow_subscriber'))
     },
     identityOf: (client) => identities.get(client),
     close() {
@@ -263,13 +299,28 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
   }
 }
 
+/** mqemitter-redis reports its connections' errors on `state`, which nobody listens to by default. */
+function redisEmitter(url: string, onError: (err: Error) => void): MessageEmitter {
+  const emitter = mqemitterRedis({ connectionString: url, concurrency: 0 })
+  ;(emitter as unknown as { state: EventEmitter }).state.on('error', onError)
+  return emitter
+}
+
 /**
- * A device may connect only under its own id, as `id` or `id:<anything>` (or with an
- * empty id for a clean session, which the broker replaces with a unique one), so it
- * cannot take over another device's connection or persistent session
- * ([MQTT-3.1.4-2] would otherwise let it). The trusted service role is exempt.
+ * A QoS 0 delivery (whatever QoS it was published at) to a subscriber whose socket is
+ * not draining is dropped rather than buffered: at most once allows it, and one slow
+ * reader then holds neither memory nor the publishers behind it. aedes picks
+ * `deliver0` when a subscription is made, so it is wrapped before any can be.
  */
-function ownsClientId(who: DeviceIdentity, clientId: string): boolean {
-  if (who.role === 'service' || who.role === 'anonymous' || clientId === '') return true
-  return clientId === who.id || clientId.startsWith(who.id + ':')
+function dropQos0WhenBackedUp(client: Client, onDrop: () => void): void {
+  const c = client as Client & { deliver0: (packet: unknown, done: () => void) => void }
+  const deliver0 = c.deliver0
+  c.deliver0 = (packet, done) => {
+    if (client.conn.writableNeedDrain) {
+      onDrop()
+      setImmediate(done)
+      return
+    }
+    deliver0(packet, done)
+  }
 }

@@ -27,8 +27,12 @@ export interface ListenOptions {
   tls?: { port: number; cert: string | Buffer; key: string | Buffer }
   /** HTTP `/metrics` (Prometheus) and `/health`; undefined: none. */
   metricsPort?: number
-  /** Largest WebSocket frame accepted, bytes. Default 65,536 + headers. */
+  /** Largest WebSocket frame accepted, bytes: MQTT_MAX_PACKET_BYTES plus headers. Default 65,536 + 16. */
   maxWsPayloadBytes?: number
+  /** Sockets accepted at once per listener, CONNECT or not; beyond, new ones are closed. */
+  maxSockets?: number
+  /** Told about listener errors after start-up (they do not stop the broker). */
+  onError?: (err: Error, variable: string) => void
 }
 
 export interface Listening {
@@ -53,7 +57,11 @@ export async function startListeners(
     variable: string,
   ) => {
     servers.push(server)
-    return listen(server, port, opts.host, variable)
+    if (opts.maxSockets !== undefined) server.maxConnections = opts.maxSockets
+    const address = await listen(server, port, opts.host, variable)
+    // Accept errors (EMFILE when out of file descriptors) must not end the process.
+    server.on('error', (err) => opts.onError?.(err, variable))
+    return address
   }
 
   try {

@@ -45,6 +45,11 @@ async function main(): Promise<void> {
             }
           : undefined,
       metricsPort: config.BROKER_METRICS_PORT,
+      maxWsPayloadBytes: config.MQTT_MAX_PACKET_BYTES + 16,
+      // Room above the CONNECT limit for sockets that are refused with a CONNACK.
+      maxSockets: config.MQTT_MAX_CONNECTIONS + 1_000,
+      onError: (err, variable) =>
+        log.error({ err: err.message, listener: variable }, 'listener error'),
     })
   } catch (err) {
     await broker.close()

@@ -147,6 +147,13 @@ describe('the authorization table, through a real broker', () => {
     })
   }
 
+  it('drops a retained publish where the contract does not retain', async () => {
+    const api = await tb.connect({ role: 'service', sub: 'api' }, { clientId: 'api-retain' })
+    const before = await refused('publish')
+    await api.publishAsync('fleet/f1/drones/d1/commands', '{}', { qos: 1, retain: true })
+    expect(await refused('publish')).toBe(before + 1)
+  })
+
   it('lets a drone not publish commands to itself', async () => {
     const drone = await tb.connect(
       { role: 'drone', sub: 'd1', fleet: 'f1' },

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
-const TSX = fileURLToPath(new URL('../../../node_modules/tsx/dist/cli.mjs', import.meta.url))
+const TSX_LOADER = new URL('../../../node_modules/tsx/dist/loader.mjs', import.meta.url).href
 
 export interface BrokerProcess {
   child: ChildProcess
@@ -28,7 +28,9 @@ export async function spawnBroker(
   env: Record<string, string>,
   timeoutMs = 15_000,
 ): Promise<BrokerProcess> {
-  const child = spawn(process.execPath, [TSX, MAIN], {
+  // `node --import tsx` rather than the tsx CLI, which would run the broker in a child
+  // of its own: child.pid must be the broker, for its memory and for signals.
+  const child = spawn(process.execPath, ['--import', TSX_LOADER, MAIN], {
     env: {
       ...process.env,
       MQTT_PORT: '0',

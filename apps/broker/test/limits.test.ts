@@ -89,11 +89,31 @@ describe('connection refusals', () => {
     await client.endAsync()
   })
 
-  it("refuses a device that uses another device's client id", async () => {
+  it('refuses an anonymous client a will outside fleet/#', async () => {
+    const t = await start({ allowAnonymous: true })
+    const will = {
+      topic: '$SYS/x/new/clients',
+      payload: Buffer.from('d1'),
+      qos: 0 as const,
+      retain: false,
+    }
+    await expect(
+      connectAs(t.url, drone, { username: undefined, password: undefined, will }),
+    ).rejects.toMatchObject({ code: 5 })
+  })
+
+  it('keeps devices that pick the same client id apart: no takeover across fleets or roles', async () => {
     const t = await start()
-    await expect(connectAs(t.url, drone, { clientId: 'd2' })).rejects.toMatchObject({ code: 2 })
-    const own = await connectAs(t.url, drone, { clientId: 'd1:sim-7' })
-    await own.endAsync()
+    const victim = await t.connect(drone, { clientId: 'd1' })
+    // The same id in another fleet, and a viewer named like the drone, with its client id.
+    await t.connect({ role: 'drone', sub: 'd1', fleet: 'f2' }, { clientId: 'd1' })
+    await t.connect({ role: 'viewer', sub: 'd1', fleet: 'f1' }, { clientId: 'd1' })
+    await victim.publishAsync('fleet/f1/drones/d1/telemetry', 'still here', { qos: 1 })
+    expect(victim.connected).toBe(true)
+    // The same device coming back under the same client id takes over, as MQTT says.
+    const closed = closedWithin(victim)
+    await t.connect(drone, { clientId: 'd1' })
+    await closed
   })
 
   it('answers connections beyond the cap with server unavailable', async () => {
@@ -101,6 +121,51 @@ describe('connection refusals', () => {
     await t.connect(watcherClaims)
     await t.connect({ role: 'service', sub: 'second' })
     await expect(t.connect({ role: 'service', sub: 'third' })).rejects.toMatchObject({ code: 3 })
+  })
+})
+
+describe('slow subscribers', () => {
+  /** A subscriber that subscribes to `fleet/#` and then never reads its socket again. */
+  async function frozenSubscriber(t: TestBroker, qos: 0 | 1): Promise<RawClient> {
+    const r = await raw(t)
+    r.sendConnect(
+      'frozen',
+      'frozen',
+      Buffer.from(await signDeviceToken(SECRET, { role: 'service', sub: 'frozen' })),
+    )
+    expect(await r.next()).toMatchObject({ cmd: 'connack', returnCode: 0 })
+    r.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'fleet/#', qos }] })
+    expect(await r.next()).toMatchObject({ cmd: 'suback' })
+    r.socket.pause()
+    return r
+  }
+
+  it('drops QoS 0 deliveries to a subscriber that stopped reading, even of QoS 1 publishes', async () => {
+    const t = await start({ rateLimit: null })
+    await frozenSubscriber(t, 0)
+    const healthy = await t.connect(watcherClaims)
+    await healthy.subscribeAsync('fleet/#', { qos: 1 })
+    const seen = collect(healthy)
+    const d = await t.connect(drone)
+    const payload = Buffer.alloc(16 * 1024, 'x')
+    for (let i = 0; i < 400; i++)
+      await d.publishAsync('fleet/f1/drones/d1/events', payload, { qos: 1 })
+    const last = nextMessage(healthy, () => seen.length === 400, 20_000)
+    await last
+    expect(await metric(t, 'dropped', { reason: 'slow_subscriber' })).toBeGreaterThan(0)
+  })
+
+  it('disconnects a QoS 1 subscriber that stops reading once too much is queued for it', async () => {
+    const t = await start({ rateLimit: null, maxQueuedBytes: 256 * 1024 })
+    await frozenSubscriber(t, 1)
+    const d = await t.connect(drone)
+    // Loopback kernel buffers take several MB before the broker's own queue grows.
+    const payload = Buffer.alloc(32 * 1024, 'x')
+    for (let i = 0; i < 2_000; i++) {
+      await d.publishAsync('fleet/f1/drones/d1/events', payload, { qos: 1 })
+      if ((await metric(t, 'disconnects', { reason: 'slow_subscriber' })) > 0) break
+    }
+    expect(await metric(t, 'disconnects', { reason: 'slow_subscriber' })).toBe(1)
   })
 })
 
