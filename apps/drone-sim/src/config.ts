@@ -18,9 +18,11 @@ const FlagsSchema = z.object({
     .string()
     .default('48.8566,2.3522')
     .transform((s, ctx) => {
-      const [lat, lon, ...rest] = s.split(',').map(Number)
+      // Number('') is 0: an empty part must not read as the equator or Greenwich.
+      const parts = s.split(',').map((p) => (p.trim() === '' ? NaN : Number(p)))
+      const [lat, lon] = parts
       if (
-        rest.length > 0 ||
+        parts.length !== 2 ||
         lat === undefined ||
         lon === undefined ||
         !(Math.abs(lat) <= 90) ||
@@ -65,7 +67,7 @@ export const USAGE = `usage: npm run sim -- [flags]
   --radius-km R       stations within R km of the centre (default 5)
   --rate HZ           telemetry per drone per second (default 1, at most 20)
   --telemetry-qos Q   0 or 1 (default 0)
-  --chaos P           probability per simulated minute that a drone drops off (default 0)
+  --chaos P           drops per drone per simulated minute, on average (default 0)
   --time-scale X      simulated time runs X times faster (default 1)
   --demand D          delivery requests per station per simulated minute (default 1)
   --patrol            idle drones fly between stations on their own (no dispatcher needed)

@@ -34,6 +34,7 @@ export class Connection {
     url: string,
     options: IClientOptions,
     onConnect: (conn: Connection, first: boolean) => void,
+    private readonly freshWill?: () => IClientOptions['will'],
   ) {
     this.client = mqtt.connect(url, {
       ...options,
@@ -55,8 +56,10 @@ export class Connection {
     options: IClientOptions,
     /** Called on every CONNACK, the first included, before open() resolves. */
     onConnect: (conn: Connection, first: boolean) => void,
+    /** The will to leave on each reconnect (its ts is that connection's). */
+    freshWill?: () => IClientOptions['will'],
   ): Promise<Connection> {
-    const conn = new Connection(url, options, onConnect)
+    const conn = new Connection(url, options, onConnect, freshWill)
     return new Promise((resolve, reject) => {
       let connected = false
       // Also keeps later errors (a failed reconnect) from being unhandled 'error' events.
@@ -86,11 +89,42 @@ export class Connection {
     return true
   }
 
-  /** Disconnects cleanly (DISCONNECT: no will) and stops reconnecting. */
-  async close(): Promise<void> {
+  /**
+   * Publishes a last retained status (QoS 1, given `timeoutMs` to be acknowledged),
+   * then disconnects cleanly: a device that leaves on purpose says so, and no will fires.
+   */
+  async closeWithStatus(topic: string, status: object, timeoutMs = 2_000): Promise<void> {
+    if (this.client.connected) {
+      const published = this.client.publishAsync(topic, JSON.stringify(status), {
+        qos: 1,
+        retain: true,
+      })
+      await Promise.race([
+        published.catch(() => {}),
+        new Promise((r) => setTimeout(r, timeoutMs).unref()),
+      ])
+    }
+    await this.close(timeoutMs)
+  }
+
+  /**
+   * Disconnects cleanly (DISCONNECT: no will) and stops reconnecting. mqtt.js waits
+   * for unacknowledged QoS 1/2 messages before it ends, which never come on a dead
+   * connection: after `timeoutMs` (or at once when offline) it is forced.
+   */
+  async close(timeoutMs = 2_000): Promise<void> {
     this.stopped = true
     clearTimeout(this.timer)
-    await this.client.endAsync()
+    if (!this.client.connected) {
+      await this.client.endAsync(true)
+      return
+    }
+    let timer: NodeJS.Timeout | undefined
+    const forced = new Promise<void>((resolve) => {
+      timer = setTimeout(() => void this.client.endAsync(true).then(resolve), timeoutMs)
+    })
+    await Promise.race([this.client.endAsync(), forced])
+    clearTimeout(timer)
   }
 
   private scheduleReconnect(): void {
@@ -100,7 +134,10 @@ export class Connection {
     this.delayMs = Math.min(RECONNECT_MS.max, this.delayMs * 2)
     this.timer = setTimeout(() => {
       this.timer = undefined
-      if (!this.stopped) this.client.reconnect()
+      if (this.stopped) return
+      // mqtt.js sends the will it was created with; a will's ts should be this connection's.
+      if (this.freshWill !== undefined) this.client.options.will = this.freshWill()
+      this.client.reconnect()
     }, delay)
   }
 }

@@ -44,28 +44,29 @@ export class DroneAgent {
     this.connection = await Connection.open(
       url,
       {
-        clientId: this.id,
+        clientId: `${this.ctx.fleetId}.${this.id}`,
         username: this.id,
         password: token,
         clean: false,
         keepalive: keepaliveS,
-        will: {
-          topic: this.topics.status,
-          payload: Buffer.from(JSON.stringify(droneWillPayload(this.ctx.now()))),
-          qos: 1,
-          retain: true,
-        },
+        will: this.will(),
       },
       (conn, first) => {
         this.connection = conn
         if (!first) this.ctx.stats.reconnects++
         this.publishStatus()
       },
+      () => this.will(),
     )
     const { client } = this.connection
     client.on('message', (_topic, payload) => this.onCommand(payload))
     // Subscribed once: the persistent session keeps it across reconnects.
     await client.subscribeAsync(this.topics.commands, { qos: 2 })
+  }
+
+  private will() {
+    const payload = Buffer.from(JSON.stringify(droneWillPayload(Math.round(this.ctx.now()))))
+    return { topic: this.topics.status, payload, qos: 1 as const, retain: true }
   }
 
   /** Moves the drone to now, reports what happened, and sends one telemetry message. */
@@ -102,21 +103,14 @@ export class DroneAgent {
 
   /** Says it is going offline on purpose, then disconnects cleanly: no will fires. */
   async stop(): Promise<void> {
-    const connection = this.connection
-    if (connection === undefined) return
-    if (connection.connected) {
-      const status: DroneStatus = {
-        v: 1,
-        ts: Math.round(this.ctx.now()),
-        online: false,
-        state: 'offline',
-        reason: 'shutdown',
-      }
-      await connection.client
-        .publishAsync(this.topics.status, JSON.stringify(status), { qos: 1, retain: true })
-        .catch(() => {})
+    const status: DroneStatus = {
+      v: 1,
+      ts: Math.round(this.ctx.now()),
+      online: false,
+      state: 'offline',
+      reason: 'shutdown',
     }
-    await connection.close()
+    await this.connection?.closeWithStatus(this.topics.status, status)
   }
 
   private onCommand(payload: Buffer): void {

@@ -58,6 +58,7 @@ export class Fleet {
   private tickIndex = 0
   private ticker: NodeJS.Timeout | undefined
   private stopping: Promise<void> | undefined
+  private connecting: Promise<void> | undefined
 
   private constructor(private readonly opts: FleetOptions) {
     this.random = seededRandom(opts.seed)
@@ -100,17 +101,28 @@ export class Fleet {
     }
   }
 
-  /** Connects every station and drone (a bounded number at a time), then starts flying. */
+  /** A fleet ready to run(); stop() works at any time, even while it connects. */
+  static create(opts: FleetOptions): Fleet {
+    return new Fleet(opts)
+  }
+
+  /** create() and run() in one. */
   static async start(opts: FleetOptions): Promise<Fleet> {
     const fleet = new Fleet(opts)
+    await fleet.run()
+    return fleet
+  }
+
+  /** Connects every station and drone (a bounded number at a time), then starts flying. */
+  async run(): Promise<void> {
+    this.connecting = this.connectAll()
     try {
-      await fleet.connectAll()
+      await this.connecting
     } catch (err) {
-      await fleet.stop()
+      await this.stop()
       throw err
     }
-    fleet.ticker = setInterval(() => fleet.tick(), TICK_MS)
-    return fleet
+    if (this.stopping === undefined) this.ticker = setInterval(() => this.tick(), TICK_MS)
   }
 
   /** Simulated time now, epoch ms. */
@@ -126,6 +138,8 @@ export class Fleet {
   stop(): Promise<void> {
     this.stopping ??= (async () => {
       clearInterval(this.ticker)
+      // Connections still opening finish first, so that every one is closed cleanly.
+      await this.connecting?.catch(() => {})
       await mapLimit(this.drones, 500, (d) => d.stop())
       await mapLimit(this.stations, 500, (s) => s.close())
     })()
@@ -135,20 +149,14 @@ export class Fleet {
   private async connectAll(): Promise<void> {
     const { url, fleetId, keepaliveS, tokenSecret } = this.opts
     const limit = this.opts.connectConcurrency ?? 200
-    await mapLimit(this.stations, limit, async (s) =>
-      s.connect(
-        url,
-        await signDeviceToken(tokenSecret, { role: 'station', sub: s.id, fleet: fleetId }),
-        keepaliveS,
-      ),
-    )
-    await mapLimit(this.drones, limit, async (d) =>
-      d.connect(
-        url,
-        await signDeviceToken(tokenSecret, { role: 'drone', sub: d.id, fleet: fleetId }),
-        keepaliveS,
-      ),
-    )
+    // Once stop() is called, nothing new starts connecting.
+    const open = async (device: StationAgent | DroneAgent, role: 'station' | 'drone') => {
+      if (this.stopping !== undefined) return
+      const token = await signDeviceToken(tokenSecret, { role, sub: device.id, fleet: fleetId })
+      await device.connect(url, token, keepaliveS)
+    }
+    await mapLimit(this.stations, limit, (s) => open(s, 'station'))
+    await mapLimit(this.drones, limit, (d) => open(d, 'drone'))
   }
 
   private tick(): void {

@@ -10,16 +10,17 @@ async function main(): Promise<void> {
   const config = loadConfig(process.argv.slice(2), process.env)
   const tokenSecret = resolveTokenSecret(config.tokenSecret, config.dataDir)
   const started = performance.now()
-  console.log(
-    `connecting ${config.drones} drones and ${config.stations} stations of fleet ${config.fleetId} to ${config.url}`,
-  )
-  const fleet = await Fleet.start({ ...config, tokenSecret })
-  console.log(`fleet ${config.fleetId} flying (time scale ${config.timeScale}); Ctrl-C stops it`)
-  const stopStatus = process.stdout.isTTY ? startStatusLine(fleet, process.stdout) : () => {}
+  const fleet = Fleet.create({ ...config, tokenSecret })
+  let stopStatus = () => {}
 
+  // Installed before connecting: Ctrl-C while 10,000 drones connect still lands them
+  // cleanly. A second Ctrl-C does not wait.
   let stopping = false
   const stop = (signal: NodeJS.Signals) => {
-    if (stopping) return
+    if (stopping) {
+      console.error(`${signal} again: exiting without landing`)
+      process.exit(130)
+    }
     stopping = true
     stopStatus()
     console.log(`${signal}: landing the fleet`)
@@ -36,6 +37,14 @@ async function main(): Promise<void> {
   }
   process.on('SIGINT', stop)
   process.on('SIGTERM', stop)
+
+  console.log(
+    `connecting ${config.drones} drones and ${config.stations} stations of fleet ${config.fleetId} to ${config.url}`,
+  )
+  await fleet.run()
+  if (stopping) return
+  console.log(`fleet ${config.fleetId} flying (time scale ${config.timeScale}); Ctrl-C stops it`)
+  if (process.stdout.isTTY) stopStatus = startStatusLine(fleet, process.stdout)
 }
 
 main().catch((err: unknown) => {

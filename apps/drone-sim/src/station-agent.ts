@@ -39,7 +39,7 @@ export class StationAgent {
     this.connection = await Connection.open(
       url,
       {
-        clientId: this.id,
+        clientId: `${this.ctx.fleetId}.${this.id}`,
         username: this.id,
         password: token,
         keepalive: keepaliveS,
@@ -83,15 +83,10 @@ export class StationAgent {
 
   /** Announces it is closing, then disconnects cleanly. */
   async close(): Promise<void> {
-    const connection = this.connection
-    if (connection === undefined) return
-    if (connection.connected) {
-      const status = { ...this.status(false), reason: 'shutdown' }
-      await connection.client
-        .publishAsync(this.statusTopic, JSON.stringify(status), { qos: 1, retain: true })
-        .catch(() => {})
-    }
-    await connection.close()
+    await this.connection?.closeWithStatus(this.statusTopic, {
+      ...this.status(false),
+      reason: 'shutdown',
+    })
   }
 
   private publishStatus(online: boolean): void {

@@ -7,11 +7,18 @@ import { loadConfig } from '../src/config.ts'
 import { Fleet } from '../src/fleet.ts'
 import { SECRET, Watcher, fleetOptions, startBroker } from './helpers.ts'
 
-const TSX = fileURLToPath(new URL('../../../node_modules/tsx/dist/cli.mjs', import.meta.url))
+const TSX_LOADER = new URL('../../../node_modules/tsx/dist/loader.mjs', import.meta.url).href
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
 
+const running = new Set<ReturnType<typeof spawn>>()
+afterEach(() => {
+  for (const child of running) child.kill('SIGKILL')
+  running.clear()
+})
+
 function runSim(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, [TSX, MAIN, ...args], {
+  // node --import tsx: child.pid is the simulator itself, so signals reach it.
+  const child = spawn(process.execPath, ['--import', TSX_LOADER, MAIN, ...args], {
     env: { ...process.env, DEVICE_TOKEN_SECRET: SECRET, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -19,6 +26,7 @@ function runSim(args: string[], env: Record<string, string>) {
   const err: string[] = []
   createInterface({ input: child.stdout }).on('line', (l) => out.push(l))
   createInterface({ input: child.stderr }).on('line', (l) => err.push(l))
+  running.add(child)
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve))
   return { child, out, err, exited }
 }
@@ -29,6 +37,7 @@ describe('sim command line', () => {
     [['--rate', '0'], '--rate'],
     [['--telemetry-qos', '2'], '--telemetry-qos'],
     [['--center', '95,2'], '--center'],
+    [['--center', '48.8,'], '--center'],
     [['--chaos', '1.5'], '--chaos'],
     [['--fleet', 'a/b'], '--fleet'],
     [['--time-scale', 'fast'], '--time-scale'],

@@ -68,6 +68,40 @@ describe('the simulator on the bundled broker', () => {
     expect(states).toContain('en_route')
   })
 
+  it('cancels a delivery in flight and returns to base when told', async () => {
+    const fleet = await withFleet(fleetOptions(broker.url, { drones: 1, timeScale: 20 }), cleanup)
+    const [home, other] = fleet.stations.map((s) => s.stop)
+    const api = await connectAsync(broker.url, {
+      clientId: 'api',
+      username: 'api',
+      password: await signDeviceToken(SECRET, { role: 'service', sub: 'api' }),
+    })
+    cleanup.push(() => api.endAsync())
+    const send = (cmd: object) =>
+      api.publishAsync(
+        'fleet/test/drones/drone-1/commands',
+        JSON.stringify({ v: 1, ts: Date.now(), id: randomUUID(), ...cmd }),
+        { qos: 2 },
+      )
+    const stop = (s: typeof home) => ({ stationId: s!.stationId, lat: s!.lat, lon: s!.lon })
+    await send({
+      type: 'delivery.assign',
+      deliveryId: 'del-c',
+      pickup: stop(other),
+      dropoff: stop(home),
+    })
+    await watcher.next((m) => m.topic.endsWith('/telemetry') && m.json.state === 'to_pickup')
+    await send({ type: 'cancel', deliveryId: 'del-c' })
+    const failed = await watcher.next(
+      (m) => m.topic.endsWith('/events') && m.json.type === 'delivery.failed',
+    )
+    expect(failed.json).toMatchObject({ deliveryId: 'del-c', detail: 'cancelled' })
+    await watcher.next((m) => m.topic.endsWith('/telemetry') && m.json.state === 'returning')
+
+    await send({ type: 'return_to_base', stationId: other!.stationId })
+    await watcher.next(() => fleet.drones[0]!.model.dockedAt === other!.stationId, 20_000)
+  })
+
   it('refuses an assignment it cannot fly and says why', async () => {
     await withFleet(fleetOptions(broker.url, { drones: 1 }), cleanup)
     const api = await connectAsync(broker.url, {
