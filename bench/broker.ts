@@ -1,5 +1,5 @@
-// The broker benchmark: the bundled broker (aedes) against the system Mosquitto, both
-// driven by the same load generator, runs alternating between them.
+// The broker benchmark: the bundled broker (aedes) against Mosquitto, both driven by the
+// same load generator, runs alternating between them.
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { signDeviceToken } from '@skyline/broker'
@@ -8,14 +8,11 @@ import { sample, spawnBroker } from '../apps/broker/test/broker-process.ts'
 import { runLoad } from './load-process.ts'
 import type { Credentials, IdleResult, ThroughputResult } from './load-types.ts'
 import { mosquittoDaemon, startMosquitto } from './mosquitto.ts'
-import { clockTicksPerS, isAlive, leafPid } from './proc.ts'
+import { clockTicksPerS, waitForQuiet } from './proc.ts'
 import { telemetryPayload } from './telemetry.ts'
 
 export type BrokerName = 'bundled' | 'mosquitto'
 const BROKERS: readonly BrokerName[] = ['bundled', 'mosquitto']
-/** A throughput run with more CPU than this used by other processes is repeated, % of a core. */
-const DISTURBED_PCT = 25
-const ATTEMPTS = 3
 
 export interface BrokerBenchSettings {
   /** Runs per broker and QoS. */
@@ -34,6 +31,15 @@ export interface BrokerBenchSettings {
    * publishers x window keeps the offered load at what the windows describe.
    */
   qos1MaxInFlight: number
+  /**
+   * The machine may be shared. A throughput run starts once the machine has used less
+   * than `disturbedPct` of a core for a second (or after `quietWaitMs`); a run in which
+   * other processes used more is repeated, up to `attempts` in all, and the least
+   * disturbed attempt is kept.
+   */
+  disturbedPct: number
+  attempts: number
+  quietWaitMs: number
   /** Idle connection counts for the memory measure. */
   idleClients: number[]
   payloadBytes: number
@@ -51,6 +57,9 @@ export function settingsFor(quick: boolean): BrokerBenchSettings {
     qos0MaxInFlight: 2_000,
     qos1Window,
     qos1MaxInFlight: publishers * qos1Window,
+    disturbedPct: 25,
+    attempts: 3,
+    quietWaitMs: quick ? 10_000 : 30_000,
     idleClients: quick ? [1_000] : [1_000, 10_000],
     payloadBytes: telemetryPayload().payload.length,
   }
@@ -61,8 +70,10 @@ export interface ThroughputRun extends ThroughputResult {
   qos: 0 | 1
   round: number
   fleet: string
-  /** 1 unless earlier attempts were disturbed by other processes (see DISTURBED_PCT). */
+  /** 1 unless earlier attempts were disturbed by other processes (see disturbedPct). */
   attempt?: number
+  /** Machine CPU use in the second before the run started, % of a core. */
+  busyBeforePct?: number
   /** Deliveries the bundled broker counted as dropped during the run, by reason. */
   drops?: Record<string, number>
 }
@@ -96,7 +107,7 @@ interface Target {
   close(): Promise<void>
 }
 
-// A fresh secret per run of the bench: tokens are signed for this broker process only.
+// A fresh secret per bench: its tokens are good only on the brokers it starts.
 const SECRET = randomBytes(24).toString('hex')
 
 type Purpose = 'memory' | 'throughput'
@@ -115,16 +126,9 @@ async function open(broker: BrokerName, purpose: Purpose): Promise<Target> {
     MQTT_RATE_LIMIT: '0', // Mosquitto has no per-client rate limit
     MQTT_MAX_CONNECTIONS: '20000',
   })
-  let pid: number
-  try {
-    pid = leafPid(proc.child.pid!)
-  } catch (err) {
-    await proc.stop()
-    throw err
-  }
   return {
     port: proc.ports.mqtt,
-    pid,
+    pid: proc.child.pid!, // the broker itself: spawnBroker runs `node --import tsx`
     metrics: () => proc.metrics(),
     recentLog: () =>
       [
@@ -133,9 +137,7 @@ async function open(broker: BrokerName, purpose: Purpose): Promise<Target> {
         ...(proc.child.exitCode !== null ? [`exited with ${proc.child.exitCode}`] : []),
       ].slice(-10),
     async close() {
-      await proc.stop()
-      // stop() signals the tsx launcher; should the broker under it outlive it, end it too.
-      if (isAlive(pid)) process.kill(pid, 'SIGKILL')
+      await proc.stop() // SIGTERM, then SIGKILL after 10 s
     },
   }
 }
@@ -267,19 +269,19 @@ export async function benchBrokers(
       const what = `round ${round + 1}/${s.runs}`
       await withBroker(broker, 'throughput', what, async (target) => {
         for (const qos of [0, 1] as const) {
-          // The machine may be shared: a run that other processes took CPU from is
-          // repeated, and the least disturbed attempt kept.
+          // See disturbedPct.
           let best: ThroughputRun | undefined
-          for (let attempt = 1; attempt <= ATTEMPTS; attempt++) {
+          for (let attempt = 1; attempt <= s.attempts; attempt++) {
+            const busyBeforePct = await waitForQuiet(s.disturbedPct, s.quietWaitMs, signal)
             const run = await throughputRun(broker, target, qos, round, s, signal)
-            run.attempt = attempt
+            Object.assign(run, { attempt, busyBeforePct })
             if (!best || run.otherCpuPct < best.otherCpuPct) best = run
             progress(
               `${what} ${broker} QoS ${qos}: ${Math.round(run.msgsPerS)} msgs/s, lost ${run.lost}, ` +
                 `CPU % broker ${run.brokerCpuPct.toFixed(0)}, load ${run.loadCpuPct.toFixed(0)}, ` +
                 `other ${run.otherCpuPct.toFixed(0)}`,
             )
-            if (run.otherCpuPct <= DISTURBED_PCT) break
+            if (run.otherCpuPct <= s.disturbedPct) break
           }
           result.throughput.push(best!)
         }

@@ -2,6 +2,7 @@
 import { spawnSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
+import { setTimeout as sleep } from 'node:timers/promises'
 
 /** Resident memory of a process now (VmRSS), bytes. */
 export function rssBytes(pid: number): number {
@@ -27,6 +28,24 @@ export function machineBusyTicks(): number {
   return [0, 1, 2, 5, 6, 7].reduce((sum, k) => sum + Number(cpu[k] ?? 0), 0)
 }
 
+/**
+ * Waits until the whole machine has used less than `maxBusyPct` of a core for a second,
+ * or `maxWaitMs` passed. Resolves with the last second's figure.
+ */
+export async function waitForQuiet(
+  maxBusyPct: number,
+  maxWaitMs: number,
+  signal: AbortSignal,
+): Promise<number> {
+  const until = Date.now() + maxWaitMs
+  for (;;) {
+    const before = machineBusyTicks()
+    await sleep(1_000, undefined, { signal })
+    const busyPct = ((machineBusyTicks() - before) / clockTicksPerS()) * 100
+    if (busyPct < maxBusyPct || Date.now() >= until) return busyPct
+  }
+}
+
 let userHz: number | undefined
 
 /** USER_HZ, the unit of cpuTicks (100 on every common Linux, but asking costs little). */
@@ -36,22 +55,6 @@ export function clockTicksPerS(): number {
     userHz = Number(out.trim()) || 100
   }
   return userHz
-}
-
-/**
- * The process that does the work under a launcher. `npm run broker` runs tsx's CLI,
- * which re-executes node with its loader as a child: the broker is that child, and the
- * launcher's own RSS and CPU would say nothing about it.
- */
-export function leafPid(pid: number): number {
-  let current = pid
-  for (let depth = 0; depth < 5; depth++) {
-    const children = readFileSync(`/proc/${current}/task/${current}/children`, 'utf8').trim()
-    const only = children.split(' ').filter(Boolean)
-    if (only.length !== 1) return current
-    current = Number(only[0])
-  }
-  return current
 }
 
 export function isAlive(pid: number): boolean {

@@ -54,7 +54,11 @@ function throughputRows(runs: ThroughputRun[], qos: 0 | 1, load: string): Row[] 
   ]
 }
 
-export function brokerTable(result: BrokerBenchResult, machine: MachineInfo): string {
+export function brokerTable(
+  result: BrokerBenchResult,
+  machine: MachineInfo,
+  revision: string,
+): string {
   const s = result.settings
   const rows: Row[] = [
     ...throughputRows(result.throughput, 0, `≤ ${en(s.qos0MaxInFlight)} in flight`),
@@ -80,13 +84,15 @@ export function brokerTable(result: BrokerBenchResult, machine: MachineInfo): st
   const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`
   return [
     `Broker benchmark (machine: ${machine.cpu}, ${machine.cores} cores, Node ${machine.node}, ` +
-      `Mosquitto ${machine.mosquitto}), rate limit off (MQTT_RATE_LIMIT=0: Mosquitto has none)`,
+      `Mosquitto ${machine.mosquitto}), rate limit off (MQTT_RATE_LIMIT=0: Mosquitto has none), ` +
+      `bundled broker at ${revision}`,
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
     ...rows.map(line),
     `${s.warmupMs / 1000} s warm-up, ${s.measureMs / 1000} s window per run, brokers alternating; ` +
       `${s.payloadBytes}-byte telemetry; "in flight": published, not yet received or known lost; ` +
-      `CPU from /proc/<pid>/stat.`,
+      `CPU from /proc/<pid>/stat; a run in which other processes used > ${s.disturbedPct}% ` +
+      `of a core is repeated (up to ${s.attempts} attempts, least disturbed kept).`,
     ...result.failed.map((f) => `FAILED ${f.what} ${f.broker}: ${f.error}`),
   ].join('\n')
 }

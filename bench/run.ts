@@ -1,12 +1,24 @@
 // Entry point of `npm run bench [-- --quick]`: runs the benchmarks, prints one table on
 // stdout (progress goes to stderr) and keeps the raw runs in bench/results/<time>.json.
+import { spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { benchBrokers, settingsFor } from './broker.ts'
 import { machineInfo } from './proc.ts'
 import { brokerTable } from './report.ts'
 
 const RESULTS_DIR = new URL('./results/', import.meta.url)
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+/** The commit the bundled broker ran from, so results can be told apart as it changes. */
+function revision(): string {
+  const git = (...args: string[]) =>
+    (spawnSync('git', args, { cwd: ROOT, encoding: 'utf8' }).stdout ?? '').trim()
+  const commit = git('rev-parse', '--short', 'HEAD') || 'unknown commit'
+  const changed = git('status', '--porcelain', '--', 'apps/broker', 'packages') !== ''
+  return changed ? `${commit} + uncommitted changes` : commit
+}
 
 /** ISO 8601 basic format (20260101T120000Z): sortable, and without ':' for file names. */
 function fileTimestamp(date: Date): string {
@@ -29,14 +41,18 @@ async function main(signal: AbortSignal): Promise<void> {
   const quick = values.quick ?? false
   const startedAt = new Date()
   const machine = machineInfo()
+  const brokerRevision = revision()
   const settings = settingsFor(quick)
   console.error(`broker bench${quick ? ' (quick)' : ''}: ${JSON.stringify(settings)}`)
   const brokers = await benchBrokers(settings, signal, (line) => console.error(line))
 
-  console.log(brokerTable(brokers, machine))
+  console.log(brokerTable(brokers, machine, brokerRevision))
   mkdirSync(RESULTS_DIR, { recursive: true })
   const file = new URL(`${fileTimestamp(startedAt)}.json`, RESULTS_DIR)
-  writeFileSync(file, JSON.stringify({ startedAt, quick, machine, brokers }, null, 2) + '\n')
+  writeFileSync(
+    file,
+    JSON.stringify({ startedAt, quick, machine, brokerRevision, brokers }, null, 2) + '\n',
+  )
   console.error(`raw runs: ${file.pathname}`)
 }
 
