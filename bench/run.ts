@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util'
 import { benchBrokers, settingsFor } from './broker.ts'
 import { machineInfo } from './proc.ts'
 import { brokerTable } from './report.ts'
+import { benchSim, simSettingsFor, simTable } from './sim.ts'
 
 const RESULTS_DIR = new URL('./results/', import.meta.url)
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -45,13 +46,18 @@ async function main(signal: AbortSignal): Promise<void> {
   const settings = settingsFor(quick)
   console.error(`broker bench${quick ? ' (quick)' : ''}: ${JSON.stringify(settings)}`)
   const brokers = await benchBrokers(settings, signal, (line) => console.error(line))
+  const simSettings = simSettingsFor(quick)
+  console.error(`sim bench${quick ? ' (quick)' : ''}: ${JSON.stringify(simSettings)}`)
+  const sim = await benchSim(simSettings, signal, (line) => console.error(line))
 
   console.log(brokerTable(brokers, machine, brokerRevision))
+  console.log('')
+  console.log(simTable(sim))
   mkdirSync(RESULTS_DIR, { recursive: true })
   const file = new URL(`${fileTimestamp(startedAt)}.json`, RESULTS_DIR)
   writeFileSync(
     file,
-    JSON.stringify({ startedAt, quick, machine, brokerRevision, brokers }, null, 2) + '\n',
+    JSON.stringify({ startedAt, quick, machine, brokerRevision, brokers, sim }, null, 2) + '\n',
   )
   console.error(`raw runs: ${file.pathname}`)
 }
