@@ -57,6 +57,81 @@ describe('npm run broker', () => {
   })
 })
 
+describe('npm run broker with npm run token and mosquitto-clients', () => {
+  it('lets mosquitto_sub and mosquitto_pub in with tokens from the shared secret in DATA_DIR', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'skyline-broker-'))
+    const env = { ...process.env, DATA_DIR: dataDir, DEVICE_TOKEN_SECRET: '' }
+    const broker = await spawnBroker({ DATA_DIR: dataDir, DEVICE_TOKEN_SECRET: '' })
+    try {
+      const token = async (...args: string[]) =>
+        (await run(process.execPath, [TSX, TOKEN_CLI, ...args], { env })).stdout.trim()
+      const viewer = await token('--role', 'viewer', '--fleet', 'f1', '--id', 'ops1')
+      const drone = await token('--role', 'drone', '--fleet', 'f1', '--id', 'd1')
+      const port = String(broker.ports.mqtt)
+      const sub = run('mosquitto_sub', [
+        '-h',
+        '127.0.0.1',
+        '-p',
+        port,
+        '-i',
+        'ops1',
+        '-u',
+        'ops1',
+        '-P',
+        viewer,
+        '-t',
+        'fleet/f1/#',
+        '-v',
+        '-C',
+        '1',
+        '-W',
+        '10',
+      ])
+      // mosquitto_sub has no "subscribed" signal: publish retained, so it arrives whenever it subscribes.
+      await run('mosquitto_pub', [
+        '-h',
+        '127.0.0.1',
+        '-p',
+        port,
+        '-i',
+        'd1',
+        '-u',
+        'd1',
+        '-P',
+        drone,
+        '-q',
+        '1',
+        '-r',
+        '-t',
+        'fleet/f1/drones/d1/status',
+        '-m',
+        'hello',
+      ])
+      expect((await sub).stdout.trim()).toBe('fleet/f1/drones/d1/status hello')
+      await expect(
+        run('mosquitto_pub', [
+          '-h',
+          '127.0.0.1',
+          '-p',
+          port,
+          '-i',
+          'x',
+          '-u',
+          'd1',
+          '-P',
+          'not-a-token',
+          '-t',
+          'fleet/f1/drones/d1/status',
+          '-m',
+          'x',
+        ]),
+      ).rejects.toMatchObject({ stderr: expect.stringMatching(/not authori[sz]ed/i) as unknown })
+    } finally {
+      await broker.stop()
+    }
+  })
+})
+
 describe('configuration', () => {
   it('applies the documented defaults', () => {
     const config = loadConfig({})
