@@ -13,7 +13,11 @@ import type { Database } from './db/client.ts'
 import { ApiError } from './errors.ts'
 import databasePlugin from './plugins/external/database.ts'
 import ingestPlugin from './plugins/external/ingest.ts'
+import deliveryRepository from './plugins/app/delivery-repository.ts'
+import dispatcher from './plugins/app/dispatcher.ts'
 import fleetRepository from './plugins/app/fleet-repository.ts'
+import operatorAuth from './plugins/app/operator-auth.ts'
+import deliveriesRoutes from './routes/api/deliveries.ts'
 import drones from './routes/api/drones.ts'
 import fleet from './routes/api/fleet.ts'
 import health from './routes/api/health.ts'
@@ -90,7 +94,10 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(databasePlugin, { database: opts.database })
   await fastify.register(ingestPlugin)
   await fastify.register(fleetRepository)
-  for (const routes of [health, fleet, drones, stations, stats]) {
+  await fastify.register(deliveryRepository)
+  await fastify.register(operatorAuth)
+  await fastify.register(dispatcher)
+  for (const routes of [health, fleet, drones, stations, deliveriesRoutes, stats]) {
     await fastify.register(routes, { prefix: '/api' })
   }
 }

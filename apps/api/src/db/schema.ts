@@ -171,6 +171,8 @@ export const deliveries = pgTable(
     failedAt: at('failed_at'),
     cancelledAt: at('cancelled_at'),
     failureReason: text('failure_reason'),
+    /** Drones that refused it or did not answer: the dispatcher does not ask them again. */
+    declinedBy: jsonb('declined_by').$type<string[]>().notNull().default([]),
     /** The last ETA computed while in flight, and its error against the arrival, s. */
     etaAt: at('eta_at'),
     etaErrorS: real('eta_error_s'),

@@ -3,6 +3,7 @@ import type { DroneEvent } from '@skyline/schemas'
 import type { Db } from '../db/client.ts'
 import { deliveries, deliveryEvents } from '../db/schema.ts'
 import type { DeliveryStatus } from '../db/schema.ts'
+import { requeue } from '../plugins/app/dispatcher.ts'
 
 type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
 
@@ -60,6 +61,16 @@ export async function applyDroneEvent(
     .from(deliveries)
     .where(and(eq(deliveries.id, event.deliveryId), eq(deliveries.fleetId, fleetId)))
   if (delivery === undefined || TERMINAL.has(delivery.status)) return
+  // Another drone's word on it (one it was taken from after a timeout) changes nothing.
+  if (delivery.droneId !== null && delivery.droneId !== droneId) return
+  // A refusal of an assignment sends it back to the dispatcher for another drone.
+  if (
+    event.type === 'delivery.failed' &&
+    delivery.status === 'assigned' &&
+    event.detail !== 'cancelled'
+  ) {
+    return requeue(tx, event.deliveryId, droneId, event.detail ?? 'refused', receivedAt)
+  }
   const next = transition(event, delivery.status)
   if (next === null || RANK[next.status] <= RANK[delivery.status]) return
   const at = new Date(event.ts)

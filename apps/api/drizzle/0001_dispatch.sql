@@ -1,0 +1,1 @@
+ALTER TABLE "deliveries" ADD COLUMN "declined_by" jsonb DEFAULT '[]'::jsonb NOT NULL;

@@ -1,0 +1,185 @@
+import { randomUUID } from 'node:crypto'
+import { and, asc, desc, eq, gte, inArray, lt, lte, or, sql } from 'drizzle-orm'
+import fp from 'fastify-plugin'
+import type { Db } from '../../db/client.ts'
+import { deliveries, deliveryEvents, stations, telemetry } from '../../db/schema.ts'
+import type { DeliveryStatus } from '../../db/schema.ts'
+import { ApiError, notFound } from '../../errors.ts'
+import { ACTIVE } from './dispatcher.ts'
+import { MAX_TRACK_POINTS } from './fleet-repository.ts'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    deliveries: DeliveryRepository
+  }
+}
+
+export type DeliveryRow = typeof deliveries.$inferSelect
+export type DeliveryEventRow = typeof deliveryEvents.$inferSelect
+
+export interface DeliveryFilter {
+  fleetId?: string
+  status?: DeliveryStatus
+  droneId?: string
+  stationId?: string
+  from?: Date
+  to?: Date
+  limit: number
+  cursor?: string
+}
+
+/** Where the next page starts: the last row's request time and id, opaque to clients. */
+function encodeCursor(row: DeliveryRow): string {
+  return Buffer.from(`${row.requestedAt.toISOString()}|${row.id}`).toString('base64url')
+}
+
+function decodeCursor(cursor: string): { at: Date; id: string } {
+  const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|')
+  const at = new Date(iso ?? '')
+  if (id === undefined || id === '' || Number.isNaN(at.getTime())) {
+    throw new ApiError(400, 'bad_cursor', 'cursor is not one this api returned')
+  }
+  return { at, id }
+}
+
+export class DeliveryRepository {
+  constructor(private readonly db: Db) {}
+
+  async create(
+    input: {
+      fleetId: string
+      pickupStationId: string
+      dropoffStationId: string
+      payloadKg: number
+    },
+    now: Date,
+  ): Promise<DeliveryRow> {
+    if (input.pickupStationId === input.dropoffStationId) {
+      throw new ApiError(400, 'bad_request', 'pick-up and drop-off must be different stations')
+    }
+    const known = await this.db
+      .select({ id: stations.id })
+      .from(stations)
+      .where(
+        and(
+          eq(stations.fleetId, input.fleetId),
+          inArray(stations.id, [input.pickupStationId, input.dropoffStationId]),
+        ),
+      )
+    for (const id of [input.pickupStationId, input.dropoffStationId]) {
+      if (!known.some((k) => k.id === id))
+        throw new ApiError(400, 'unknown_station', `station ${id} is not in fleet ${input.fleetId}`)
+    }
+    const [row] = await this.db
+      .insert(deliveries)
+      .values({
+        id: randomUUID(),
+        ...input,
+        status: 'requested',
+        source: 'api',
+        requestedAt: now,
+        updatedAt: now,
+      })
+      .returning()
+    await this.db
+      .insert(deliveryEvents)
+      .values({ deliveryId: row!.id, status: 'requested', at: now, detail: 'operator' })
+    return row!
+  }
+
+  /** Newest first, a page at a time. */
+  async list(f: DeliveryFilter): Promise<{ deliveries: DeliveryRow[]; nextCursor: string | null }> {
+    const after = f.cursor !== undefined ? decodeCursor(f.cursor) : undefined
+    const rows = await this.db
+      .select()
+      .from(deliveries)
+      .where(
+        and(
+          f.fleetId !== undefined ? eq(deliveries.fleetId, f.fleetId) : undefined,
+          f.status !== undefined ? eq(deliveries.status, f.status) : undefined,
+          f.droneId !== undefined ? eq(deliveries.droneId, f.droneId) : undefined,
+          f.stationId !== undefined
+            ? or(
+                eq(deliveries.pickupStationId, f.stationId),
+                eq(deliveries.dropoffStationId, f.stationId),
+              )
+            : undefined,
+          f.from !== undefined ? gte(deliveries.requestedAt, f.from) : undefined,
+          f.to !== undefined ? lte(deliveries.requestedAt, f.to) : undefined,
+          after !== undefined
+            ? or(
+                lt(deliveries.requestedAt, after.at),
+                and(eq(deliveries.requestedAt, after.at), lt(deliveries.id, after.id)),
+              )
+            : undefined,
+        ),
+      )
+      .orderBy(desc(deliveries.requestedAt), desc(deliveries.id))
+      .limit(f.limit + 1)
+    const page = rows.slice(0, f.limit)
+    return {
+      deliveries: page,
+      nextCursor: rows.length > f.limit ? encodeCursor(page.at(-1)!) : null,
+    }
+  }
+
+  async get(id: string): Promise<{ delivery: DeliveryRow; events: DeliveryEventRow[] }> {
+    const [delivery] = await this.db.select().from(deliveries).where(eq(deliveries.id, id))
+    if (delivery === undefined) throw notFound('delivery', id)
+    const events = await this.db
+      .select()
+      .from(deliveryEvents)
+      .where(eq(deliveryEvents.deliveryId, id))
+      .orderBy(asc(deliveryEvents.id))
+    return { delivery, events }
+  }
+
+  /** The positions its drone reported while flying it. */
+  flownTrack(d: DeliveryRow) {
+    if (d.droneId === null) return Promise.resolve([])
+    return this.db
+      .select({
+        ts: telemetry.ts,
+        lat: telemetry.lat,
+        lon: telemetry.lon,
+        altM: telemetry.altM,
+        speedMps: telemetry.speedMps,
+      })
+      .from(telemetry)
+      .where(
+        and(
+          eq(telemetry.fleetId, d.fleetId),
+          eq(telemetry.droneId, d.droneId),
+          eq(telemetry.deliveryId, d.id),
+        ),
+      )
+      .orderBy(asc(telemetry.ts))
+      .limit(MAX_TRACK_POINTS)
+  }
+
+  /** Cancels a delivery not yet finished; returns it, with the drone to tell if one flies it. */
+  async cancel(id: string, now: Date): Promise<{ delivery: DeliveryRow; notify: string | null }> {
+    const { delivery } = await this.get(id)
+    if (delivery.status !== 'requested' && !ACTIVE.includes(delivery.status)) {
+      throw new ApiError(409, 'not_cancellable', `delivery ${id} is ${delivery.status}`)
+    }
+    const [row] = await this.db
+      .update(deliveries)
+      .set({ status: 'cancelled', cancelledAt: now, updatedAt: now })
+      .where(and(eq(deliveries.id, id), sql`${deliveries.status} = ${delivery.status}`))
+      .returning()
+    if (row === undefined)
+      throw new ApiError(409, 'not_cancellable', `delivery ${id} changed meanwhile: try again`)
+    await this.db
+      .insert(deliveryEvents)
+      .values({ deliveryId: id, status: 'cancelled', at: now, detail: 'operator' })
+    return { delivery: row, notify: delivery.droneId }
+  }
+}
+
+export default fp(
+  async (fastify) => {
+    fastify.decorate('deliveries', new DeliveryRepository(fastify.database.db))
+  },
+  { name: 'delivery-repository', dependencies: ['database'] },
+)

@@ -1,0 +1,187 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
+import { randomUUID } from 'node:crypto'
+import { z } from 'zod'
+import { IdSchema, buildTopic } from '@skyline/schemas'
+import { DELIVERY_STATUSES } from '../../db/schema.ts'
+import type { DeliveryEventRow, DeliveryRow } from '../../plugins/app/delivery-repository.ts'
+import { ApiError } from '../../errors.ts'
+import { ErrorSchema } from './views.ts'
+
+const iso = z.iso.datetime()
+const isoOrNull = (d: Date | null) => d?.toISOString() ?? null
+
+const DeliverySchema = z.object({
+  id: z.string(),
+  fleetId: z.string(),
+  status: z.enum(DELIVERY_STATUSES),
+  source: z.enum(['station', 'api']),
+  pickupStationId: z.string(),
+  dropoffStationId: z.string(),
+  payloadKg: z.number(),
+  droneId: z.string().nullable(),
+  distanceM: z.number().nullable(),
+  requestedAt: iso,
+  assignedAt: iso.nullable(),
+  pickedUpAt: iso.nullable(),
+  departedAt: iso.nullable(),
+  arrivedAt: iso.nullable(),
+  completedAt: iso.nullable(),
+  failedAt: iso.nullable(),
+  cancelledAt: iso.nullable(),
+  failureReason: z.string().nullable(),
+  etaAt: iso.nullable(),
+  etaErrorS: z.number().nullable(),
+})
+
+const view = (d: DeliveryRow): z.infer<typeof DeliverySchema> => ({
+  id: d.id,
+  fleetId: d.fleetId,
+  status: d.status,
+  source: d.source,
+  pickupStationId: d.pickupStationId,
+  dropoffStationId: d.dropoffStationId,
+  payloadKg: d.payloadKg,
+  droneId: d.droneId,
+  distanceM: d.distanceM,
+  requestedAt: d.requestedAt.toISOString(),
+  assignedAt: isoOrNull(d.assignedAt),
+  pickedUpAt: isoOrNull(d.pickedUpAt),
+  departedAt: isoOrNull(d.departedAt),
+  arrivedAt: isoOrNull(d.arrivedAt),
+  completedAt: isoOrNull(d.completedAt),
+  failedAt: isoOrNull(d.failedAt),
+  cancelledAt: isoOrNull(d.cancelledAt),
+  failureReason: d.failureReason,
+  etaAt: isoOrNull(d.etaAt),
+  etaErrorS: d.etaErrorS,
+})
+
+const eventView = (e: DeliveryEventRow) => ({
+  status: e.status,
+  at: e.at.toISOString(),
+  detail: e.detail,
+})
+
+const routes: FastifyPluginAsyncZod = async (fastify) => {
+  fastify.get('/deliveries', {
+    schema: {
+      summary: 'Deliveries, newest first, a page at a time',
+      querystring: z.object({
+        fleet: IdSchema.optional(),
+        status: z.enum(DELIVERY_STATUSES).optional(),
+        droneId: IdSchema.optional(),
+        stationId: IdSchema.optional().describe('pick-up or drop-off'),
+        from: z.iso.datetime({ offset: true }).optional().describe('requested at or after'),
+        to: z.iso.datetime({ offset: true }).optional().describe('requested at or before'),
+        limit: z.coerce.number().int().min(1).max(200).default(50),
+        cursor: z.string().max(200).optional().describe('nextCursor of the previous page'),
+      }),
+      response: {
+        200: z.object({ deliveries: z.array(DeliverySchema), nextCursor: z.string().nullable() }),
+        400: ErrorSchema,
+      },
+    },
+    handler: async (req) => {
+      const q = req.query
+      const from = q.from !== undefined ? new Date(q.from) : undefined
+      const to = q.to !== undefined ? new Date(q.to) : undefined
+      if (from !== undefined && to !== undefined && from > to)
+        throw new ApiError(400, 'bad_range', '`from` must not be after `to`')
+      const page = await fastify.deliveries.list({ ...q, fleetId: q.fleet, from, to })
+      return { deliveries: page.deliveries.map(view), nextCursor: page.nextCursor }
+    },
+  })
+
+  fastify.get('/deliveries/:id', {
+    schema: {
+      summary: 'One delivery with its events and flown track',
+      params: z.object({ id: IdSchema }),
+      response: {
+        200: DeliverySchema.extend({
+          events: z.array(
+            z.object({ status: z.enum(DELIVERY_STATUSES), at: iso, detail: z.string().nullable() }),
+          ),
+          track: z.array(
+            z.object({
+              ts: iso,
+              lat: z.number(),
+              lon: z.number(),
+              altM: z.number(),
+              speedMps: z.number(),
+            }),
+          ),
+        }),
+        400: ErrorSchema,
+        404: ErrorSchema,
+      },
+    },
+    handler: async (req) => {
+      const { delivery, events } = await fastify.deliveries.get(req.params.id)
+      const track = await fastify.deliveries.flownTrack(delivery)
+      return {
+        ...view(delivery),
+        events: events.map(eventView),
+        track: track.map((p) => ({ ...p, ts: p.ts.toISOString() })),
+      }
+    },
+  })
+
+  fastify.post('/deliveries', {
+    preHandler: fastify.requireOperator,
+    schema: {
+      summary: 'Request a delivery (operator token)',
+      headers: z.object({ authorization: z.string().optional() }),
+      body: z.object({
+        fleet: IdSchema,
+        pickupStationId: IdSchema,
+        dropoffStationId: IdSchema,
+        payloadKg: z.number().positive().max(50),
+      }),
+      response: { 201: DeliverySchema, 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema },
+    },
+    handler: async (req, reply) => {
+      const { fleet, ...rest } = req.body
+      const row = await fastify.deliveries.create({ fleetId: fleet, ...rest }, new Date())
+      void fastify.dispatcher.tick()
+      return reply.code(201).send(view(row))
+    },
+  })
+
+  fastify.post('/deliveries/:id/cancel', {
+    preHandler: fastify.requireOperator,
+    schema: {
+      summary: 'Cancel a delivery that is not finished (operator token)',
+      params: z.object({ id: IdSchema }),
+      response: {
+        200: DeliverySchema,
+        401: ErrorSchema,
+        403: ErrorSchema,
+        404: ErrorSchema,
+        409: ErrorSchema,
+      },
+    },
+    handler: async (req) => {
+      const now = new Date()
+      const { delivery, notify } = await fastify.deliveries.cancel(req.params.id, now)
+      if (notify !== null) {
+        const topic = buildTopic({
+          kind: 'drone',
+          fleetId: delivery.fleetId,
+          droneId: notify,
+          channel: 'commands',
+        })
+        const cancel = {
+          v: 1,
+          ts: now.getTime(),
+          id: randomUUID(),
+          type: 'cancel',
+          deliveryId: delivery.id,
+        }
+        await fastify.ingest.client.publishAsync(topic, JSON.stringify(cancel), { qos: 2 })
+      }
+      return view(delivery)
+    },
+  })
+}
+
+export default routes

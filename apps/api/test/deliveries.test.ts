@@ -1,0 +1,240 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { FastifyInstance } from 'fastify'
+import { signDeviceToken } from '@skyline/broker'
+import { Fleet } from '@skyline/drone-sim'
+import type { FleetOptions } from '@skyline/drone-sim'
+import type { Database } from '../src/db/client.ts'
+import { DATABASES, SECRET, buildApi, eventually, startBroker } from './helpers.ts'
+import type { TestBroker } from './helpers.ts'
+
+const fleetOptions = (url: string, o: Partial<FleetOptions> = {}): FleetOptions => ({
+  url,
+  fleetId: 'f1',
+  drones: 2,
+  stations: 2,
+  center: { lat: 48.8566, lon: 2.3522 },
+  radiusKm: 2,
+  rateHz: 5,
+  telemetryQos: 0,
+  chaosPerMin: 0,
+  timeScale: 100,
+  demandPerMin: 0,
+  patrol: false,
+  keepaliveS: 5,
+  seed: 5,
+  tokenSecret: SECRET,
+  ...o,
+})
+
+interface Delivery {
+  id: string
+  status: string
+  source: string
+  droneId: string | null
+  events: { status: string }[]
+  track: unknown[]
+}
+
+describe.each(DATABASES)('deliveries on %s', (_name, open) => {
+  let broker: TestBroker
+  let database: Database
+  let api: FastifyInstance
+  let operator: string
+  const cleanup: (() => Promise<void>)[] = []
+
+  beforeEach(async () => {
+    broker = await startBroker()
+    database = await open()
+    api = await buildApi(broker.url, database)
+    operator = `Bearer ${await signDeviceToken(SECRET, { role: 'service', sub: 'ops' })}`
+  })
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c()
+    await api.close()
+    await database.close()
+    await broker.close()
+  })
+
+  const post = (url: string, body?: object, authorization = operator) =>
+    api.inject({
+      method: 'POST',
+      url,
+      headers: { authorization },
+      ...(body !== undefined && { payload: body }),
+    })
+  const get = async <T>(url: string) => {
+    const res = await api.inject({ method: 'GET', url })
+    expect(res.statusCode, res.body).toBe(200)
+    return res.json<T>()
+  }
+  const startFleet = async (o: Partial<FleetOptions> = {}) => {
+    const fleet = await Fleet.start(fleetOptions(broker.url, o))
+    cleanup.push(() => fleet.stop())
+    // Stations and drones known to the api before anything is asked of them.
+    await eventually(async () => {
+      const body = await get<{ drones: unknown[]; stations: unknown[] }>('/api/fleet?fleet=f1')
+      expect(body.stations).toHaveLength(fleet.stations.length)
+      expect(body.drones).toHaveLength(fleet.drones.length)
+    })
+    return fleet
+  }
+
+  it('takes a requested delivery through the whole lifecycle with a real drone', async () => {
+    await startFleet()
+    const created = await post('/api/deliveries', {
+      fleet: 'f1',
+      pickupStationId: 'station-1',
+      dropoffStationId: 'station-2',
+      payloadKg: 1.5,
+    })
+    expect(created.statusCode, created.body).toBe(201)
+    const { id } = created.json<{ id: string }>()
+
+    const done = await eventually(async () => {
+      const d = await get<Delivery>(`/api/deliveries/${id}`)
+      expect(d.status).toBe('completed')
+      return d
+    }, 25_000)
+    expect(done.events.map((e) => e.status)).toEqual([
+      'requested',
+      'assigned',
+      'to_pickup',
+      'picked_up',
+      'en_route',
+      'arrived',
+      'completed',
+    ])
+    expect(done.droneId).toMatch(/^drone-/)
+    expect(done.track.length).toBeGreaterThan(0)
+    const list = await get<{ deliveries: Delivery[] }>('/api/deliveries?status=completed')
+    expect(list.deliveries.map((d) => d.id)).toEqual([id])
+  })
+
+  it("dispatches a station's own delivery request", async () => {
+    await startFleet({ demandPerMin: 2, timeScale: 100 })
+    const done = await eventually(async () => {
+      const { deliveries } = await get<{ deliveries: Delivery[] }>(
+        '/api/deliveries?status=completed',
+      )
+      expect(deliveries.length).toBeGreaterThan(0)
+      return deliveries[0]!
+    }, 25_000)
+    expect(done.source).toBe('station')
+  })
+
+  it('cancels a delivery and tells its drone', async () => {
+    const fleet = await startFleet({ timeScale: 5 })
+    const { id } = (
+      await post('/api/deliveries', {
+        fleet: 'f1',
+        pickupStationId: 'station-2',
+        dropoffStationId: 'station-1',
+        payloadKg: 1,
+      })
+    ).json<{ id: string }>()
+    const flying = await eventually(async () => {
+      const d = await get<Delivery>(`/api/deliveries/${id}`)
+      // In flight: the drone nearest the pick-up may already stand on it.
+      expect(['to_pickup', 'picked_up', 'en_route']).toContain(d.status)
+      return d
+    }, 15_000)
+    const res = await post(`/api/deliveries/${id}/cancel`)
+    expect(res.statusCode, res.body).toBe(200)
+    expect(res.json<Delivery>().status).toBe('cancelled')
+    const drone = fleet.drones.find((d) => d.id === flying.droneId)!
+    await eventually(() => expect(drone.model.state).toBe('returning'))
+    expect((await post(`/api/deliveries/${id}/cancel`)).statusCode).toBe(409)
+  })
+
+  it('needs an operator token to request or cancel', async () => {
+    const body = {
+      fleet: 'f1',
+      pickupStationId: 'station-1',
+      dropoffStationId: 'station-2',
+      payloadKg: 1,
+    }
+    expect((await post('/api/deliveries', body, '')).statusCode).toBe(401)
+    expect((await post('/api/deliveries', body, 'Bearer forged')).statusCode).toBe(401)
+    const drone = `Bearer ${await signDeviceToken(SECRET, { role: 'drone', sub: 'd1', fleet: 'f1' })}`
+    const forbidden = await post('/api/deliveries', body, drone)
+    expect(forbidden.statusCode).toBe(403)
+    expect(forbidden.json()).toEqual({
+      error: { code: 'forbidden', message: 'a drone token cannot operate' },
+    })
+    expect((await post('/api/deliveries/abc/cancel', undefined, '')).statusCode).toBe(401)
+  })
+
+  it('refuses bad requests with a 4xx and a message', async () => {
+    await startFleet({ drones: 0 })
+    const bad = async (res: Awaited<ReturnType<typeof post>>, status: number, code: string) => {
+      expect(res.statusCode, res.body).toBe(status)
+      expect(res.json<{ error: { code: string } }>().error.code).toBe(code)
+    }
+    await bad(
+      await post('/api/deliveries', {
+        fleet: 'f1',
+        pickupStationId: 'station-1',
+        dropoffStationId: 'nowhere',
+        payloadKg: 1,
+      }),
+      400,
+      'unknown_station',
+    )
+    await bad(
+      await post('/api/deliveries', {
+        fleet: 'f1',
+        pickupStationId: 'station-1',
+        dropoffStationId: 'station-1',
+        payloadKg: 1,
+      }),
+      400,
+      'bad_request',
+    )
+    await bad(
+      await post('/api/deliveries', {
+        fleet: 'f1',
+        pickupStationId: 'station-1',
+        dropoffStationId: 'station-2',
+        payloadKg: 500,
+      }),
+      400,
+      'bad_request',
+    )
+    await bad(await post('/api/deliveries', { fleet: 'f1' }), 400, 'bad_request')
+    for (const url of [
+      '/api/deliveries?status=flying',
+      '/api/deliveries?limit=100000',
+      '/api/deliveries?cursor=bm9wZQ',
+      '/api/deliveries?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z',
+    ]) {
+      const res = await api.inject({ method: 'GET', url })
+      expect(res.statusCode, url).toBe(400)
+    }
+    await bad(await api.inject({ method: 'GET', url: '/api/deliveries/nope' }), 404, 'not_found')
+  })
+
+  it('pages through deliveries newest first with a cursor', async () => {
+    await startFleet({ drones: 0 })
+    const ids: string[] = []
+    for (let i = 0; i < 5; i++) {
+      const res = await post('/api/deliveries', {
+        fleet: 'f1',
+        pickupStationId: 'station-1',
+        dropoffStationId: 'station-2',
+        payloadKg: 1,
+      })
+      ids.push(res.json<{ id: string }>().id)
+    }
+    const seen: string[] = []
+    let cursor: string | null = null
+    do {
+      const page: { deliveries: Delivery[]; nextCursor: string | null } = await get(
+        `/api/deliveries?limit=2${cursor ? `&cursor=${cursor}` : ''}`,
+      )
+      expect(page.deliveries.length).toBeLessThanOrEqual(2)
+      seen.push(...page.deliveries.map((d) => d.id))
+      cursor = page.nextCursor
+    } while (cursor !== null)
+    expect(seen).toEqual([...ids].reverse())
+  })
+})
