@@ -33,6 +33,8 @@ interface Delivery {
   droneId: string | null
   events: { status: string }[]
   track: unknown[]
+  etaAt: string | null
+  etaErrorS: number | null
 }
 
 describe.each(DATABASES)('deliveries on %s', (_name, open) => {
@@ -106,6 +108,12 @@ describe.each(DATABASES)('deliveries on %s', (_name, open) => {
     ])
     expect(done.droneId).toMatch(/^drone-/)
     expect(done.track.length).toBeGreaterThan(0)
+    // The ETA shown while it flew, against when it arrived (the drone's clock).
+    expect(done.etaAt).not.toBeNull()
+    expect(Math.abs(done.etaErrorS!)).toBeLessThan(60)
+    const stats = await get<{ eta: { meanAbsErrorS: number; samples: number } }>('/api/stats')
+    expect(stats.eta.samples).toBe(1)
+    expect(stats.eta.meanAbsErrorS).toBeCloseTo(Math.abs(done.etaErrorS!), 3)
     const list = await get<{ deliveries: Delivery[] }>('/api/deliveries?status=completed')
     expect(list.deliveries.map((d) => d.id)).toEqual([id])
   })

@@ -13,6 +13,7 @@ import {
 } from '../db/schema.ts'
 import type { DeliveryStatus } from '../db/schema.ts'
 import { applyDroneEvent } from './lifecycle.ts'
+import type { EtaEstimator } from './eta.ts'
 import type { IngestItem } from './items.ts'
 
 type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
@@ -29,6 +30,7 @@ const CHUNK = 2_000
 export async function writeBatch(
   db: Db,
   partitions: TelemetryPartitions,
+  eta: EtaEstimator,
   items: IngestItem[],
 ): Promise<void> {
   const by = <K extends IngestItem['kind']>(kind: K) =>
@@ -38,11 +40,25 @@ export async function writeBatch(
   await db.transaction(async (tx) => {
     await writeRejected(tx, by('rejected'))
     await writeTelemetry(tx, points)
+    await eta.update(
+      tx,
+      points.flatMap(({ fleetId, msg }) =>
+        msg.deliveryId !== undefined ? [{ ...msg, fleetId, deliveryId: msg.deliveryId }] : [],
+      ),
+    )
     for (const item of by('drone-status')) await writeDroneStatus(tx, item)
     for (const item of by('station-status')) await writeStationStatus(tx, item)
     for (const item of by('delivery-request')) await writeRequest(tx, item)
     for (const item of by('drone-event')) await writeDroneEvent(tx, item)
   })
+  for (const { msg } of by('drone-event')) {
+    if (
+      msg.deliveryId !== undefined &&
+      (msg.type === 'delivery.arrived' || msg.type === 'delivery.failed')
+    ) {
+      eta.forget(msg.deliveryId)
+    }
+  }
 }
 
 async function writeRejected(tx: Tx, items: Of<'rejected'>[]): Promise<void> {

@@ -104,6 +104,8 @@ export class FleetRepository {
     stations: number
     deliveries: number
     rejected: number
+    etaMeanAbsErrorS: number | null
+    etaSamples: number
   }> {
     const [d] = await this.db
       .select({
@@ -112,7 +114,15 @@ export class FleetRepository {
       })
       .from(drones)
     const [s] = await this.db.select({ total: count() }).from(stations)
-    const [del] = await this.db.select({ total: count() }).from(deliveries)
+    const [del] = await this.db
+      .select({
+        total: count(),
+        etaSamples: count(deliveries.etaErrorS),
+        etaMae: sql<number | null>`avg(abs(${deliveries.etaErrorS}))`.mapWith((v: unknown) =>
+          v === null ? null : Number(v),
+        ),
+      })
+      .from(deliveries)
     const [r] = await this.db.select({ total: count() }).from(rejectedMessages)
     return {
       drones: d?.total ?? 0,
@@ -120,6 +130,8 @@ export class FleetRepository {
       stations: s?.total ?? 0,
       deliveries: del?.total ?? 0,
       rejected: r?.total ?? 0,
+      etaMeanAbsErrorS: del?.etaMae ?? null,
+      etaSamples: del?.etaSamples ?? 0,
     }
   }
 }

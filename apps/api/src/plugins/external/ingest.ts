@@ -6,6 +6,7 @@ import { signDeviceToken } from '@skyline/broker/auth'
 import { TelemetryPartitions } from '../../db/partitions.ts'
 import { Batcher } from '../../ingest/batcher.ts'
 import { Ingest } from '../../ingest/ingest.ts'
+import { EtaEstimator } from '../../ingest/eta.ts'
 import { writeBatch } from '../../ingest/writer.ts'
 
 declare module 'fastify' {
@@ -30,8 +31,9 @@ export default fp(
   async (fastify) => {
     const { config, database, tokenSecret } = fastify
     const partitions = new TelemetryPartitions(database.db)
+    const eta = new EtaEstimator()
     const batcher = new Batcher(
-      (items) => writeBatch(database.db, partitions, items),
+      (items) => writeBatch(database.db, partitions, eta, items),
       { maxItems: config.INGEST_BATCH_MAX, maxDelayMs: config.INGEST_BATCH_DELAY_MS },
       {
         failed: (err, attempt) =>

@@ -17,6 +17,13 @@ const stats: FastifyPluginAsyncZod = async (fastify) => {
             rejectedStored: z.number().int().describe('rows in the dead-letter table'),
             buffered: z.number().int().describe('messages waiting to be written'),
           }),
+          eta: z.object({
+            meanAbsErrorS: z
+              .number()
+              .nullable()
+              .describe('mean absolute error of the last ETA against the actual arrival, s'),
+            samples: z.number().int().describe('arrived deliveries that had an ETA'),
+          }),
         }),
       },
     },
@@ -34,6 +41,7 @@ const stats: FastifyPluginAsyncZod = async (fastify) => {
           rejectedStored: counts.rejected,
           buffered: batcher.buffered,
         },
+        eta: { meanAbsErrorS: counts.etaMeanAbsErrorS, samples: counts.etaSamples },
       }
     },
   })

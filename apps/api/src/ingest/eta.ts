@@ -1,0 +1,86 @@
+import { eq, inArray } from 'drizzle-orm'
+import type { Db } from '../db/client.ts'
+import { deliveries, stations } from '../db/schema.ts'
+
+type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
+
+/** Weight of the newest ground speed in the smoothed speed (an exponential moving average). */
+const ALPHA = 0.3
+/** Vertical speed assumed for the landing after arriving over the drop-off, m/s. */
+export const DESCENT_MPS = 3
+const EARTH_RADIUS_M = 6_371_008.8
+
+export interface EtaInput {
+  deliveryId: string
+  fleetId: string
+  ts: number
+  lat: number
+  lon: number
+  altM: number
+  speedMps: number
+  state: string
+}
+
+/**
+ * ETAs of deliveries in flight (ARCHITECTURE.md "ETA"): remaining great-circle
+ * distance to the drop-off over the smoothed ground speed, plus the landing. Times are
+ * the drone's own (`ts`), so a time-scaled simulator gets consistent ETAs. The
+ * smoothing state lives here, per delivery, for as long as it flies.
+ */
+export class EtaEstimator {
+  private readonly smoothed = new Map<string, number>()
+
+  /** Updates `eta_at` of the deliveries in `points` (the newest point of each) inside `tx`. */
+  async update(tx: Tx, points: EtaInput[]): Promise<void> {
+    const latest = new Map<string, EtaInput>()
+    for (const p of points) {
+      if (p.state !== 'en_route' && p.state !== 'landing') continue
+      const seen = latest.get(p.deliveryId)
+      if (seen === undefined || p.ts >= seen.ts) latest.set(p.deliveryId, p)
+    }
+    if (latest.size === 0) return
+    const targets = await tx
+      .select({ id: deliveries.id, lat: stations.lat, lon: stations.lon })
+      .from(deliveries)
+      .innerJoin(stations, eq(stations.id, deliveries.dropoffStationId))
+      .where(inArray(deliveries.id, [...latest.keys()]))
+    for (const t of targets) {
+      const p = latest.get(t.id)!
+      const eta = this.estimate(p, t)
+      if (eta !== undefined)
+        await tx
+          .update(deliveries)
+          .set({ etaAt: new Date(eta) })
+          .where(eq(deliveries.id, t.id))
+    }
+  }
+
+  /** Forgets a delivery that is no longer in flight. */
+  forget(deliveryId: string): void {
+    this.smoothed.delete(deliveryId)
+  }
+
+  estimate(p: EtaInput, dropoff: { lat: number; lon: number }): number | undefined {
+    const previous = this.smoothed.get(p.deliveryId)
+    // Hovering or landing reports no ground speed: keep the last smoothed value.
+    const speed =
+      p.speedMps > 0
+        ? previous === undefined
+          ? p.speedMps
+          : ALPHA * p.speedMps + (1 - ALPHA) * previous
+        : previous
+    if (speed !== undefined) this.smoothed.set(p.deliveryId, speed)
+    const remainingM = distanceM(p, dropoff)
+    if (speed === undefined || speed <= 0)
+      return remainingM < 1 ? p.ts + (p.altM / DESCENT_MPS) * 1000 : undefined
+    return p.ts + (remainingM / speed + p.altM / DESCENT_MPS) * 1000
+  }
+}
+
+function distanceM(a: { lat: number; lon: number }, b: { lat: number; lon: number }): number {
+  const rad = Math.PI / 180
+  const h =
+    Math.sin(((b.lat - a.lat) * rad) / 2) ** 2 +
+    Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(((b.lon - a.lon) * rad) / 2) ** 2
+  return 2 * EARTH_RADIUS_M * Math.asin(Math.min(1, Math.sqrt(h)))
+}
