@@ -16,6 +16,7 @@ import ingestPlugin from './plugins/external/ingest.ts'
 import deliveryRepository from './plugins/app/delivery-repository.ts'
 import dispatcher from './plugins/app/dispatcher.ts'
 import fleetRepository from './plugins/app/fleet-repository.ts'
+import metrics from './plugins/app/metrics.ts'
 import operatorAuth from './plugins/app/operator-auth.ts'
 import deliveriesRoutes from './routes/api/deliveries.ts'
 import drones from './routes/api/drones.ts'
@@ -91,6 +92,7 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   })
   await fastify.register(swaggerUi, { routePrefix: '/docs' })
 
+  await fastify.register(metrics)
   await fastify.register(databasePlugin, { database: opts.database })
   await fastify.register(ingestPlugin)
   await fastify.register(fleetRepository)

@@ -183,6 +183,11 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
     const stats = await get<{ ingest: { rejected: number; rejectedStored: number } }>('/api/stats')
     expect(stats.ingest).toMatchObject({ rejected: 3, rejectedStored: 3 })
     expect((await api.inject({ method: 'GET', url: '/api/health' })).statusCode).toBe(200)
+    const metrics = (await api.inject({ method: 'GET', url: '/metrics' })).body
+    expect(metrics).toMatch(/^skyline_ingest_rejected_total 3$/m)
+    expect(metrics).toMatch(/^skyline_ingest_messages_total\{kind="telemetry"\} 2$/m)
+    expect(metrics).toMatch(/^skyline_ingest_batch_size_count [1-9]/m)
+    expect(metrics).toMatch(/^skyline_db_write_seconds_count [1-9]/m)
   })
 
   it('loses and duplicates no QoS 1 event when the ingest restarts mid-stream', async () => {

@@ -12,7 +12,7 @@ export interface BatcherOptions {
 }
 
 export interface BatcherHooks {
-  flushed?(items: number, ms: number): void
+  flushed?(items: IngestItem[], ms: number): void
   failed?(err: unknown, attempt: number): void
   healthChanged?(healthy: boolean): void
   dropped?(items: number): void
@@ -123,7 +123,10 @@ export class Batcher {
       this.buffer.splice(0, batch.length)
       this.attempt = 0
       this.setHealthy(true)
-      this.hooks.flushed?.(batch.length, performance.now() - started)
+      this.hooks.flushed?.(
+        batch.map((p) => p.item),
+        performance.now() - started,
+      )
       for (const p of batch) p.done?.()
     }
     this.writing = false

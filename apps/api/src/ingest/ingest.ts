@@ -17,12 +17,15 @@ export class Ingest {
   constructor(
     private readonly batcher: Batcher,
     private readonly now: () => Date = () => new Date(),
+    /** Told the kind of every message taken (for metrics). */
+    private readonly counted: (kind: IngestItem['kind']) => void = () => {},
   ) {}
 
   handle(topic: string, payload: Buffer, qos: 0 | 1 | 2): Promise<void> | undefined {
     this.received++
     const item = this.decode(topic, payload)
     if (item.kind === 'rejected') this.rejected++
+    this.counted(item.kind)
     if (qos === 0) {
       this.batcher.add(item)
       return undefined

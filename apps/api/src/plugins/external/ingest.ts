@@ -36,17 +36,33 @@ export default fp(
       (items) => writeBatch(database.db, partitions, eta, items),
       { maxItems: config.INGEST_BATCH_MAX, maxDelayMs: config.INGEST_BATCH_DELAY_MS },
       {
-        failed: (err, attempt) =>
-          fastify.log.warn({ err, attempt }, 'ingest write failed: retrying'),
+        flushed: (items, ms) => {
+          const m = fastify.metrics
+          m.batchSize.observe(items.length)
+          m.writeSeconds.observe(ms / 1000)
+          // The oldest message of the batch waited longest: that is the lag.
+          if (items[0] !== undefined)
+            m.lagSeconds.observe((Date.now() - items[0].receivedAt.getTime()) / 1000)
+          m.buffered.set(batcher.buffered)
+        },
+        failed: (err, attempt) => {
+          fastify.metrics.writeFailures.inc()
+          fastify.log.warn({ err, attempt }, 'ingest write failed: retrying')
+        },
         healthChanged: (healthy) =>
           fastify.log[healthy ? 'info' : 'error'](
             `ingest ${healthy ? 'writing again' : 'cannot write'}`,
           ),
-        dropped: (n) =>
-          fastify.log.warn({ dropped: n }, 'ingest buffer full: oldest QoS 0 telemetry dropped'),
+        dropped: (n) => {
+          fastify.metrics.dropped.inc(n)
+          fastify.log.warn({ dropped: n }, 'ingest buffer full: oldest QoS 0 telemetry dropped')
+        },
       },
     )
-    const ingest = new Ingest(batcher)
+    const ingest = new Ingest(batcher, undefined, (kind) => {
+      fastify.metrics.received.inc({ kind })
+      if (kind === 'rejected') fastify.metrics.rejected.inc()
+    })
     const id = config.API_MQTT_CLIENT_ID
     const client = mqtt.connect(config.MQTT_URL, {
       clientId: id,
@@ -83,5 +99,5 @@ export default fp(
       await batcher.close()
     })
   },
-  { name: 'ingest', dependencies: ['database'] },
+  { name: 'ingest', dependencies: ['database', 'metrics'] },
 )

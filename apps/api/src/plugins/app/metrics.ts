@@ -1,0 +1,73 @@
+import fp from 'fastify-plugin'
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: ApiMetrics
+  }
+}
+
+/** The api's Prometheus metrics, one registry per app so tests can build several. */
+export class ApiMetrics {
+  readonly registry = new Registry()
+  readonly received = new Counter({
+    name: 'skyline_ingest_messages_total',
+    help: 'MQTT messages taken by the ingest, by topic kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  })
+  readonly rejected = new Counter({
+    name: 'skyline_ingest_rejected_total',
+    help: 'Messages that did not decode (stored as dead letters)',
+    registers: [this.registry],
+  })
+  readonly batchSize = new Histogram({
+    name: 'skyline_ingest_batch_size',
+    help: 'Messages written per transaction',
+    buckets: [1, 10, 50, 100, 500, 1000, 2000, 5000],
+    registers: [this.registry],
+  })
+  readonly writeSeconds = new Histogram({
+    name: 'skyline_db_write_seconds',
+    help: 'Time to write one batch (the database latency the ingest sees)',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  })
+  readonly writeFailures = new Counter({
+    name: 'skyline_db_write_failures_total',
+    help: 'Batch writes that failed and were retried',
+    registers: [this.registry],
+  })
+  readonly lagSeconds = new Histogram({
+    name: 'skyline_ingest_lag_seconds',
+    help: 'From a message arriving to its rows being committed',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30],
+    registers: [this.registry],
+  })
+  readonly buffered = new Gauge({
+    name: 'skyline_ingest_buffered',
+    help: 'Messages waiting to be written',
+    registers: [this.registry],
+  })
+  readonly dropped = new Counter({
+    name: 'skyline_ingest_dropped_total',
+    help: 'QoS 0 telemetry dropped because the buffer was full during a database outage',
+    registers: [this.registry],
+  })
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry })
+  }
+}
+
+/** `/metrics` in Prometheus text format. */
+export default fp(
+  async (fastify) => {
+    const metrics = new ApiMetrics()
+    fastify.decorate('metrics', metrics)
+    fastify.get('/metrics', { schema: { hide: true } }, async (_req, reply) => {
+      return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
+    })
+  },
+  { name: 'metrics' },
+)
