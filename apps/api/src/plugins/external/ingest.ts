@@ -92,8 +92,19 @@ export default fp(
         )
       }
     })
+    // Retention: whole days of telemetry older than TELEMETRY_RETENTION_DAYS go, hourly.
+    const retain = () => {
+      const cutoff = new Date(Date.now() - config.TELEMETRY_RETENTION_DAYS * 86_400_000)
+      partitions.dropOlderThan(cutoff).then(
+        (dropped) => dropped.length > 0 && fastify.log.info({ dropped }, 'telemetry retention'),
+        (err: unknown) => fastify.log.warn({ err }, 'telemetry retention failed'),
+      )
+    }
+    const retention = setInterval(retain, 3_600_000)
+    retain()
     fastify.decorate('ingest', { client, batcher, ingest, partitions })
     fastify.addHook('onClose', async () => {
+      clearInterval(retention)
       // Stop taking messages, write what was taken, then leave (the session stays).
       await client.endAsync()
       await batcher.close()
