@@ -16,6 +16,7 @@ import ingestPlugin from './plugins/external/ingest.ts'
 import deliveryRepository from './plugins/app/delivery-repository.ts'
 import dispatcher from './plugins/app/dispatcher.ts'
 import fleetRepository from './plugins/app/fleet-repository.ts'
+import live from './plugins/app/live.ts'
 import metrics from './plugins/app/metrics.ts'
 import operatorAuth from './plugins/app/operator-auth.ts'
 import deliveriesRoutes from './routes/api/deliveries.ts'
@@ -99,6 +100,7 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(deliveryRepository)
   await fastify.register(operatorAuth)
   await fastify.register(dispatcher)
+  await fastify.register(live)
   for (const routes of [health, fleet, drones, stations, deliveriesRoutes, stats]) {
     await fastify.register(routes, { prefix: '/api' })
   }

@@ -54,6 +54,8 @@ export class Dispatcher {
     private readonly log: { warn(obj: object, msg: string): void },
     opts: DispatcherOptions,
     private readonly now: () => Date = () => new Date(),
+    /** Told about every delivery the dispatcher changes (the live stream). */
+    private readonly changed: (deliveryId: string) => void = () => {},
   ) {
     this.o = { intervalMs: 1_000, acceptTimeoutS: 20, minBatteryPct: 30, maxAttempts: 5, ...opts }
   }
@@ -175,6 +177,7 @@ export class Dispatcher {
     await this.db
       .insert(deliveryEvents)
       .values({ deliveryId: d.id, status: 'assigned', at: now, detail: `drone ${drone.id}` })
+    this.changed(d.id)
     const command: DroneCommand = {
       v: 1,
       ts: now.getTime(),
@@ -240,6 +243,8 @@ export default fp(
         void (await client.publishAsync(topic, JSON.stringify(command), { qos: 2 })),
       fastify.log,
       { staleAfterS: fastify.config.STALE_AFTER_S },
+      undefined,
+      (id) => fastify.live.deliveryChanged(id),
     )
     dispatcher.start()
     fastify.decorate('dispatcher', dispatcher)

@@ -44,6 +44,7 @@ export default fp(
           if (items[0] !== undefined)
             m.lagSeconds.observe((Date.now() - items[0].receivedAt.getTime()) / 1000)
           m.buffered.set(batcher.buffered)
+          fastify.live.committed(items)
         },
         failed: (err, attempt) => {
           fastify.metrics.writeFailures.inc()

@@ -33,7 +33,7 @@ const DeliverySchema = z.object({
   etaErrorS: z.number().nullable(),
 })
 
-const view = (d: DeliveryRow): z.infer<typeof DeliverySchema> => ({
+export const deliveryView = (d: DeliveryRow): z.infer<typeof DeliverySchema> => ({
   id: d.id,
   fleetId: d.fleetId,
   status: d.status,
@@ -88,7 +88,7 @@ const routes: FastifyPluginAsyncZod = async (fastify) => {
       if (from !== undefined && to !== undefined && from > to)
         throw new ApiError(400, 'bad_range', '`from` must not be after `to`')
       const page = await fastify.deliveries.list({ ...q, fleetId: q.fleet, from, to })
-      return { deliveries: page.deliveries.map(view), nextCursor: page.nextCursor }
+      return { deliveries: page.deliveries.map(deliveryView), nextCursor: page.nextCursor }
     },
   })
 
@@ -119,7 +119,7 @@ const routes: FastifyPluginAsyncZod = async (fastify) => {
       const { delivery, events } = await fastify.deliveries.get(req.params.id)
       const track = await fastify.deliveries.flownTrack(delivery)
       return {
-        ...view(delivery),
+        ...deliveryView(delivery),
         events: events.map(eventView),
         track: track.map((p) => ({ ...p, ts: p.ts.toISOString() })),
       }
@@ -143,7 +143,7 @@ const routes: FastifyPluginAsyncZod = async (fastify) => {
       const { fleet, ...rest } = req.body
       const row = await fastify.deliveries.create({ fleetId: fleet, ...rest }, new Date())
       void fastify.dispatcher.tick()
-      return reply.code(201).send(view(row))
+      return reply.code(201).send(deliveryView(row))
     },
   })
 
@@ -179,7 +179,7 @@ const routes: FastifyPluginAsyncZod = async (fastify) => {
         }
         await fastify.ingest.client.publishAsync(topic, JSON.stringify(cancel), { qos: 2 })
       }
-      return view(delivery)
+      return deliveryView(delivery)
     },
   })
 }

@@ -1,0 +1,106 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { FastifyInstance } from 'fastify'
+import { Fleet } from '@skyline/drone-sim'
+import type { Database } from '../src/db/client.ts'
+import { FRAME_MS } from '../src/plugins/app/live.ts'
+import { DATABASES, SECRET, buildApi, eventually, startBroker } from './helpers.ts'
+import type { TestBroker } from './helpers.ts'
+
+interface Frame {
+  type: string
+  drones: { id: string; position?: { lat: number; lon: number }; state?: string }[]
+  stations?: unknown[]
+}
+
+describe('GET /api/live', () => {
+  let broker: TestBroker
+  let database: Database
+  let api: FastifyInstance
+  let fleet: Fleet
+
+  beforeEach(async () => {
+    broker = await startBroker()
+    database = await DATABASES[0]![1]()
+    api = await buildApi(broker.url, database)
+    fleet = await Fleet.start({
+      url: broker.url,
+      fleetId: 'f1',
+      drones: 3,
+      stations: 2,
+      center: { lat: 48.8566, lon: 2.3522 },
+      radiusKm: 2,
+      rateHz: 10,
+      telemetryQos: 0,
+      chaosPerMin: 0,
+      timeScale: 50,
+      demandPerMin: 0,
+      patrol: true,
+      keepaliveS: 5,
+      seed: 2,
+      tokenSecret: SECRET,
+    })
+    await eventually(async () => {
+      const res = await api.inject({ method: 'GET', url: '/api/drones' })
+      expect(res.json<{ drones: unknown[] }>().drones).toHaveLength(3)
+    })
+  })
+  afterEach(async () => {
+    await fleet.stop()
+    await api.close()
+    await database.close()
+    await broker.close()
+  })
+
+  async function connect() {
+    const frames: Frame[] = []
+    const arrivals: number[] = []
+    // Listening from the start (onInit): the snapshot follows the upgrade at once.
+    const ws = await api.injectWS(
+      '/api/live',
+      {},
+      {
+        onInit: (socket) =>
+          socket.on('message', (data: Buffer) => {
+            frames.push(JSON.parse(data.toString()) as Frame)
+            arrivals.push(Date.now())
+          }),
+      },
+    )
+    return { ws, frames, arrivals }
+  }
+
+  it('sends a snapshot, then batched changes at most 4 times a second', async () => {
+    const { ws, frames, arrivals } = await connect()
+    await eventually(() => expect(frames[0]?.type).toBe('snapshot'))
+    expect(frames[0]!.drones.map((d) => d.id).sort()).toEqual(['drone-1', 'drone-2', 'drone-3'])
+    // Telemetry arrives 30 times a second in all; frames come at most every FRAME_MS.
+    await eventually(() =>
+      expect(frames.filter((f) => f.type === 'changes').length).toBeGreaterThanOrEqual(6),
+    )
+    const changes = arrivals.slice(1)
+    const gaps = changes.slice(1).map((t, i) => t - changes[i]!)
+    expect(Math.min(...gaps)).toBeGreaterThanOrEqual(FRAME_MS * 0.8)
+    const moved = frames
+      .filter((f) => f.type === 'changes')
+      .flatMap((f) => f.drones)
+      .filter((d) => d.position !== undefined)
+    expect(moved.length).toBeGreaterThan(0)
+    ws.terminate()
+  })
+
+  it('leaves out drones outside the bounds a client sends', async () => {
+    const { ws, frames } = await connect()
+    await eventually(() => expect(frames[0]?.type).toBe('snapshot'))
+    ws.send(JSON.stringify({ type: 'bounds', south: -10, west: -10, north: -9, east: -9 }))
+    const from = frames.length + 2 // frames already on their way may predate the bounds
+    await eventually(() => expect(frames.length).toBeGreaterThan(from + 4))
+    const positioned = frames
+      .slice(from)
+      .flatMap((f) => f.drones)
+      .filter((d) => d.position !== undefined)
+    expect(positioned).toEqual([])
+    ws.send('not json')
+    await eventually(() => expect(frames.some((f) => f.type === 'error')).toBe(true))
+    ws.terminate()
+  })
+})
