@@ -156,16 +156,7 @@ async function writeDroneStatus(
     .insert(drones)
     .values({ fleetId, id: droneId, ...row })
     .onConflictDoUpdate({ target: [drones.fleetId, drones.id], set: row })
-  if (changed) {
-    await tx.insert(presenceChanges).values({
-      fleetId,
-      kind: 'drone',
-      deviceId: droneId,
-      online: msg.online,
-      reason: msg.reason ?? null,
-      at: receivedAt,
-    })
-  }
+  if (changed) await recordPresence(tx, 'drone', fleetId, droneId, msg, receivedAt)
 }
 
 async function writeStationStatus(
@@ -191,16 +182,21 @@ async function writeStationStatus(
     .insert(stations)
     .values({ fleetId, id: stationId, ...row })
     .onConflictDoUpdate({ target: [stations.fleetId, stations.id], set: row })
-  if (changed) {
-    await tx.insert(presenceChanges).values({
-      fleetId,
-      kind: 'station',
-      deviceId: stationId,
-      online: msg.online,
-      reason: msg.reason ?? null,
-      at: receivedAt,
-    })
-  }
+  if (changed) await recordPresence(tx, 'station', fleetId, stationId, msg, receivedAt)
+}
+
+/** An online/offline change, at the time it arrived (a will's own ts is from its CONNECT). */
+function recordPresence(
+  tx: Tx,
+  kind: 'drone' | 'station',
+  fleetId: string,
+  deviceId: string,
+  msg: { online: boolean; reason?: string | undefined },
+  at: Date,
+) {
+  return tx
+    .insert(presenceChanges)
+    .values({ fleetId, kind, deviceId, online: msg.online, reason: msg.reason ?? null, at })
 }
 
 async function writeRequest(
