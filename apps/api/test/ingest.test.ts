@@ -5,7 +5,7 @@ import { signDeviceToken } from '@skyline/broker'
 import { Fleet } from '@skyline/drone-sim'
 import type { FleetOptions } from '@skyline/drone-sim'
 import { count, eq } from 'drizzle-orm'
-import { droneEvents, rejectedMessages, telemetry } from '../src/db/schema.ts'
+import { droneEvents, drones, rejectedMessages, telemetry } from '../src/db/schema.ts'
 import type { Database } from '../src/db/client.ts'
 import { DATABASES, SECRET, buildApi, eventually, startBroker } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
@@ -119,6 +119,48 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
     )
     expect(offline).toMatchObject({ state: 'offline', offlineReason: 'connection_lost' })
     expect(Date.now() - started).toBeLessThan(2 * 1.5 * 1000 + 1000)
+  })
+
+  it('marks an online drone that went silent as stale, and clears it when it speaks again', async () => {
+    api = await buildApi(broker.url, database, { STALE_AFTER_S: '1' })
+    const drone = await connectAsync(broker.url, {
+      clientId: 'd8',
+      username: 'd8',
+      password: await signDeviceToken(SECRET, { role: 'drone', sub: 'd8', fleet: 'f1' }),
+    })
+    cleanup.push(() => drone.endAsync())
+    const telemetryOf = (seq: number) =>
+      JSON.stringify({
+        v: 1,
+        ts: Date.now(),
+        seq,
+        lat: 48.85,
+        lon: 2.35,
+        altM: 0,
+        speedMps: 0,
+        headingDeg: 0,
+        batteryPct: 90,
+        state: 'idle',
+      })
+    await drone.publishAsync(
+      'fleet/f1/drones/d8/status',
+      JSON.stringify({ v: 1, ts: Date.now(), online: true, state: 'idle' }),
+      { qos: 1, retain: true },
+    )
+    await drone.publishAsync('fleet/f1/drones/d8/telemetry', telemetryOf(0), { qos: 1 })
+    // Still connected, so no will: only the sweep can tell.
+    await eventually(async () => {
+      const [row] = await database.db
+        .select({ state: drones.state })
+        .from(drones)
+        .where(eq(drones.id, 'd8'))
+      expect(row?.state).toBe('stale')
+    })
+    expect((await get<{ state: string; online: boolean }>('/api/drones/d8')).state).toBe('stale')
+    await drone.publishAsync('fleet/f1/drones/d8/telemetry', telemetryOf(1), { qos: 1 })
+    await eventually(async () =>
+      expect((await get<{ state: string }>('/api/drones/d8')).state).toBe('idle'),
+    )
   })
 
   it('rejects and records invalid payloads while valid ones keep flowing', async () => {

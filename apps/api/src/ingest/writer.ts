@@ -1,4 +1,4 @@
-import { and, eq, sql } from 'drizzle-orm'
+import { and, eq, lt, ne, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
 import type { TelemetryPartitions } from '../db/partitions.ts'
 import {
@@ -247,4 +247,13 @@ async function writeDroneEvent(
     .returning({ id: droneEvents.id })
   // A redelivered event was applied the first time.
   if (inserted.length > 0) await applyDroneEvent(tx, fleetId, droneId, msg, receivedAt)
+}
+
+/** Marks online drones last heard before `cutoff` as stale; returns them. */
+export function markStale(db: Db, cutoff: Date): Promise<{ fleetId: string; id: string }[]> {
+  return db
+    .update(drones)
+    .set({ state: 'stale' })
+    .where(and(eq(drones.online, true), ne(drones.state, 'stale'), lt(drones.lastSeenAt, cutoff)))
+    .returning({ fleetId: drones.fleetId, id: drones.id })
 }

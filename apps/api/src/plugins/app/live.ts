@@ -90,6 +90,10 @@ export class LiveHub {
     }
   }
 
+  droneStale(fleetId: string, id: string): void {
+    if (this.clients.size > 0) this.mergeDrone(fleetId, id, { state: 'stale' })
+  }
+
   deliveryChanged(id: string): void {
     if (this.clients.size > 0) this.deliveryIds.add(id)
   }

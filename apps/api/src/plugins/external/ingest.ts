@@ -7,7 +7,7 @@ import { TelemetryPartitions } from '../../db/partitions.ts'
 import { Batcher } from '../../ingest/batcher.ts'
 import { Ingest } from '../../ingest/ingest.ts'
 import { EtaEstimator } from '../../ingest/eta.ts'
-import { writeBatch } from '../../ingest/writer.ts'
+import { markStale, writeBatch } from '../../ingest/writer.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -103,9 +103,21 @@ export default fp(
     }
     const retention = setInterval(retain, 3_600_000)
     retain()
+
+    // The safety net behind the will: an online drone silent for STALE_AFTER_S is marked
+    // stale (in the table and on the live stream); its next telemetry clears it.
+    const staleAfterMs = config.STALE_AFTER_S * 1000
+    const sweep = () => {
+      markStale(database.db, new Date(Date.now() - staleAfterMs)).then(
+        (marked) => marked.forEach((d) => fastify.live.droneStale(d.fleetId, d.id)),
+        (err: unknown) => fastify.log.warn({ err }, 'stale sweep failed'),
+      )
+    }
+    const staleSweep = setInterval(sweep, Math.min(5_000, staleAfterMs / 2))
     fastify.decorate('ingest', { client, batcher, ingest, partitions })
     fastify.addHook('onClose', async () => {
       clearInterval(retention)
+      clearInterval(staleSweep)
       // Stop taking messages, write what was taken, then leave (the session stays).
       await client.endAsync()
       await batcher.close()
