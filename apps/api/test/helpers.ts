@@ -30,7 +30,14 @@ export async function freshPostgres(
   await admin.unsafe(`CREATE DATABASE ${name}`)
   const dbUrl = new URL(serverUrl)
   dbUrl.pathname = `/${name}`
-  const database = await openDatabase({ url: dbUrl.toString(), dataDir: '' })
+  let database: Database
+  try {
+    database = await openDatabase({ url: dbUrl.toString(), dataDir: '' })
+  } catch (err) {
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+    await admin.end()
+    throw err
+  }
   return {
     ...database,
     name,

@@ -69,6 +69,9 @@ describe('HTTP errors', () => {
         '/api/stations/{id}',
         '/api/stats',
         '/api/health',
+        '/api/deliveries',
+        '/api/deliveries/{id}',
+        '/api/deliveries/{id}/cancel',
         '/api/ready',
       ]),
     )

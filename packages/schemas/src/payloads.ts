@@ -8,7 +8,12 @@ export const SCHEMA_VERSION = 1
 
 const VersionSchema = z.literal(SCHEMA_VERSION)
 /** Epoch milliseconds. */
-const TimestampSchema = z.int().nonnegative()
+/**
+ * Epoch milliseconds, up to the end of year 9999: the range of a date that JavaScript
+ * and Postgres both represent (a larger ts cannot be stored, and would stall a batch).
+ */
+export const MAX_TS = 253_402_300_799_999
+const TimestampSchema = z.int().nonnegative().max(MAX_TS)
 /** Degrees, WGS84. */
 const LatSchema = z.number().min(-90).max(90)
 /** Degrees, WGS84. */

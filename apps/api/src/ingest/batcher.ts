@@ -34,6 +34,12 @@ export class Batcher {
   private buffer: Pending[] = []
   private timer: NodeJS.Timeout | undefined
   private writing = false
+  /** Items at the head of the buffer that the write under way holds. */
+  private inFlight = 0
+  /** A failed write waits out its backoff: nothing may flush earlier. */
+  private retrying = false
+  /** A flush is already queued for the next turn of the event loop. */
+  private queued = false
   private urgent = false
   private attempt = 0
   private closed = false
@@ -78,24 +84,39 @@ export class Batcher {
     })
   }
 
-  /** Writes what is buffered (retrying until it succeeds or `timeoutMs` passes), then stops. */
+  /**
+   * Writes what is buffered, retrying with the same backoff, until it is written or
+   * `timeoutMs` passed; then stops for good (no write starts after close resolves).
+   */
   async close(timeoutMs = 5_000): Promise<void> {
     const deadline = Date.now() + timeoutMs
-    this.urgent = true
-    while (this.buffer.length > 0 && Date.now() < deadline) {
-      if (!this.writing) await this.flush()
-      else await new Promise((r) => setTimeout(r, 10))
-    }
     this.closed = true
     clearTimeout(this.timer)
+    this.timer = undefined
+    while (this.buffer.length > 0 && Date.now() < deadline) {
+      if (this.writing) {
+        await new Promise((r) => setTimeout(r, 10))
+        continue
+      }
+      const ok = await this.flush(true)
+      if (!ok)
+        await new Promise((r) =>
+          setTimeout(r, Math.min(this.backoffMs(), Math.max(0, deadline - Date.now()))),
+        )
+    }
   }
 
   private schedule(): void {
-    if (this.writing || this.closed) return
+    if (this.writing || this.closed || this.retrying) return
     if (this.urgent || this.buffer.length >= this.maxItems) {
       clearTimeout(this.timer)
       this.timer = undefined
-      setImmediate(() => void this.flush())
+      if (this.queued) return
+      this.queued = true
+      setImmediate(() => {
+        this.queued = false
+        void this.flush()
+      })
     } else {
       this.timer ??= setTimeout(() => {
         this.timer = undefined
@@ -104,11 +125,14 @@ export class Batcher {
     }
   }
 
-  private async flush(): Promise<void> {
-    if (this.writing || this.buffer.length === 0) return
+  /** Writes one batch; true when it was written (or there was nothing to write). */
+  private async flush(closing = false): Promise<boolean> {
+    if (this.writing || this.buffer.length === 0 || (this.closed && !closing)) return true
+    if (this.retrying && !closing) return false
     this.writing = true
     this.urgent = false
     const batch = this.buffer.slice(0, this.maxItems)
+    this.inFlight = batch.length
     const started = performance.now()
     let ok = false
     try {
@@ -130,25 +154,41 @@ export class Batcher {
       for (const p of batch) p.done?.()
     }
     this.writing = false
-    if (this.closed) return
+    this.inFlight = 0
+    if (this.closed) return ok
     if (!ok) {
-      const delay = Math.min(this.retryMs.max, this.retryMs.first * 2 ** (this.attempt - 1))
+      this.retrying = true
+      clearTimeout(this.timer)
       this.timer = setTimeout(() => {
         this.timer = undefined
+        this.retrying = false
         void this.flush()
-      }, delay)
-      return
+      }, this.backoffMs())
+      return false
     }
     if (this.buffer.some((p) => p.done !== undefined)) this.urgent = true
     if (this.buffer.length > 0) this.schedule()
+    return true
   }
 
-  /** During an outage: drop the oldest items that nobody waits for (QoS 0 telemetry). */
+  private backoffMs(): number {
+    return Math.min(this.retryMs.max, this.retryMs.first * 2 ** Math.max(0, this.attempt - 1))
+  }
+
+  /**
+   * During an outage: drop the oldest items that nobody waits for (QoS 0 telemetry),
+   * never one of the write under way (its success removes it by position).
+   */
   private shed(): void {
     const excess = this.buffer.length - this.maxBuffered
     let dropped = 0
-    this.buffer = this.buffer.filter((p) => {
-      if (dropped < excess && p.done === undefined && p.item.kind === 'telemetry') {
+    this.buffer = this.buffer.filter((p, i) => {
+      if (
+        i >= this.inFlight &&
+        dropped < excess &&
+        p.done === undefined &&
+        p.item.kind === 'telemetry'
+      ) {
         dropped++
         return false
       }

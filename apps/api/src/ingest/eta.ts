@@ -1,4 +1,4 @@
-import { eq, inArray } from 'drizzle-orm'
+import { and, eq, inArray } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
 import { deliveries, stations } from '../db/schema.ts'
 
@@ -42,7 +42,10 @@ export class EtaEstimator {
     const targets = await tx
       .select({ id: deliveries.id, lat: stations.lat, lon: stations.lon })
       .from(deliveries)
-      .innerJoin(stations, eq(stations.id, deliveries.dropoffStationId))
+      .innerJoin(
+        stations,
+        and(eq(stations.id, deliveries.dropoffStationId), eq(stations.fleetId, deliveries.fleetId)),
+      )
       .where(inArray(deliveries.id, [...latest.keys()]))
     for (const t of targets) {
       const p = latest.get(t.id)!

@@ -60,16 +60,19 @@ export async function applyDroneEvent(
     .select({ status: deliveries.status, droneId: deliveries.droneId, etaAt: deliveries.etaAt })
     .from(deliveries)
     .where(and(eq(deliveries.id, event.deliveryId), eq(deliveries.fleetId, fleetId)))
+    // Locked until commit: an operator's cancel or the dispatcher cannot slip in between.
+    .for('update')
   if (delivery === undefined || TERMINAL.has(delivery.status)) return
   // Another drone's word on it (one it was taken from after a timeout) changes nothing.
-  if (delivery.droneId !== null && delivery.droneId !== droneId) return
+  if (delivery.droneId !== droneId) return
   // A refusal of an assignment sends it back to the dispatcher for another drone.
   if (
     event.type === 'delivery.failed' &&
     delivery.status === 'assigned' &&
     event.detail !== 'cancelled'
   ) {
-    return requeue(tx, event.deliveryId, droneId, event.detail ?? 'refused', receivedAt)
+    await requeue(tx, event.deliveryId, droneId, event.detail ?? 'refused', receivedAt)
+    return
   }
   const next = transition(event, delivery.status)
   if (next === null || RANK[next.status] <= RANK[delivery.status]) return

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { and, asc, desc, eq, gte, inArray, lt, lte, or, sql } from 'drizzle-orm'
+import { and, asc, desc, eq, gte, inArray, lt, lte, or } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import type { Db } from '../../db/client.ts'
 import { deliveries, deliveryEvents, stations, telemetry } from '../../db/schema.ts'
@@ -159,21 +159,20 @@ export class DeliveryRepository {
 
   /** Cancels a delivery not yet finished; returns it, with the drone to tell if one flies it. */
   async cancel(id: string, now: Date): Promise<{ delivery: DeliveryRow; notify: string | null }> {
-    const { delivery } = await this.get(id)
-    if (delivery.status !== 'requested' && !ACTIVE.includes(delivery.status)) {
-      throw new ApiError(409, 'not_cancellable', `delivery ${id} is ${delivery.status}`)
-    }
+    // One statement: whatever step the drone has reached meanwhile, it is still cancellable.
     const [row] = await this.db
       .update(deliveries)
       .set({ status: 'cancelled', cancelledAt: now, updatedAt: now })
-      .where(and(eq(deliveries.id, id), sql`${deliveries.status} = ${delivery.status}`))
+      .where(and(eq(deliveries.id, id), inArray(deliveries.status, ['requested', ...ACTIVE])))
       .returning()
-    if (row === undefined)
-      throw new ApiError(409, 'not_cancellable', `delivery ${id} changed meanwhile: try again`)
+    if (row === undefined) {
+      const { delivery } = await this.get(id) // 404 when there is none
+      throw new ApiError(409, 'not_cancellable', `delivery ${id} is ${delivery.status}`)
+    }
     await this.db
       .insert(deliveryEvents)
       .values({ deliveryId: id, status: 'cancelled', at: now, detail: 'operator' })
-    return { delivery: row, notify: delivery.droneId }
+    return { delivery: row, notify: row.droneId }
   }
 }
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { and, asc, eq, gt, gte, inArray, lt, sql } from 'drizzle-orm'
 import fp from 'fastify-plugin'
+import { publishCommand } from '../external/ingest.ts'
 import { buildTopic } from '@skyline/schemas'
 import type { DroneCommand } from '@skyline/schemas'
 import type { Db } from '../../db/client.ts'
@@ -96,7 +97,8 @@ export class Dispatcher {
       .where(and(eq(deliveries.status, 'assigned'), lt(deliveries.assignedAt, cutoff)))
     for (const d of late) {
       if (d.droneId === null) continue
-      await requeue(this.db, d.id, d.droneId, 'no answer in time', this.now())
+      if (!(await requeue(this.db, d.id, d.droneId, 'no answer in time', this.now()))) continue
+      this.changed(d.id)
       await this.send(topicOf(d.fleetId, d.droneId), {
         v: 1,
         ts: this.now().getTime(),
@@ -201,8 +203,8 @@ export async function requeue(
   droneId: string,
   why: string,
   at: Date,
-): Promise<void> {
-  await db
+): Promise<boolean> {
+  const taken = await db
     .update(deliveries)
     .set({
       status: 'requested',
@@ -211,10 +213,20 @@ export async function requeue(
       updatedAt: at,
       declinedBy: sql`${deliveries.declinedBy} || ${JSON.stringify([droneId])}::jsonb`,
     })
-    .where(eq(deliveries.id, id))
+    // Only while it is still this drone's unaccepted assignment: a late acceptance wins.
+    .where(
+      and(
+        eq(deliveries.id, id),
+        eq(deliveries.status, 'assigned'),
+        eq(deliveries.droneId, droneId),
+      ),
+    )
+    .returning({ id: deliveries.id })
+  if (taken.length === 0) return false
   await db
     .insert(deliveryEvents)
     .values({ deliveryId: id, status: 'requested', at, detail: `drone ${droneId}: ${why}` })
+  return true
 }
 
 async function fail(db: Db, id: string, reason: string, at: Date): Promise<void> {
@@ -239,8 +251,7 @@ export default fp(
     const client = fastify.ingest.client
     const dispatcher = new Dispatcher(
       fastify.database.db,
-      async (topic, command) =>
-        void (await client.publishAsync(topic, JSON.stringify(command), { qos: 2 })),
+      async (topic, command) => publishCommand(client, topic, command),
       fastify.log,
       { staleAfterS: fastify.config.STALE_AFTER_S },
       undefined,

@@ -128,6 +128,10 @@ export class LiveHub {
     return out
   }
 
+  remove(socket: WebSocket): void {
+    this.clients.delete(socket)
+  }
+
   /** Frames for a new client wait for its snapshot: none is lost, none comes first. */
   snapshotSent(socket: WebSocket): void {
     const client = this.clients.get(socket)
@@ -181,22 +185,28 @@ export default fp(
 
     fastify.get('/api/live', { websocket: true, schema: { hide: true } }, async (socket) => {
       hub.add(socket)
-      const now = new Date()
-      const [drones, stations, inFlight] = await Promise.all([
-        fastify.fleet.listDrones(),
-        fastify.fleet.listStations(),
-        fastify.deliveries.list({ limit: 200 }),
-      ])
-      socket.send(
-        JSON.stringify({
-          type: 'snapshot',
-          at: now.toISOString(),
-          drones: drones.map((d) => droneView(d, now, fastify.config.STALE_AFTER_S)),
-          stations: stations.map(stationView),
-          deliveries: inFlight.deliveries.map(deliveryView),
-        }),
-      )
-      hub.snapshotSent(socket)
+      try {
+        const now = new Date()
+        const [drones, stations, inFlight] = await Promise.all([
+          fastify.fleet.listDrones(),
+          fastify.fleet.listStations(),
+          fastify.deliveries.list({ limit: 200 }),
+        ])
+        socket.send(
+          JSON.stringify({
+            type: 'snapshot',
+            at: now.toISOString(),
+            drones: drones.map((d) => droneView(d, now, fastify.config.STALE_AFTER_S)),
+            stations: stations.map(stationView),
+            deliveries: inFlight.deliveries.map(deliveryView),
+          }),
+        )
+        hub.snapshotSent(socket)
+      } catch (err) {
+        fastify.log.warn({ err }, 'live snapshot failed')
+        hub.remove(socket)
+        socket.close(1011, 'snapshot failed')
+      }
     })
 
     const frame = async () => {

@@ -119,9 +119,40 @@ export default fp(
       clearInterval(retention)
       clearInterval(staleSweep)
       // Stop taking messages, write what was taken, then leave (the session stays).
-      await client.endAsync()
+      // A clean DISCONNECT, unless the broker is away: then mqtt.js would wait forever
+      // for acknowledgements, so after 2 s the connection is just dropped.
+      await Promise.race([client.endAsync(), new Promise((r) => setTimeout(r, 2_000).unref())])
+      if (client.connected || client.disconnecting) await client.endAsync(true)
       await batcher.close()
     })
   },
   { name: 'ingest', dependencies: ['database', 'metrics'] },
 )
+
+/**
+ * Publishes a command at QoS 2 and resolves on PUBCOMP, or rejects after `timeoutMs`
+ * (the broker may be away: mqtt.js keeps the message and sends it on reconnect).
+ */
+export function publishCommand(
+  client: MqttClient,
+  topic: string,
+  payload: object,
+  timeoutMs = 5_000,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`no PUBCOMP for ${topic} within ${timeoutMs} ms`)),
+      timeoutMs,
+    )
+    client.publishAsync(topic, JSON.stringify(payload), { qos: 2 }).then(
+      () => {
+        clearTimeout(timer)
+        resolve()
+      },
+      (err: unknown) => {
+        clearTimeout(timer)
+        reject(err instanceof Error ? err : new Error(String(err)))
+      },
+    )
+  })
+}

@@ -6,6 +6,7 @@ import { DELIVERY_STATUSES } from '../../db/schema.ts'
 import type { DeliveryEventRow, DeliveryRow } from '../../plugins/app/delivery-repository.ts'
 import { ApiError } from '../../errors.ts'
 import { ErrorSchema } from './views.ts'
+import { publishCommand } from '../../plugins/external/ingest.ts'
 
 const iso = z.iso.datetime()
 const isoOrNull = (d: Date | null) => d?.toISOString() ?? null
@@ -177,7 +178,10 @@ const routes: FastifyPluginAsyncZod = async (fastify) => {
           type: 'cancel',
           deliveryId: delivery.id,
         }
-        await fastify.ingest.client.publishAsync(topic, JSON.stringify(cancel), { qos: 2 })
+        // The cancel is committed; telling the drone is best effort (it is queued if the broker is away).
+        await publishCommand(fastify.ingest.client, topic, cancel).catch((err: unknown) =>
+          req.log.warn({ err, topic }, 'cancel not yet delivered to the drone'),
+        )
       }
       return deliveryView(delivery)
     },
