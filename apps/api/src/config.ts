@@ -25,6 +25,8 @@ const EnvSchema = z.object({
   DEVICE_TOKEN_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   /** A drone silent this long is marked stale, s. Default 30. */
   STALE_AFTER_S: int.positive().default(30),
+  /** An assignment a drone has not accepted after this long goes to another drone, s. Default 20. */
+  ACCEPT_TIMEOUT_S: int.positive().default(20),
   /** Days of telemetry kept; older daily partitions are dropped. Default 30. */
   TELEMETRY_RETENTION_DAYS: int.positive().default(30),
   /** Messages written per transaction at most. Default 2000. */

@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { FastifyInstance } from 'fastify'
+import { connectAsync } from 'mqtt'
 import { signDeviceToken } from '@skyline/broker'
 import { Fleet } from '@skyline/drone-sim'
 import type { FleetOptions } from '@skyline/drone-sim'
@@ -31,7 +32,7 @@ interface Delivery {
   status: string
   source: string
   droneId: string | null
-  events: { status: string }[]
+  events: { status: string; detail: string | null }[]
   track: unknown[]
   etaAt: string | null
   etaErrorS: number | null
@@ -153,6 +154,95 @@ describe.each(DATABASES)('deliveries on %s', (_name, open) => {
     const drone = fleet.drones.find((d) => d.id === flying.droneId)!
     await eventually(() => expect(drone.model.state).toBe('returning'))
     expect((await post(`/api/deliveries/${id}/cancel`)).statusCode).toBe(409)
+  })
+
+  it('offers a refused delivery to the next drone, never twice to the same one', async () => {
+    // Stations 100+ km apart: no drone has the battery, each one refuses.
+    await startFleet({ radiusKm: 150 })
+    const { id } = (
+      await post('/api/deliveries', {
+        fleet: 'f1',
+        pickupStationId: 'station-1',
+        dropoffStationId: 'station-2',
+        payloadKg: 1,
+      })
+    ).json<{ id: string }>()
+    const refused = await eventually(async () => {
+      const d = await get<Delivery>(`/api/deliveries/${id}`)
+      const requeued = d.events.filter(
+        (e) => e.status === 'requested' && /insufficient_battery/.test(e.detail ?? ''),
+      )
+      expect(requeued).toHaveLength(2)
+      return d
+    }, 15_000)
+    expect(refused.status).toBe('requested')
+    expect(
+      refused.events
+        .filter((e) => e.status === 'assigned')
+        .map((e) => e.detail)
+        .sort(),
+    ).toEqual(['drone drone-1', 'drone drone-2'])
+  })
+
+  it('takes an assignment back from a drone that does not answer in time, and cancels it there', async () => {
+    await api.close()
+    api = await buildApi(broker.url, database, { ACCEPT_TIMEOUT_S: '1' })
+    // A drone that reports itself idle and then ignores its commands.
+    const silent = await connectAsync(broker.url, {
+      clientId: 'mute',
+      username: 'mute',
+      password: await signDeviceToken(SECRET, { role: 'drone', sub: 'mute', fleet: 'f1' }),
+    })
+    cleanup.push(() => silent.endAsync())
+    const commands: { type: string; deliveryId?: string }[] = []
+    silent.on('message', (_t, payload) =>
+      commands.push(JSON.parse(payload.toString()) as { type: string }),
+    )
+    await silent.subscribeAsync('fleet/f1/drones/mute/commands', { qos: 2 })
+    await startFleet({ drones: 0 })
+    const report = async () => {
+      await silent.publishAsync(
+        'fleet/f1/drones/mute/status',
+        JSON.stringify({ v: 1, ts: Date.now(), online: true, state: 'idle' }),
+        { qos: 1, retain: true },
+      )
+      await silent.publishAsync(
+        'fleet/f1/drones/mute/telemetry',
+        JSON.stringify({
+          v: 1,
+          ts: Date.now(),
+          seq: 0,
+          lat: 48.85,
+          lon: 2.35,
+          altM: 0,
+          speedMps: 0,
+          headingDeg: 0,
+          batteryPct: 95,
+          state: 'idle',
+        }),
+        { qos: 1 },
+      )
+    }
+    await report()
+    const { id } = (
+      await post('/api/deliveries', {
+        fleet: 'f1',
+        pickupStationId: 'station-1',
+        dropoffStationId: 'station-2',
+        payloadKg: 1,
+      })
+    ).json<{ id: string }>()
+    await eventually(
+      () => expect(commands.map((c) => c.type)).toEqual(['delivery.assign', 'cancel']),
+      10_000,
+    )
+    expect(commands[1]!.deliveryId).toBe(id)
+    const d = await get<Delivery>(`/api/deliveries/${id}`)
+    expect(d.status).toBe('requested')
+    expect(d.events.at(-1)).toMatchObject({
+      status: 'requested',
+      detail: 'drone mute: no answer in time',
+    })
   })
 
   it('needs an operator token to request or cancel', async () => {

@@ -253,7 +253,10 @@ export default fp(
       fastify.database.db,
       async (topic, command) => publishCommand(client, topic, command),
       fastify.log,
-      { staleAfterS: fastify.config.STALE_AFTER_S },
+      {
+        staleAfterS: fastify.config.STALE_AFTER_S,
+        acceptTimeoutS: fastify.config.ACCEPT_TIMEOUT_S,
+      },
       undefined,
       (id) => fastify.live.deliveryChanged(id),
     )
