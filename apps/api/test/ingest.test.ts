@@ -232,6 +232,33 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
     expect(metrics).toMatch(/^skyline_db_write_seconds_count [1-9]/m)
   })
 
+  it('writes QoS 1 messages in batches, not one transaction each', async () => {
+    api = await buildApi(broker.url, database)
+    const drone = await connectAsync(broker.url, {
+      clientId: 'd6',
+      username: 'd6',
+      password: await signDeviceToken(SECRET, { role: 'drone', sub: 'd6', fleet: 'f1' }),
+    })
+    cleanup.push(() => drone.endAsync())
+    const total = 500
+    await Promise.all(
+      Array.from({ length: total }, (_, i) =>
+        drone.publishAsync(
+          'fleet/f1/drones/d6/events',
+          JSON.stringify({ v: 1, ts: Date.now(), id: `b-${i}`, type: 'battery.low' }),
+          { qos: 1 },
+        ),
+      ),
+    )
+    await eventually(async () => {
+      const [row] = await database.db.select({ n: count() }).from(droneEvents)
+      expect(row!.n).toBe(total)
+    })
+    const metrics = (await api.inject({ method: 'GET', url: '/metrics' })).body
+    const batches = Number(/^skyline_ingest_batch_size_count (\d+)$/m.exec(metrics)?.[1])
+    expect(batches).toBeLessThan(total / 5)
+  })
+
   it('loses and duplicates no QoS 1 event when the ingest restarts mid-stream', async () => {
     api = await buildApi(broker.url, database)
     const drone = await connectAsync(broker.url, {

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import mqtt from 'mqtt'
 import type { MqttClient } from 'mqtt'
+import mqttPacket from 'mqtt-packet'
 import { API_SUBSCRIPTIONS } from '@skyline/schemas'
 import { signDeviceToken } from '@skyline/broker/auth'
 import { TelemetryPartitions } from '../../db/partitions.ts'
@@ -8,6 +9,11 @@ import { Batcher } from '../../ingest/batcher.ts'
 import { Ingest } from '../../ingest/ingest.ts'
 import { EtaEstimator } from '../../ingest/eta.ts'
 import { markStale, writeBatch } from '../../ingest/writer.ts'
+
+/** QoS 1 messages received and not yet acknowledged, at most; then mqtt.js waits. */
+const MAX_UNACKED = 10_000
+/** Tells mqtt.js to send no PUBACK: the ingest sends it after the commit. */
+const DEFERRED_ACK = new Error('PUBACK deferred until the commit')
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -64,6 +70,7 @@ export default fp(
       fastify.metrics.received.inc({ kind })
       if (kind === 'rejected') fastify.metrics.rejected.inc()
     })
+    let unacked = 0
     const id = config.API_MQTT_CLIENT_ID
     const client = mqtt.connect(config.MQTT_URL, {
       clientId: id,
@@ -72,13 +79,31 @@ export default fp(
       clean: false,
       reconnectPeriod: 1_000,
     })
-    // mqtt.js's documented backpressure hook for MQTT 3.1.1 (customHandleAcks is
-    // MQTT 5 only): the PUBACK goes out when `done` is called, and the next message is
-    // handled after that. QoS 0 needs no acknowledgement and is released at once.
+    // QoS 1 acknowledged after commit, yet batched. mqtt.js handles one incoming packet
+    // at a time and sends the PUBACK from handleMessage's callback, so waiting there
+    // for the commit would make every QoS 1 message its own transaction. Instead the
+    // callback is called at once with an error, which mqtt.js takes as "send no
+    // PUBACK" while it moves on to the next packet; the PUBACK is written after the
+    // batch commits, in arrival order (MQTT-4.6.0-2), and only on the connection the
+    // message came in on: after a reconnect the broker redelivers it anyway. Past
+    // MAX_UNACKED waiting messages (a database outage) the old backpressure returns.
     client.handleMessage = (packet, done) => {
       const committed = ingest.handle(packet.topic, packet.payload as Buffer, packet.qos)
-      if (committed === undefined) done()
-      else void committed.then(() => done())
+      if (committed === undefined || packet.messageId === undefined) return done()
+      if (unacked >= MAX_UNACKED) {
+        void committed.then(() => done())
+        return
+      }
+      unacked++
+      const stream = client.stream
+      const messageId = packet.messageId
+      void committed.then(() => {
+        unacked--
+        if (client.stream === stream && client.connected) {
+          stream.write(mqttPacket.generate({ cmd: 'puback', messageId }))
+        }
+      })
+      done(DEFERRED_ACK)
     }
     client.on('error', (err) => fastify.log.warn({ err: err.message }, 'ingest MQTT error'))
     client.on('connect', (connack) => {
