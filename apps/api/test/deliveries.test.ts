@@ -1,11 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { FastifyInstance } from 'fastify'
-import { connectAsync } from 'mqtt'
 import { signDeviceToken } from '@skyline/broker'
 import { Fleet } from '@skyline/drone-sim'
 import type { FleetOptions } from '@skyline/drone-sim'
 import type { Database } from '../src/db/client.ts'
-import { DATABASES, SECRET, buildApi, eventually, startBroker } from './helpers.ts'
+import { DATABASES, SECRET, buildApi, connectDrone, eventually, startBroker } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 const fleetOptions = (url: string, o: Partial<FleetOptions> = {}): FleetOptions => ({
@@ -188,11 +187,7 @@ describe.each(DATABASES)('deliveries on %s', (_name, open) => {
     await api.close()
     api = await buildApi(broker.url, database, { ACCEPT_TIMEOUT_S: '1' })
     // A drone that reports itself idle and then ignores its commands.
-    const silent = await connectAsync(broker.url, {
-      clientId: 'mute',
-      username: 'mute',
-      password: await signDeviceToken(SECRET, { role: 'drone', sub: 'mute', fleet: 'f1' }),
-    })
+    const silent = await connectDrone(broker.url, 'mute')
     cleanup.push(() => silent.endAsync())
     const commands: { type: string; deliveryId?: string }[] = []
     silent.on('message', (_t, payload) =>

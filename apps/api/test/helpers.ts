@@ -4,8 +4,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
+import { connectAsync } from 'mqtt'
+import type { MqttClient } from 'mqtt'
 import postgres from 'postgres'
-import { createBroker, startListeners } from '@skyline/broker'
+import { createBroker, signDeviceToken, startListeners } from '@skyline/broker'
 import app from '../src/app.ts'
 import { loadConfig } from '../src/config.ts'
 import type { ApiConfig } from '../src/config.ts'
@@ -98,4 +100,13 @@ export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_
       await new Promise((r) => setTimeout(r, 25))
     }
   }
+}
+
+/** A real MQTT client signed in as drone `id` of fleet f1 (client id = id). */
+export async function connectDrone(brokerUrl: string, id: string): Promise<MqttClient> {
+  return connectAsync(brokerUrl, {
+    clientId: id,
+    username: id,
+    password: await signDeviceToken(SECRET, { role: 'drone', sub: id, fleet: 'f1' }),
+  })
 }

@@ -1,13 +1,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { FastifyInstance } from 'fastify'
-import { connectAsync } from 'mqtt'
-import { signDeviceToken } from '@skyline/broker'
 import { Fleet } from '@skyline/drone-sim'
 import type { FleetOptions } from '@skyline/drone-sim'
 import { count, eq } from 'drizzle-orm'
 import { droneEvents, drones, rejectedMessages, telemetry } from '../src/db/schema.ts'
 import type { Database } from '../src/db/client.ts'
-import { DATABASES, SECRET, buildApi, eventually, startBroker } from './helpers.ts'
+import { DATABASES, SECRET, buildApi, connectDrone, eventually, startBroker } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 const fleetOptions = (url: string, o: Partial<FleetOptions> = {}): FleetOptions => ({
@@ -123,11 +121,7 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
 
   it('marks an online drone that went silent as stale, and clears it when it speaks again', async () => {
     api = await buildApi(broker.url, database, { STALE_AFTER_S: '1' })
-    const drone = await connectAsync(broker.url, {
-      clientId: 'd8',
-      username: 'd8',
-      password: await signDeviceToken(SECRET, { role: 'drone', sub: 'd8', fleet: 'f1' }),
-    })
+    const drone = await connectDrone(broker.url, 'd8')
     cleanup.push(() => drone.endAsync())
     const telemetryOf = (seq: number) =>
       JSON.stringify({
@@ -165,11 +159,7 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
 
   it('rejects and records invalid payloads while valid ones keep flowing', async () => {
     api = await buildApi(broker.url, database)
-    const drone = await connectAsync(broker.url, {
-      clientId: 'd9',
-      username: 'd9',
-      password: await signDeviceToken(SECRET, { role: 'drone', sub: 'd9', fleet: 'f1' }),
-    })
+    const drone = await connectDrone(broker.url, 'd9')
     cleanup.push(() => drone.endAsync())
     const topic = 'fleet/f1/drones/d9/telemetry'
     const valid = (seq: number) =>
@@ -234,11 +224,7 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
 
   it('writes QoS 1 messages in batches, not one transaction each', async () => {
     api = await buildApi(broker.url, database)
-    const drone = await connectAsync(broker.url, {
-      clientId: 'd6',
-      username: 'd6',
-      password: await signDeviceToken(SECRET, { role: 'drone', sub: 'd6', fleet: 'f1' }),
-    })
+    const drone = await connectDrone(broker.url, 'd6')
     cleanup.push(() => drone.endAsync())
     const total = 500
     await Promise.all(
@@ -261,11 +247,7 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
 
   it('loses and duplicates no QoS 1 event when the ingest restarts mid-stream', async () => {
     api = await buildApi(broker.url, database)
-    const drone = await connectAsync(broker.url, {
-      clientId: 'd7',
-      username: 'd7',
-      password: await signDeviceToken(SECRET, { role: 'drone', sub: 'd7', fleet: 'f1' }),
-    })
+    const drone = await connectDrone(broker.url, 'd7')
     cleanup.push(() => drone.endAsync())
     const total = 300
     const publishing = (async () => {

@@ -1,11 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import type { FastifyInstance } from 'fastify'
-import { connectAsync } from 'mqtt'
 import postgres from 'postgres'
 import { count } from 'drizzle-orm'
-import { signDeviceToken } from '@skyline/broker'
 import { droneEvents } from '../src/db/schema.ts'
-import { SECRET, buildApi, eventually, freshPostgres, startBroker } from './helpers.ts'
+import { buildApi, connectDrone, eventually, freshPostgres, startBroker } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 // A real outage needs a real server: PGlite runs inside the process. CI sets DATABASE_URL.
@@ -29,11 +27,7 @@ describe.runIf(url !== undefined && url !== '')(
       cleanup.push(() => api!.close())
       const admin = postgres(url!, { max: 1, onnotice: () => {} })
       cleanup.push(() => admin.end())
-      const drone = await connectAsync(broker.url, {
-        clientId: 'd5',
-        username: 'd5',
-        password: await signDeviceToken(SECRET, { role: 'drone', sub: 'd5', fleet: 'f1' }),
-      })
+      const drone = await connectDrone(broker.url, 'd5')
       cleanup.push(() => drone.endAsync())
       const stored = async () => (await database.db.select({ n: count() }).from(droneEvents))[0]!.n
       const ready = async () => (await api!.inject({ method: 'GET', url: '/api/ready' })).statusCode

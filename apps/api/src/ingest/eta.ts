@@ -1,6 +1,7 @@
 import { and, eq, inArray } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
 import { deliveries, stations } from '../db/schema.ts'
+import { distanceM } from '../geo.ts'
 
 type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
 
@@ -8,7 +9,6 @@ type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
 const ALPHA = 0.3
 /** Vertical speed assumed for the landing after arriving over the drop-off, m/s. */
 export const DESCENT_MPS = 3
-const EARTH_RADIUS_M = 6_371_008.8
 
 export interface EtaInput {
   deliveryId: string
@@ -78,12 +78,4 @@ export class EtaEstimator {
       return remainingM < 1 ? p.ts + (p.altM / DESCENT_MPS) * 1000 : undefined
     return p.ts + (remainingM / speed + p.altM / DESCENT_MPS) * 1000
   }
-}
-
-function distanceM(a: { lat: number; lon: number }, b: { lat: number; lon: number }): number {
-  const rad = Math.PI / 180
-  const h =
-    Math.sin(((b.lat - a.lat) * rad) / 2) ** 2 +
-    Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(((b.lon - a.lon) * rad) / 2) ** 2
-  return 2 * EARTH_RADIUS_M * Math.asin(Math.min(1, Math.sqrt(h)))
 }

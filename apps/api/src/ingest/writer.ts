@@ -136,11 +136,7 @@ async function writeDroneStatus(
   tx: Tx,
   { fleetId, droneId, msg, receivedAt }: Of<'drone-status'>,
 ): Promise<void> {
-  const [before] = await tx
-    .select({ online: drones.online })
-    .from(drones)
-    .where(and(eq(drones.fleetId, fleetId), eq(drones.id, droneId)))
-  const changed = before === undefined || before.online !== msg.online
+  const changed = await onlineChanges(tx, drones, fleetId, droneId, msg.online)
   const row = {
     online: msg.online,
     state: msg.online ? msg.state : 'offline',
@@ -163,11 +159,7 @@ async function writeStationStatus(
   tx: Tx,
   { fleetId, stationId, msg, receivedAt }: Of<'station-status'>,
 ): Promise<void> {
-  const [before] = await tx
-    .select({ online: stations.online })
-    .from(stations)
-    .where(and(eq(stations.fleetId, fleetId), eq(stations.id, stationId)))
-  const changed = before === undefined || before.online !== msg.online
+  const changed = await onlineChanges(tx, stations, fleetId, stationId, msg.online)
   const row = {
     name: msg.name,
     lat: msg.lat,
@@ -183,6 +175,21 @@ async function writeStationStatus(
     .values({ fleetId, id: stationId, ...row })
     .onConflictDoUpdate({ target: [stations.fleetId, stations.id], set: row })
   if (changed) await recordPresence(tx, 'station', fleetId, stationId, msg, receivedAt)
+}
+
+/** Whether this status flips the device's online flag (or is its first). */
+async function onlineChanges(
+  tx: Tx,
+  table: typeof drones | typeof stations,
+  fleetId: string,
+  id: string,
+  online: boolean,
+): Promise<boolean> {
+  const [before] = await tx
+    .select({ online: table.online })
+    .from(table)
+    .where(and(eq(table.fleetId, fleetId), eq(table.id, id)))
+  return before === undefined || before.online !== online
 }
 
 /** An online/offline change, at the time it arrived (a will's own ts is from its CONNECT). */

@@ -7,6 +7,7 @@ import type { DroneCommand } from '@skyline/schemas'
 import type { Db } from '../../db/client.ts'
 import { deliveries, deliveryEvents, drones, stations } from '../../db/schema.ts'
 import type { DeliveryStatus } from '../../db/schema.ts'
+import { distanceM } from '../../geo.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -235,15 +236,6 @@ async function fail(db: Db, id: string, reason: string, at: Date): Promise<void>
     .set({ status: 'failed', failedAt: at, failureReason: reason, updatedAt: at })
     .where(eq(deliveries.id, id))
   await db.insert(deliveryEvents).values({ deliveryId: id, status: 'failed', at, detail: reason })
-}
-
-/** Great-circle distance, metres. */
-function distanceM(a: { lat: number; lon: number }, b: { lat: number; lon: number }): number {
-  const rad = Math.PI / 180
-  const h =
-    Math.sin(((b.lat - a.lat) * rad) / 2) ** 2 +
-    Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(((b.lon - a.lon) * rad) / 2) ** 2
-  return 2 * 6_371_008.8 * Math.asin(Math.min(1, Math.sqrt(h)))
 }
 
 export default fp(
