@@ -14,6 +14,17 @@ const VersionSchema = z.literal(SCHEMA_VERSION)
  */
 export const MAX_TS = 253_402_300_799_999
 const TimestampSchema = z.int().nonnegative().max(MAX_TS)
+/**
+ * Free text of `min` to `max` characters. U+0000 is refused here: Postgres text and jsonb
+ * cannot hold it (SQLSTATE 22021 / 22P05), so such a message could never be stored, and a
+ * reason at decode time says why better than a refused write does.
+ */
+const TextSchema = (max: number, min = 0) =>
+  z
+    .string()
+    .min(min)
+    .max(max)
+    .refine((s) => !s.includes('\u0000'), 'must not contain U+0000 (NUL)')
 /** Degrees, WGS84. */
 const LatSchema = z.number().min(-90).max(90)
 /** Degrees, WGS84. */
@@ -58,10 +69,10 @@ export const DroneStatusSchema = z.object({
   online: z.boolean(),
   state: DroneStateSchema,
   stationId: IdSchema.optional(),
-  model: z.string().max(64).optional(),
-  firmware: z.string().max(64).optional(),
+  model: TextSchema(64).optional(),
+  firmware: TextSchema(64).optional(),
   /** Why the drone went offline; set by the last will. */
-  reason: z.string().max(200).optional(),
+  reason: TextSchema(200).optional(),
 })
 export type DroneStatus = z.infer<typeof DroneStatusSchema>
 
@@ -96,7 +107,7 @@ export const DroneEventSchema = z.object({
   type: z.enum(DRONE_EVENT_TYPES),
   deliveryId: IdSchema.optional(),
   stationId: IdSchema.optional(),
-  detail: z.string().max(1000).optional(),
+  detail: TextSchema(1000).optional(),
 })
 export type DroneEvent = z.infer<typeof DroneEventSchema>
 
@@ -138,14 +149,14 @@ export const StationStatusSchema = z.object({
   v: VersionSchema,
   ts: TimestampSchema,
   online: z.boolean(),
-  name: z.string().min(1).max(100),
+  name: TextSchema(100, 1),
   lat: LatSchema,
   lon: LonSchema,
   /** Landing pads, i.e. how many drones can dock at once. */
   capacity: z.int().min(0).max(1000),
   /** Ids of the drones docked now; capped like `capacity`. */
   docked: z.array(IdSchema).max(1000),
-  reason: z.string().max(200).optional(),
+  reason: TextSchema(200).optional(),
 })
 export type StationStatus = z.infer<typeof StationStatusSchema>
 
