@@ -10,6 +10,7 @@ import {
   real,
   text,
   timestamp,
+  uniqueIndex,
 } from 'drizzle-orm/pg-core'
 
 // Tables in camelCase, columns in snake_case (STYLE.md). Times are timestamptz; the
@@ -123,16 +124,25 @@ export const presenceChanges = pgTable(
   (t) => [index('presence_changes_device_at').on(t.fleetId, t.kind, t.deviceId, t.at)],
 )
 
-/** Messages that did not decode: the dead-letter table. */
-export const rejectedMessages = pgTable('rejected_messages', {
-  id: bigserial('id', { mode: 'number' }).primaryKey(),
-  topic: text('topic').notNull(),
-  sizeBytes: integer('size_bytes').notNull(),
-  /** The first bytes of the payload, as text, for a person to read. */
-  excerpt: text('excerpt').notNull(),
-  reason: text('reason').notNull(),
-  receivedAt: at('received_at').notNull(),
-})
+/** Messages that did not decode or that the database refused: the dead-letter table. */
+export const rejectedMessages = pgTable(
+  'rejected_messages',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    topic: text('topic').notNull(),
+    sizeBytes: integer('size_bytes').notNull(),
+    /** The first bytes of the payload, as text, for a person to read. */
+    excerpt: text('excerpt').notNull(),
+    reason: text('reason').notNull(),
+    /**
+     * SHA-256 of topic and payload, hex: a QoS 1 redelivery is stored once (see
+     * ingest/dead-letter.ts for why this key). Rows from before it: `legacy-{id}`.
+     */
+    digest: text('digest').notNull(),
+    receivedAt: at('received_at').notNull(),
+  },
+  (t) => [uniqueIndex('rejected_messages_digest').on(t.digest)],
+)
 
 export const DELIVERY_STATUSES = [
   'requested',

@@ -1,9 +1,7 @@
 import { decodePayload, parseTopic, topicKind } from '@skyline/schemas'
 import type { Batcher } from './batcher.ts'
+import { rejectedItem } from './dead-letter.ts'
 import type { IngestItem } from './items.ts'
-
-/** Bytes of a rejected payload kept for a person to read. */
-const EXCERPT_BYTES = 200
 
 /**
  * Turns one MQTT message into an ingest item: decoded against the contract, or
@@ -35,15 +33,7 @@ export class Ingest {
 
   private decode(topic: string, payload: Buffer): IngestItem {
     const receivedAt = this.now()
-    const reject = (reason: string): IngestItem => ({
-      kind: 'rejected',
-      topic,
-      sizeBytes: payload.length,
-      // Lossy on purpose: the excerpt is for reading, the reason says what was wrong.
-      excerpt: payload.subarray(0, EXCERPT_BYTES).toString('utf8').replaceAll('\u0000', ''),
-      reason,
-      receivedAt,
-    })
+    const reject = (reason: string) => rejectedItem(topic, payload, reason, receivedAt)
     const addr = parseTopic(topic)
     if (addr === null) return reject('unknown_topic: not a topic of the Skyline contract')
     const kind = topicKind(addr)

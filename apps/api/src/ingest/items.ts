@@ -31,5 +31,7 @@ export type IngestItem =
       sizeBytes: number
       excerpt: string
       reason: string
+      /** SHA-256 of topic and payload: a redelivery is stored once (dead-letter.ts). */
+      digest: string
       receivedAt: Date
     }

@@ -63,7 +63,11 @@ export async function writeBatch(
 
 async function writeRejected(tx: Tx, items: Of<'rejected'>[]): Promise<void> {
   if (items.length === 0) return
-  await tx.insert(rejectedMessages).values(items.map(({ kind: _kind, ...row }) => row))
+  await tx
+    .insert(rejectedMessages)
+    .values(items.map(({ kind: _kind, ...row }) => row))
+    // Seen before: a redelivery of a message whose PUBACK was lost (dead-letter.ts).
+    .onConflictDoNothing({ target: rejectedMessages.digest })
 }
 
 async function writeTelemetry(tx: Tx, items: Of<'telemetry'>[]): Promise<void> {

@@ -1,0 +1,90 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { FastifyInstance } from 'fastify'
+import type { MqttClient } from 'mqtt'
+import { eq } from 'drizzle-orm'
+import { rejectedMessages, telemetry } from '../src/db/schema.ts'
+import type { Database } from '../src/db/client.ts'
+import type { IngestItem } from '../src/ingest/items.ts'
+import { DATABASES, buildApi, connectDrone, eventually, startBroker } from './helpers.ts'
+import type { TestBroker } from './helpers.ts'
+
+// Issue #4 through the real broker: bad messages delivered more than once.
+const TOPIC = 'fleet/f1/drones/d1/telemetry'
+const point = (seq: number, ts = 1_767_225_600_000 + seq) =>
+  JSON.stringify({
+    v: 1,
+    ts,
+    seq,
+    lat: 48.85,
+    lon: 2.35,
+    altM: 50,
+    speedMps: 10,
+    headingDeg: 90,
+    batteryPct: 80,
+    state: 'en_route',
+  })
+
+describe.each(DATABASES)('dead letters on %s', (_name, open) => {
+  let broker: TestBroker
+  let database: Database
+  let api: FastifyInstance
+  let drone: MqttClient
+
+  beforeEach(async () => {
+    broker = await startBroker()
+    database = await open()
+    api = await buildApi(broker.url, database)
+    drone = await connectDrone(broker.url, 'd1')
+  })
+  afterEach(async () => {
+    await drone.endAsync()
+    await api.close()
+    await database.close()
+    await broker.close()
+  })
+
+  const dead = () => database.db.select().from(rejectedMessages).orderBy(rejectedMessages.id)
+  const seqs = async () =>
+    (
+      await database.db
+        .select({ seq: telemetry.seq })
+        .from(telemetry)
+        .where(eq(telemetry.droneId, 'd1'))
+    )
+      .map((r) => r.seq)
+      .sort((a, b) => a - b)
+  const metric = async (name: string) => {
+    const body = (await api.inject({ method: 'GET', url: '/metrics' })).body
+    return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(body)?.[1])
+  }
+
+  it('stores a bad message once however often it arrives', async () => {
+    const undecodable = '{"v":1,"ts":'
+    for (const payload of [undecodable, undecodable])
+      await drone.publishAsync(TOPIC, payload, { qos: 1 })
+    await drone.publishAsync(TOPIC, point(1), { qos: 1 })
+    await eventually(async () => expect(await seqs()).toEqual([1]))
+    await eventually(async () => expect(await metric('skyline_ingest_rejected_total')).toBe(2))
+    expect((await dead()).map((r) => r.reason.split(':')[0])).toEqual(['invalid_json'])
+  })
+
+  it('stores a bad QoS 1 message once when it is redelivered after its PUBACK was lost', async () => {
+    // The api loses its connection right after the commit, before the PUBACK goes out:
+    // what a crash between the two does. The broker redelivers on the same session.
+    const client = api.ingest.client
+    const committed = api.live.committed.bind(api.live)
+    let cut = false
+    api.live.committed = (items: IngestItem[]) => {
+      committed(items)
+      if (!cut && items.some((i) => i.kind === 'rejected')) {
+        cut = true
+        client.stream.destroy()
+      }
+    }
+    await drone.publishAsync(TOPIC, '{"v":1,"ts":', { qos: 1 })
+    await eventually(() => expect(api.ingest.ingest.received).toBe(2))
+    await eventually(() => expect(api.ingest.batcher.buffered).toBe(0))
+    expect(cut).toBe(true)
+    expect(await dead()).toHaveLength(1)
+  })
+})
