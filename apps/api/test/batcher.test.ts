@@ -23,6 +23,14 @@ const point = (seq: number): IngestItem => ({
   },
 })
 
+const seqOf = (item: IngestItem) => (item.kind === 'telemetry' ? item.msg.seq : -1)
+/** What postgres.js or PGlite throws for a value the column cannot hold. */
+const outOfRange = () =>
+  Object.assign(new Error('value out of range for type integer'), {
+    code: '22003',
+    severity: 'ERROR',
+  })
+
 describe('ingest batcher', () => {
   beforeEach(() => vi.useFakeTimers())
   afterEach(() => vi.useRealTimers())
@@ -105,5 +113,38 @@ describe('ingest batcher', () => {
     await waited
     expect(batches[0]).toEqual([0, 1, 2])
     expect(batches.flat()).toContain(100)
+  })
+
+  it('splits a refused batch down to its culprit, in order, and resumes after an outage', async () => {
+    const written: number[][] = []
+    const culprits: number[] = []
+    let outage = true
+    const batcher = new Batcher(
+      async (items) => {
+        const seqs = items.map(seqOf)
+        if (seqs.includes(3)) throw outOfRange()
+        // The database goes away once, midway through the split.
+        if (seqs.includes(6) && outage) {
+          outage = false
+          throw new Error('connection closed')
+        }
+        written.push(seqs)
+      },
+      { maxItems: 100, maxDelayMs: 5, retryMs: { first: 100, max: 100 } },
+      { refused: (item) => culprits.push(seqOf(item)) },
+    )
+    const acked: number[] = []
+    const acks = Array.from({ length: 8 }, (_, i) =>
+      batcher.addAndWait(point(i)).then(() => acked.push(i)),
+    )
+    await vi.advanceTimersByTimeAsync(10)
+    expect(acked).toEqual([0, 1, 2, 3]) // committed or dead-lettered; 4-7 wait for the retry
+    await vi.advanceTimersByTimeAsync(100)
+    await Promise.all(acks)
+    expect(acked).toEqual([0, 1, 2, 3, 4, 5, 6, 7])
+    expect(culprits).toEqual([3])
+    // The dead letter (-1) takes the culprit's place: arrival order holds.
+    expect(written).toEqual([[0, 1], [2], [-1], [4, 5, 6, 7]])
+    expect(batcher.isHealthy).toBe(true)
   })
 })

@@ -8,8 +8,12 @@ import type { IngestItem } from '../src/ingest/items.ts'
 import { DATABASES, buildApi, connectDrone, eventually, startBroker } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
-// Issue #4 through the real broker: bad messages delivered more than once.
+// Issue #4 through the real broker: a message the schema accepts but Postgres refuses, and
+// bad messages delivered more than once.
 const TOPIC = 'fleet/f1/drones/d1/telemetry'
+/** Passes the schema (any safe integer) but not the `integer` column: SQLSTATE 22003. */
+const TOO_BIG_SEQ = 2 ** 31
+
 const point = (seq: number, ts = 1_767_225_600_000 + seq) =>
   JSON.stringify({
     v: 1,
@@ -58,14 +62,41 @@ describe.each(DATABASES)('dead letters on %s', (_name, open) => {
     return Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(body)?.[1])
   }
 
+  it('dead-letters a message the database refuses, and stores the rest of its batch', async () => {
+    // Published together, so that the bad one shares its batch with good ones.
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        drone.publishAsync(TOPIC, point(i === 7 ? TOO_BIG_SEQ : i), { qos: 1 }),
+      ),
+    )
+    await eventually(async () => expect(await dead()).toHaveLength(1))
+    const [letter] = await dead()
+    expect(letter).toMatchObject({ topic: TOPIC })
+    expect(letter!.reason).toMatch(/^write_refused: 22003 .*out of range for type integer/)
+    expect(letter!.excerpt).toContain(`"seq":${TOO_BIG_SEQ}`)
+    expect(await seqs()).toEqual(Array.from({ length: 20 }, (_, i) => i).filter((i) => i !== 7))
+
+    // Nothing stalls behind it: the next message goes in and the ingest is healthy.
+    await drone.publishAsync(TOPIC, point(20), { qos: 1 })
+    await eventually(async () => expect(await seqs()).toContain(20))
+    expect(api.ingest.batcher.isHealthy).toBe(true)
+    expect((await api.inject({ method: 'GET', url: '/api/ready' })).statusCode).toBe(200)
+    expect(await metric('skyline_ingest_refused_total')).toBe(1)
+  })
+
   it('stores a bad message once however often it arrives', async () => {
     const undecodable = '{"v":1,"ts":'
-    for (const payload of [undecodable, undecodable])
+    const refused = point(TOO_BIG_SEQ)
+    for (const payload of [undecodable, refused, undecodable, refused])
       await drone.publishAsync(TOPIC, payload, { qos: 1 })
     await drone.publishAsync(TOPIC, point(1), { qos: 1 })
     await eventually(async () => expect(await seqs()).toEqual([1]))
-    await eventually(async () => expect(await metric('skyline_ingest_rejected_total')).toBe(2))
-    expect((await dead()).map((r) => r.reason.split(':')[0])).toEqual(['invalid_json'])
+    await eventually(async () => expect(await metric('skyline_ingest_rejected_total')).toBe(4))
+    expect((await dead()).map((r) => r.reason.split(':')[0])).toEqual([
+      'invalid_json',
+      'write_refused',
+    ])
+    expect(await metric('skyline_ingest_lost_total')).toBe(0)
   })
 
   it('stores a bad QoS 1 message once when it is redelivered after its PUBACK was lost', async () => {
@@ -86,5 +117,6 @@ describe.each(DATABASES)('dead letters on %s', (_name, open) => {
     await eventually(() => expect(api.ingest.batcher.buffered).toBe(0))
     expect(cut).toBe(true)
     expect(await dead()).toHaveLength(1)
+    expect(await metric('skyline_ingest_lost_total')).toBe(0)
   })
 })

@@ -1,4 +1,7 @@
+import { refusedItem } from './dead-letter.ts'
 import type { IngestItem } from './items.ts'
+import { classifyWriteError } from './write-errors.ts'
+import type { WriteFailure } from './write-errors.ts'
 
 export interface BatcherOptions {
   /** Items written in one transaction at most. Default 2,000. */
@@ -9,6 +12,8 @@ export interface BatcherOptions {
   maxBuffered?: number
   /** Retry backoff after a failed write, ms: doubles from first to max. */
   retryMs?: { first: number; max: number }
+  /** Tells a refusal of the rows (split the batch) from an outage (retry). Default: by SQLSTATE. */
+  classify?: (err: unknown) => WriteFailure
 }
 
 export interface BatcherHooks {
@@ -16,6 +21,10 @@ export interface BatcherHooks {
   failed?(err: unknown, attempt: number): void
   healthChanged?(healthy: boolean): void
   dropped?(items: number): void
+  /** An item the database refused, written to the dead-letter table instead. */
+  refused?(item: IngestItem, reason: string): void
+  /** An item refused even as a dead letter: acknowledged and gone (never expected). */
+  lost?(item: IngestItem, err: unknown): void
 }
 
 interface Pending {
@@ -27,8 +36,11 @@ interface Pending {
 /**
  * Collects ingest items and writes them in batches, one transaction at a time, in
  * arrival order: bounded in size (maxItems) and in delay (maxDelayMs), flushed at
- * once when a message waits for its acknowledgement. A failed write is retried with
- * backoff, keeping its items, until the database is back.
+ * once when a message waits for its acknowledgement. A write that fails for the database
+ * (an outage) is retried with backoff, keeping its items, until the database is back. A
+ * write whose rows are refused (issue #4: a value Postgres cannot store) would fail the
+ * same way forever, so the batch is split in halves until each culprit stands alone; the
+ * rest commits, the culprit goes to the dead-letter table and is acknowledged.
  */
 export class Batcher {
   private buffer: Pending[] = []
@@ -48,6 +60,7 @@ export class Batcher {
   private readonly maxDelayMs: number
   private readonly maxBuffered: number
   private readonly retryMs: { first: number; max: number }
+  private readonly classify: (err: unknown) => WriteFailure
 
   constructor(
     private readonly write: (items: IngestItem[]) => Promise<void>,
@@ -58,6 +71,7 @@ export class Batcher {
     this.maxDelayMs = opts.maxDelayMs ?? 50
     this.maxBuffered = opts.maxBuffered ?? 200_000
     this.retryMs = opts.retryMs ?? { first: 100, max: 5_000 }
+    this.classify = opts.classify ?? classifyWriteError
   }
 
   get isHealthy(): boolean {
@@ -133,10 +147,9 @@ export class Batcher {
     this.urgent = false
     const batch = this.buffer.slice(0, this.maxItems)
     this.inFlight = batch.length
-    const started = performance.now()
     let ok = false
     try {
-      await this.write(batch.map((p) => p.item))
+      await this.commit(batch)
       ok = true
     } catch (err) {
       this.attempt++
@@ -144,14 +157,8 @@ export class Batcher {
       this.setHealthy(false)
     }
     if (ok) {
-      this.buffer.splice(0, batch.length)
       this.attempt = 0
       this.setHealthy(true)
-      this.hooks.flushed?.(
-        batch.map((p) => p.item),
-        performance.now() - started,
-      )
-      for (const p of batch) p.done?.()
     }
     this.writing = false
     this.inFlight = 0
@@ -169,6 +176,49 @@ export class Batcher {
     if (this.buffer.some((p) => p.done !== undefined)) this.urgent = true
     if (this.buffer.length > 0) this.schedule()
     return true
+  }
+
+  /**
+   * Writes `part`, the head of the buffer, and settles what commits. Rows refused for
+   * their values split it in halves, written in order, down to the single culprit, which
+   * becomes a dead letter: about 2·log2(n) writes for a culprit among n. An outage is
+   * thrown to the caller, which retries from the first item not yet committed.
+   */
+  private async commit(part: Pending[]): Promise<void> {
+    const started = performance.now()
+    let failure: Extract<WriteFailure, { kind: 'permanent' }> | undefined
+    try {
+      await this.write(part.map((p) => p.item))
+    } catch (err) {
+      const f = this.classify(err)
+      if (f.kind === 'transient') throw err
+      failure = f
+    }
+    if (failure === undefined) return this.settle(part, started)
+    if (part.length > 1) {
+      const half = Math.ceil(part.length / 2)
+      await this.commit(part.slice(0, half))
+      return this.commit(part.slice(half))
+    }
+    const culprit = part[0]!
+    const letter = refusedItem(culprit.item, failure.reason)
+    try {
+      await this.write([letter])
+    } catch (err) {
+      if (this.classify(err).kind === 'transient') throw err
+      this.hooks.lost?.(culprit.item, err)
+      return this.settle(part, started, [])
+    }
+    this.hooks.refused?.(culprit.item, failure.reason)
+    return this.settle(part, started, [letter])
+  }
+
+  /** `part` (the buffer's head) is committed: out of the buffer, and acknowledged. */
+  private settle(part: Pending[], started: number, written = part.map((p) => p.item)): void {
+    this.buffer.splice(0, part.length)
+    this.inFlight -= part.length
+    if (written.length > 0) this.hooks.flushed?.(written, performance.now() - started)
+    for (const p of part) p.done?.()
   }
 
   private backoffMs(): number {

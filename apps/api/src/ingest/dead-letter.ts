@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto'
+import { buildTopic } from '@skyline/schemas'
 import type { IngestItem } from './items.ts'
 
 export type DeadLetter = Extract<IngestItem, { kind: 'rejected' }>
@@ -26,6 +27,17 @@ export function rejectedItem(
 }
 
 /**
+ * A message that decoded but whose rows the database refused. Its payload is no longer at
+ * hand, so the decoded message, serialised again, stands in for it: a redelivery decodes
+ * to the same value, hence to the same digest. An item that was a dead letter already
+ * keeps its row and gains the reason.
+ */
+export function refusedItem(item: IngestItem, reason: string): DeadLetter {
+  if (item.kind === 'rejected') return { ...item, reason: printable(`${item.reason}; ${reason}`) }
+  return rejectedItem(topicOf(item), Buffer.from(JSON.stringify(item.msg)), reason, item.receivedAt)
+}
+
+/**
  * The dead-letter table's key: SHA-256 of topic and payload, hex. A QoS 1 message whose
  * PUBACK was lost (the api stopped between the commit and the ack) is redelivered with the
  * same bytes, and `ON CONFLICT DO NOTHING` on this key stores it once. The packet id
@@ -43,4 +55,29 @@ function digestOf(topic: string, payload: Buffer): string {
 /** Postgres text cannot hold U+0000 (SQLSTATE 22021): a dead letter must always store. */
 function printable(s: string): string {
   return s.replaceAll('\u0000', '')
+}
+
+function topicOf(item: Exclude<IngestItem, DeadLetter>): string {
+  const { fleetId } = item
+  switch (item.kind) {
+    case 'telemetry':
+      return buildTopic({ kind: 'drone', fleetId, droneId: item.droneId, channel: 'telemetry' })
+    case 'drone-status':
+      return buildTopic({ kind: 'drone', fleetId, droneId: item.droneId, channel: 'status' })
+    case 'drone-event':
+      return buildTopic({ kind: 'drone', fleetId, droneId: item.droneId, channel: 'events' })
+    case 'station-status':
+      return buildTopic({ kind: 'station', fleetId, stationId: item.stationId, channel: 'status' })
+    case 'delivery-request':
+      return buildTopic({
+        kind: 'station',
+        fleetId,
+        stationId: item.stationId,
+        channel: 'requests',
+      })
+    default: {
+      const unhandled: never = item
+      return String(unhandled)
+    }
+  }
 }

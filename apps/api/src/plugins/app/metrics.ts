@@ -18,7 +18,17 @@ export class ApiMetrics {
   })
   readonly rejected = new Counter({
     name: 'skyline_ingest_rejected_total',
-    help: 'Messages that did not decode (stored as dead letters)',
+    help: 'Messages that did not decode or that the database refused (stored as dead letters)',
+    registers: [this.registry],
+  })
+  readonly refused = new Counter({
+    name: 'skyline_ingest_refused_total',
+    help: 'Messages that decoded but whose rows the database refused (stored as dead letters)',
+    registers: [this.registry],
+  })
+  readonly lost = new Counter({
+    name: 'skyline_ingest_lost_total',
+    help: 'Messages acknowledged unstored: refused even as dead letters (a bug if ever above 0)',
     registers: [this.registry],
   })
   readonly batchSize = new Histogram({

@@ -64,6 +64,16 @@ export default fp(
           fastify.metrics.dropped.inc(n)
           fastify.log.warn({ dropped: n }, 'ingest buffer full: oldest QoS 0 telemetry dropped')
         },
+        refused: (item, reason) => {
+          ingest.rejected++
+          fastify.metrics.rejected.inc()
+          fastify.metrics.refused.inc()
+          fastify.log.warn({ kind: item.kind, reason }, 'ingest: the database refused a message')
+        },
+        lost: (item, err) => {
+          fastify.metrics.lost.inc()
+          fastify.log.error({ kind: item.kind, err }, 'ingest: a message could not be stored')
+        },
       },
     )
     const ingest = new Ingest(batcher, undefined, (kind) => {
