@@ -19,6 +19,7 @@ import fleetRepository from './plugins/app/fleet-repository.ts'
 import live from './plugins/app/live.ts'
 import metrics from './plugins/app/metrics.ts'
 import operatorAuth from './plugins/app/operator-auth.ts'
+import web from './plugins/app/web.ts'
 import deliveriesRoutes from './routes/api/deliveries.ts'
 import drones from './routes/api/drones.ts'
 import fleet from './routes/api/fleet.ts'
@@ -104,4 +105,5 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   for (const routes of [health, fleet, drones, stations, deliveriesRoutes, stats]) {
     await fastify.register(routes, { prefix: '/api' })
   }
+  await fastify.register(web)
 }

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url'
 import { z } from 'zod'
 
 /** A bad configuration value. Its message names the variable. */
@@ -33,6 +34,22 @@ const EnvSchema = z.object({
   INGEST_BATCH_MAX: int.positive().max(20_000).default(2_000),
   /** Longest a message waits for its batch, ms. Default 50. */
   INGEST_BATCH_DELAY_MS: int.min(0).max(10_000).default(50),
+  /** The built web map (apps/web/dist), served at `/`. */
+  WEB_DIR: z
+    .string()
+    .min(1)
+    .default(fileURLToPath(new URL('../../web/dist', import.meta.url))),
+  /** Map tiles, a Leaflet URL template; `none` shows no tiles (the map still works). */
+  MAP_TILE_URL: z
+    .string()
+    .refine((v) => v === 'none' || /^https?:\/\/.*\{z\}.*\{x\}.*\{y\}/.test(v), {
+      message: 'must be `none` or an http(s) URL template with {z}, {x} and {y}',
+    })
+    .default('https://tile.openstreetmap.org/{z}/{x}/{y}.png'),
+  /** Credit shown for the tiles (HTML). */
+  MAP_TILE_ATTRIBUTION: z
+    .string()
+    .default('&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
-import { and, asc, desc, eq, gte, inArray, lt, lte, or } from 'drizzle-orm'
+import { and, asc, desc, eq, gte, inArray, lt, lte, notInArray, or } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import type { Db } from '../../db/client.ts'
 import { deliveries, deliveryEvents, stations, telemetry } from '../../db/schema.ts'
-import type { DeliveryStatus } from '../../db/schema.ts'
+import { FINISHED_STATUSES, type DeliveryStatus } from '@skyline/schemas'
 import { ApiError, notFound } from '../../errors.ts'
 import { ACTIVE } from './dispatcher.ts'
 import { MAX_TRACK_POINTS } from './fleet-repository.ts'
@@ -13,6 +13,9 @@ declare module 'fastify' {
     deliveries: DeliveryRepository
   }
 }
+
+/** The most unfinished deliveries the map is sent at once. */
+export const IN_FLIGHT_LIMIT = 20_000
 
 export type DeliveryRow = typeof deliveries.$inferSelect
 export type DeliveryEventRow = typeof deliveryEvents.$inferSelect
@@ -85,6 +88,24 @@ export class DeliveryRepository {
       .insert(deliveryEvents)
       .values({ deliveryId: row!.id, status: 'requested', at: now, detail: 'operator' })
     return row!
+  }
+
+  /**
+   * Deliveries not finished yet (requested to arrived), oldest first, at most
+   * IN_FLIGHT_LIMIT: the map's routes and ETAs.
+   */
+  async unfinished(fleetId?: string): Promise<DeliveryRow[]> {
+    return this.db
+      .select()
+      .from(deliveries)
+      .where(
+        and(
+          fleetId !== undefined ? eq(deliveries.fleetId, fleetId) : undefined,
+          notInArray(deliveries.status, [...FINISHED_STATUSES]),
+        ),
+      )
+      .orderBy(asc(deliveries.requestedAt), asc(deliveries.id))
+      .limit(IN_FLIGHT_LIMIT)
   }
 
   /** Newest first, a page at a time. */

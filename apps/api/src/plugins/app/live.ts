@@ -187,10 +187,10 @@ export default fp(
       hub.add(socket)
       try {
         const now = new Date()
-        const [drones, stations, inFlight] = await Promise.all([
+        const [drones, stations, unfinished] = await Promise.all([
           fastify.fleet.listDrones(),
           fastify.fleet.listStations(),
-          fastify.deliveries.list({ limit: 200 }),
+          fastify.deliveries.unfinished(),
         ])
         socket.send(
           JSON.stringify({
@@ -198,7 +198,7 @@ export default fp(
             at: now.toISOString(),
             drones: drones.map((d) => droneView(d, now, fastify.config.STALE_AFTER_S)),
             stations: stations.map(stationView),
-            deliveries: inFlight.deliveries.map(deliveryView),
+            deliveries: unfinished.map(deliveryView),
           }),
         )
         hub.snapshotSent(socket)

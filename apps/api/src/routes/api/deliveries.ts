@@ -1,40 +1,22 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { randomUUID } from 'node:crypto'
 import { z } from 'zod'
-import { IdSchema, buildTopic } from '@skyline/schemas'
-import { DELIVERY_STATUSES } from '../../db/schema.ts'
+import {
+  DELIVERY_STATUSES,
+  DeliveryDetailSchema,
+  DeliveryViewSchema as DeliverySchema,
+  ErrorSchema,
+  IdSchema,
+  buildTopic,
+} from '@skyline/schemas'
+import type { DeliveryView } from '@skyline/schemas'
 import type { DeliveryEventRow, DeliveryRow } from '../../plugins/app/delivery-repository.ts'
 import { ApiError } from '../../errors.ts'
-import { ErrorSchema } from './views.ts'
 import { publishCommand } from '../../plugins/external/ingest.ts'
 
-const iso = z.iso.datetime()
 const isoOrNull = (d: Date | null) => d?.toISOString() ?? null
 
-const DeliverySchema = z.object({
-  id: z.string(),
-  fleetId: z.string(),
-  status: z.enum(DELIVERY_STATUSES),
-  source: z.enum(['station', 'api']),
-  pickupStationId: z.string(),
-  dropoffStationId: z.string(),
-  payloadKg: z.number(),
-  droneId: z.string().nullable(),
-  distanceM: z.number().nullable(),
-  requestedAt: iso,
-  assignedAt: iso.nullable(),
-  pickedUpAt: iso.nullable(),
-  departedAt: iso.nullable(),
-  arrivedAt: iso.nullable(),
-  completedAt: iso.nullable(),
-  failedAt: iso.nullable(),
-  cancelledAt: iso.nullable(),
-  failureReason: z.string().nullable(),
-  etaAt: iso.nullable(),
-  etaErrorS: z.number().nullable(),
-})
-
-export const deliveryView = (d: DeliveryRow): z.infer<typeof DeliverySchema> => ({
+export const deliveryView = (d: DeliveryRow): DeliveryView => ({
   id: d.id,
   fleetId: d.fleetId,
   status: d.status,
@@ -98,20 +80,7 @@ const routes: FastifyPluginAsyncZod = async (fastify) => {
       summary: 'One delivery with its events and flown track',
       params: z.object({ id: IdSchema }),
       response: {
-        200: DeliverySchema.extend({
-          events: z.array(
-            z.object({ status: z.enum(DELIVERY_STATUSES), at: iso, detail: z.string().nullable() }),
-          ),
-          track: z.array(
-            z.object({
-              ts: iso,
-              lat: z.number(),
-              lon: z.number(),
-              altM: z.number(),
-              speedMps: z.number(),
-            }),
-          ),
-        }),
+        200: DeliveryDetailSchema,
         400: ErrorSchema,
         404: ErrorSchema,
       },

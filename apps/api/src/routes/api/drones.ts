@@ -1,15 +1,9 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { IdSchema } from '@skyline/schemas'
+import { DroneViewSchema, ErrorSchema, IdSchema, TrackPointSchema } from '@skyline/schemas'
 import { ApiError, notFound } from '../../errors.ts'
 import { trackAsGeoJson, trackAsGpx } from './track-formats.ts'
-import {
-  DroneViewSchema,
-  ErrorSchema,
-  TrackPointSchema,
-  droneView,
-  trackPointView,
-} from './views.ts'
+import { droneView, trackPointView } from './views.ts'
 
 const FleetQuery = z.object({
   fleet: IdSchema.optional().describe('fleet id; needed only when two fleets use the same id'),

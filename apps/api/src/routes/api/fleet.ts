@@ -1,31 +1,28 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { IdSchema } from '@skyline/schemas'
-import { DroneViewSchema, StationViewSchema, droneView, stationView } from './views.ts'
+import { FleetViewSchema, IdSchema } from '@skyline/schemas'
+import { deliveryView } from './deliveries.ts'
+import { droneView, stationView } from './views.ts'
 
 const fleet: FastifyPluginAsyncZod = async (fastify) => {
   fastify.get('/fleet', {
     schema: {
-      summary: "Every drone and station: the map's first paint",
+      summary: "Every drone and station, and the unfinished deliveries: the map's first paint",
       querystring: z.object({ fleet: IdSchema.optional() }),
-      response: {
-        200: z.object({
-          at: z.iso.datetime(),
-          drones: z.array(DroneViewSchema),
-          stations: z.array(StationViewSchema),
-        }),
-      },
+      response: { 200: FleetViewSchema },
     },
     handler: async (req) => {
       const now = new Date()
-      const [drones, stations] = await Promise.all([
+      const [drones, stations, unfinished] = await Promise.all([
         fastify.fleet.listDrones(req.query.fleet),
         fastify.fleet.listStations(req.query.fleet),
+        fastify.deliveries.unfinished(req.query.fleet),
       ])
       return {
         at: now.toISOString(),
         drones: drones.map((d) => droneView(d, now, fastify.config.STALE_AFTER_S)),
         stations: stations.map(stationView),
+        deliveries: unfinished.map(deliveryView),
       }
     },
   })

@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
-import { IdSchema } from '@skyline/schemas'
+import { ErrorSchema, IdSchema, StationViewSchema } from '@skyline/schemas'
 import { notFound } from '../../errors.ts'
-import { ErrorSchema, StationViewSchema, stationView } from './views.ts'
+import { stationView } from './views.ts'
 
 const FleetQuery = z.object({ fleet: IdSchema.optional() })
 

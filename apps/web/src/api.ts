@@ -1,0 +1,60 @@
+import type { DeliveryDetail, DeliveryStatus, DeliveryView, FleetView } from '@skyline/schemas'
+
+// The REST calls the page makes (ARCHITECTURE.md "REST"). A failure throws an
+// ApiError with the server's code and message.
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message)
+  }
+}
+
+async function call<T>(path: string, init?: RequestInit): Promise<T> {
+  const res = await fetch(path, init)
+  const body: unknown = await res.json().catch(() => null)
+  if (!res.ok) {
+    const error = (body as { error?: { code?: string; message?: string } } | null)?.error
+    throw new ApiError(res.status, error?.code ?? 'http_error', error?.message ?? res.statusText)
+  }
+  return body as T
+}
+
+export interface PageConfig {
+  tileUrl: string | null
+  tileAttribution: string
+}
+
+export const getConfig = () => call<PageConfig>('/config.json')
+
+export const getFleet = () => call<FleetView>('/api/fleet')
+
+export function listDeliveries(q: {
+  status?: DeliveryStatus | ''
+  cursor?: string
+  limit: number
+}) {
+  const params = new URLSearchParams({ limit: String(q.limit) })
+  if (q.status) params.set('status', q.status)
+  if (q.cursor !== undefined) params.set('cursor', q.cursor)
+  return call<{ deliveries: DeliveryView[]; nextCursor: string | null }>(
+    `/api/deliveries?${params.toString()}`,
+  )
+}
+
+export const getDelivery = (id: string) =>
+  call<DeliveryDetail>(`/api/deliveries/${encodeURIComponent(id)}`)
+
+export function createDelivery(
+  token: string,
+  body: { fleet: string; pickupStationId: string; dropoffStationId: string; payloadKg: number },
+) {
+  return call<DeliveryView>('/api/deliveries', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    body: JSON.stringify(body),
+  })
+}

@@ -1,0 +1,54 @@
+import type { DeliveryView, DroneView } from '@skyline/schemas'
+
+// What the page shows as text (ARCHITECTURE.md "What the web page shows as text").
+// Clock times are the browser's local time, hh:mm:ss.
+
+const clock = new Intl.DateTimeFormat(undefined, {
+  hour: '2-digit',
+  minute: '2-digit',
+  second: '2-digit',
+  hour12: false,
+})
+
+export function clockTime(iso: string | null): string {
+  return iso === null ? '—' : clock.format(new Date(iso))
+}
+
+/**
+ * The ETA as a clock time and the minutes left. Minutes are counted on the drone's
+ * clock (its last position's time), the clock the ETA is computed in: a time-scaled
+ * simulator runs ahead of the wall clock.
+ */
+export function etaText(delivery: DeliveryView | undefined, drone: DroneView): string {
+  if (delivery?.etaAt == null) return ''
+  const now = drone.positionAt !== null ? Date.parse(drone.positionAt) : Date.now()
+  const minutes = Math.max(0, Math.round((Date.parse(delivery.etaAt) - now) / 60_000))
+  return `${clockTime(delivery.etaAt)} (${minutes} min)`
+}
+
+/** `offline since hh:mm:ss` for an offline drone, else its state. */
+export function stateText(drone: DroneView): string {
+  if (drone.state !== 'offline') return drone.state
+  return drone.onlineChangedAt === null
+    ? 'offline'
+    : `offline since ${clockTime(drone.onlineChangedAt)}`
+}
+
+export const batteryText = (pct: number | null): string =>
+  pct === null ? '—' : `${Math.round(pct)}%`
+
+export const speedText = (mps: number | null): string =>
+  mps === null ? '—' : `${mps.toFixed(0)} m/s`
+
+/** Colour of a drone on the map and in the list, by state. */
+export const STATE_COLOURS: Record<DroneView['state'], string> = {
+  idle: '#2b8a3e',
+  charging: '#5c940d',
+  to_pickup: '#1971c2',
+  en_route: '#5f3dc4',
+  landing: '#0c8599',
+  returning: '#e67700',
+  fault: '#c92a2a',
+  offline: '#868e96',
+  stale: '#adb5bd',
+}

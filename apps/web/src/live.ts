@@ -1,0 +1,61 @@
+import type { LiveFrame } from '@skyline/schemas'
+
+export type LiveState = 'connecting' | 'live' | 'reconnecting'
+
+export interface LiveOptions {
+  url: string
+  onFrame: (frame: LiveFrame) => void
+  onState: (state: LiveState, retryInMs?: number) => void
+  /** First wait before reconnecting, ms. Default 500. Doubles up to maxDelayMs. */
+  minDelayMs?: number
+  /** Longest wait between reconnections, ms. Default 10,000. */
+  maxDelayMs?: number
+}
+
+/**
+ * The `/api/live` WebSocket, reconnected with exponential backoff and jitter when it
+ * drops. Each connection starts with a fresh snapshot from the server, so nothing
+ * missed while away is left stale.
+ */
+export class LiveConnection {
+  private socket: WebSocket | undefined
+  private attempt = 0
+  private timer: ReturnType<typeof setTimeout> | undefined
+  private stopped = false
+
+  constructor(private readonly opts: LiveOptions) {}
+
+  start(): void {
+    this.stopped = false
+    this.connect()
+  }
+
+  stop(): void {
+    this.stopped = true
+    clearTimeout(this.timer)
+    this.socket?.close()
+  }
+
+  private connect(): void {
+    this.opts.onState(this.attempt === 0 ? 'connecting' : 'reconnecting')
+    const socket = new WebSocket(this.opts.url)
+    this.socket = socket
+    socket.onmessage = (event: MessageEvent<string>) => {
+      const frame = JSON.parse(event.data) as LiveFrame
+      if (frame.type === 'snapshot') {
+        this.attempt = 0
+        this.opts.onState('live')
+      }
+      this.opts.onFrame(frame)
+    }
+    socket.onclose = () => {
+      if (this.socket !== socket || this.stopped) return
+      const min = this.opts.minDelayMs ?? 500
+      const max = this.opts.maxDelayMs ?? 10_000
+      const delay = Math.min(max, min * 2 ** this.attempt) * (0.5 + Math.random() / 2)
+      this.attempt++
+      this.opts.onState('reconnecting', delay)
+      this.timer = setTimeout(() => this.connect(), delay)
+    }
+  }
+}

@@ -1,0 +1,188 @@
+import L from 'leaflet'
+import 'leaflet/dist/leaflet.css'
+import './styles.css'
+import type { DroneViewState } from '@skyline/schemas'
+import { getConfig, getFleet } from './api.ts'
+import { LiveConnection } from './live.ts'
+import { DroneLayer } from './map/drone-layer.ts'
+import { TrackReplay } from './map/replay.ts'
+import { StationLayer } from './map/stations.ts'
+import { DeliveriesTab } from './panel/deliveries.ts'
+import { DispatchForm } from './panel/dispatch.ts'
+import { FleetList } from './panel/fleet-list.ts'
+import type { Changes } from './store.ts'
+import { FleetStore } from './store.ts'
+
+// Wires the page: the store, fed by GET /api/fleet then /api/live, and the views
+// that draw it (map layers, fleet list, deliveries, dispatch form).
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T
+
+const STATES: DroneViewState[] = [
+  'idle',
+  'charging',
+  'to_pickup',
+  'en_route',
+  'landing',
+  'returning',
+  'fault',
+  'stale',
+  'offline',
+]
+
+const store = new FleetStore()
+const map = L.map('map', { preferCanvas: true, worldCopyJump: true, zoomControl: true })
+map.setView([20, 0], 2)
+L.control.scale({ imperial: false }).addTo(map)
+const drones = new DroneLayer(store).addTo(map)
+const stations = new StationLayer(map, store)
+const list = new FleetList($('fleet-list'), store)
+const connection = $('connection')
+const counts = $('counts')
+
+const replay = new TrackReplay(map, (index, point) => deliveries.moved(index, point, replay.length))
+const deliveries = new DeliveriesTab(
+  {
+    status: $('deliveries-status'),
+    refresh: $('deliveries-refresh'),
+    list: $('deliveries-list'),
+    newer: $('deliveries-newer'),
+    older: $('deliveries-older'),
+    replay: $('replay'),
+    replayTitle: $('replay-title'),
+    replayClose: $('replay-close'),
+    replayPlay: $('replay-play'),
+    replaySlider: $('replay-slider'),
+    replayTime: $('replay-time'),
+  },
+  replay,
+  showError,
+)
+const dispatch = new DispatchForm(
+  {
+    form: $('dispatch-form'),
+    fleet: $('dispatch-fleet'),
+    pickup: $('dispatch-pickup'),
+    dropoff: $('dispatch-dropoff'),
+    payload: $('dispatch-payload'),
+    token: $('dispatch-token'),
+    result: $('dispatch-result'),
+  },
+  store,
+)
+
+// Selecting a drone (list or map) centres the map on it and follows it until the
+// operator drags the map.
+let selected: string | null = null
+let following = false
+function select(key: string | null): void {
+  selected = key
+  following = key !== null
+  drones.select(key)
+  list.select(key)
+  centreOnSelected()
+}
+function centreOnSelected(): void {
+  const d = selected === null ? undefined : store.drones.get(selected)
+  if (following && d?.position != null) {
+    map.setView([d.position.lat, d.position.lon], Math.max(map.getZoom(), 14), { animate: false })
+  }
+}
+list.onSelected(select)
+map.on('click', (e) => {
+  const hit = drones.hit(e.containerPoint)
+  select(hit === undefined ? null : `${hit.fleetId}/${hit.id}`)
+})
+map.on('dragstart', () => (following = false))
+
+// Fleet list filters.
+const search = $<HTMLInputElement>('fleet-search')
+const stateFilter = $<HTMLSelectElement>('fleet-state')
+for (const s of STATES) stateFilter.add(new Option(s.replace('_', ' '), s))
+const applyFilter = () => list.filter(search.value, stateFilter.value)
+search.addEventListener('input', applyFilter)
+stateFilter.addEventListener('change', applyFilter)
+
+// Tabs.
+const tabs = [...document.querySelectorAll<HTMLButtonElement>('[role=tab]')]
+let tab = 'fleet'
+for (const button of tabs) {
+  button.addEventListener('click', () => {
+    tab = button.dataset.tab ?? 'fleet'
+    for (const b of tabs) b.setAttribute('aria-selected', String(b === button))
+    for (const b of tabs) $(`tab-${b.dataset.tab}`).hidden = b !== button
+    if (tab === 'deliveries') void deliveries.first()
+  })
+}
+
+// Updates are merged as they come and drawn once per animation frame.
+let pending: Changes | undefined
+let fitted = false
+function changed(c: Changes): void {
+  if (pending === undefined || c.reset) pending = c
+  else {
+    for (const k of c.drones) pending.drones.add(k)
+    pending.stations ||= c.stations
+    pending.deliveries ||= c.deliveries
+  }
+  requestAnimationFrame(render)
+}
+function render(): void {
+  const c = pending
+  if (c === undefined) return
+  pending = undefined
+  if (c.stations) {
+    stations.update()
+    dispatch.update()
+  }
+  list.update(c)
+  drones.redraw()
+  if (!fitted) fitted = fitToFleet()
+  if (selected !== null && c.drones.has(selected)) centreOnSelected()
+  if (c.deliveries && tab === 'deliveries') deliveries.refreshIfFirst()
+  const byState = store.countByState()
+  counts.textContent = `${store.drones.size} drones · ${byState.get('offline') ?? 0} offline · ${store.deliveries.size} deliveries in progress · ${store.stations.size} stations`
+}
+
+function fitToFleet(): boolean {
+  const points: L.LatLngTuple[] = [...store.stations.values()].map((s) => [s.lat, s.lon])
+  for (const d of store.drones.values())
+    if (d.position) points.push([d.position.lat, d.position.lon])
+  if (points.length === 0) return false
+  map.fitBounds(L.latLngBounds(points), { padding: [30, 30], maxZoom: 15 })
+  return true
+}
+
+function showError(message: string): void {
+  console.warn(message)
+  connection.title = message
+}
+
+async function start(): Promise<void> {
+  const config = await getConfig().catch(() => ({ tileUrl: null, tileAttribution: '' }))
+  if (config.tileUrl !== null) {
+    // Without a reachable tile server the map keeps working on its plain background.
+    L.tileLayer(config.tileUrl, { attribution: config.tileAttribution, maxZoom: 19 }).addTo(map)
+  }
+  try {
+    changed(store.applySnapshot(await getFleet()))
+  } catch (err) {
+    showError(`fleet: ${(err as Error).message}`)
+  }
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:'
+  new LiveConnection({
+    url: `${scheme}//${location.host}/api/live`,
+    onFrame: (frame) => changed(store.apply(frame)),
+    onState: (state, retryInMs) => {
+      connection.dataset.state = state
+      connection.textContent =
+        state === 'live'
+          ? 'live'
+          : state === 'connecting'
+            ? 'connecting…'
+            : `reconnecting${retryInMs === undefined ? '…' : ` in ${Math.ceil(retryInMs / 1000)} s`}`
+    },
+  }).start()
+}
+
+void start()

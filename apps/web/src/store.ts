@@ -1,0 +1,155 @@
+import type {
+  DeliveryStatus,
+  DeliveryView,
+  DroneChange,
+  DroneView,
+  FleetView,
+  LiveFrame,
+  StationView,
+} from '@skyline/schemas'
+
+// The page's copy of the fleet: a snapshot, then the live stream's changes merged in.
+// No DOM here: the map and the panel read it and redraw what `apply` says changed.
+
+/** Statuses after which a delivery leaves the map (ARCHITECTURE.md "Delivery lifecycle"). */
+const FINISHED: ReadonlySet<DeliveryStatus> = new Set<DeliveryStatus>([
+  'completed',
+  'failed',
+  'cancelled',
+])
+
+/** Drones, stations and deliveries are keyed by fleet and id: ids are unique within a fleet. */
+export const keyOf = (x: { fleetId: string; id: string }): string => `${x.fleetId}/${x.id}`
+
+/** What an update changed, for the views to redraw no more than that. */
+export interface Changes {
+  /** Everything was replaced (a snapshot). */
+  reset: boolean
+  /** Keys of drones that changed or appeared. */
+  drones: Set<string>
+  stations: boolean
+  deliveries: boolean
+}
+
+export class FleetStore {
+  readonly drones = new Map<string, DroneView>()
+  readonly stations = new Map<string, StationView>()
+  /** Unfinished deliveries by id; a delivery is dropped when it finishes. */
+  readonly deliveries = new Map<string, DeliveryView>()
+  /** Unfinished delivery id by drone key. */
+  private readonly deliveryByDrone = new Map<string, string>()
+  /** Server time of the last snapshot or frame. */
+  at: string | null = null
+
+  apply(frame: LiveFrame): Changes {
+    switch (frame.type) {
+      case 'snapshot':
+        return this.applySnapshot(frame)
+      case 'changes':
+        return this.applyChanges(frame)
+      case 'error':
+        return { reset: false, drones: new Set(), stations: false, deliveries: false }
+    }
+  }
+
+  /** Replaces everything: the first paint, and again after every reconnection. */
+  applySnapshot(s: FleetView): Changes {
+    this.drones.clear()
+    this.stations.clear()
+    this.deliveries.clear()
+    this.deliveryByDrone.clear()
+    for (const d of s.drones) this.drones.set(keyOf(d), d)
+    for (const st of s.stations) this.stations.set(keyOf(st), st)
+    for (const d of s.deliveries) this.putDelivery(d)
+    this.at = s.at
+    return {
+      reset: true,
+      drones: new Set(this.drones.keys()),
+      stations: true,
+      deliveries: true,
+    }
+  }
+
+  applyChanges(frame: Extract<LiveFrame, { type: 'changes' }>): Changes {
+    const changed = new Set<string>()
+    for (const change of frame.drones) {
+      const key = keyOf(change)
+      const current = this.drones.get(key) ?? blankDrone(change)
+      const next = { ...current, ...change }
+      // A drone that comes back online leaves its offline details behind.
+      if (change.online === true) next.offlineReason = null
+      this.drones.set(key, next)
+      changed.add(key)
+    }
+    for (const st of frame.stations) this.stations.set(keyOf(st), st)
+    for (const d of frame.deliveries) {
+      if (d.droneId !== null) changed.add(`${d.fleetId}/${d.droneId}`)
+      const before = this.deliveries.get(d.id)
+      if (before?.droneId != null && before.droneId !== d.droneId) {
+        changed.add(`${before.fleetId}/${before.droneId}`)
+      }
+      this.putDelivery(d)
+    }
+    this.at = frame.at
+    return {
+      reset: false,
+      drones: changed,
+      stations: frame.stations.length > 0,
+      deliveries: frame.deliveries.length > 0,
+    }
+  }
+
+  /** The unfinished delivery a drone is flying, if any. */
+  deliveryOf(drone: { fleetId: string; id: string }): DeliveryView | undefined {
+    const id = this.deliveryByDrone.get(keyOf(drone))
+    return id === undefined ? undefined : this.deliveries.get(id)
+  }
+
+  station(fleetId: string, id: string): StationView | undefined {
+    return this.stations.get(`${fleetId}/${id}`)
+  }
+
+  /** Number of drones in each state. */
+  countByState(): Map<string, number> {
+    const counts = new Map<string, number>()
+    for (const d of this.drones.values()) counts.set(d.state, (counts.get(d.state) ?? 0) + 1)
+    return counts
+  }
+
+  private putDelivery(d: DeliveryView): void {
+    const previous = this.deliveries.get(d.id)
+    if (previous?.droneId != null) {
+      const key = `${previous.fleetId}/${previous.droneId}`
+      if (this.deliveryByDrone.get(key) === d.id) this.deliveryByDrone.delete(key)
+    }
+    if (FINISHED.has(d.status)) {
+      this.deliveries.delete(d.id)
+      return
+    }
+    this.deliveries.set(d.id, d)
+    if (d.droneId !== null) this.deliveryByDrone.set(`${d.fleetId}/${d.droneId}`, d.id)
+  }
+}
+
+/** A drone first heard of in a change frame (it joined after the snapshot). */
+function blankDrone(change: DroneChange): DroneView {
+  return {
+    id: change.id,
+    fleetId: change.fleetId,
+    online: true,
+    state: 'idle',
+    stationId: null,
+    model: null,
+    firmware: null,
+    position: null,
+    speedMps: null,
+    headingDeg: null,
+    batteryPct: null,
+    deliveryId: null,
+    lastSeq: null,
+    positionAt: null,
+    lastSeenAt: null,
+    onlineChangedAt: null,
+    offlineReason: null,
+  }
+}

@@ -1,0 +1,33 @@
+import { chromium } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
+
+/** Debian's Chromium (`apt-get install chromium`); a browser is never downloaded. */
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  })
+}
+
+/**
+ * Opens `url` and records the page's console errors and uncaught exceptions, except
+ * failed loads from `ignoreHost` (a tile server that is unreachable on purpose).
+ */
+export async function openPage(
+  browser: Browser,
+  url: string,
+  ignoreHost?: string,
+): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 860 } })
+  const errors: string[] = []
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return
+    if (ignoreHost !== undefined && m.location().url.includes(ignoreHost)) return
+    errors.push(`${m.text()} (${m.location().url})`)
+  })
+  page.on('pageerror', (err) => errors.push(err.message))
+  await page.goto(url)
+  return { page, errors }
+}

@@ -1,0 +1,265 @@
+import { mkdirSync, mkdtempSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { FastifyInstance } from 'fastify'
+import type { Browser, Page } from 'playwright-core'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { signDeviceToken } from '@skyline/broker'
+import { Fleet } from '@skyline/drone-sim'
+import { openDatabase } from '../../api/src/db/client.ts'
+import type { Database } from '../../api/src/db/client.ts'
+import { SECRET, buildApi, startBroker } from '../../api/test/helpers.ts'
+import type { TestBroker } from '../../api/test/helpers.ts'
+import { WEB_DIST } from './build-page.ts'
+import { launchChromium, openPage } from './browser.ts'
+
+// The map against the real stack: bundled broker, api on PGlite serving the built
+// page, a time-scaled simulated fleet, and Debian's Chromium. Everything is read the
+// way a person reads it: the page's text.
+
+/** Screenshots for a person to look at (not committed). */
+const OUTPUT = fileURLToPath(new URL('../test-results', import.meta.url))
+/** A tile server that cannot be reached: the map must work without tiles. */
+const NO_TILES = '127.0.0.1:9'
+const DRONES = 6
+const STATIONS = 3
+const ETA = /\d\d:\d\d:\d\d \(\d+ min\)/
+
+let broker: TestBroker
+let database: Database
+let api: FastifyInstance
+let fleet: Fleet
+let browser: Browser
+let base: string
+
+beforeAll(async () => {
+  mkdirSync(OUTPUT, { recursive: true })
+  broker = await startBroker()
+  database = await openDatabase({ dataDir: mkdtempSync(join(tmpdir(), 'skyline-web-')) })
+  api = await buildApi(broker.url, database, {
+    WEB_DIR: WEB_DIST,
+    MAP_TILE_URL: `http://${NO_TILES}/{z}/{x}/{y}.png`,
+  })
+  await api.listen({ host: '127.0.0.1', port: 0 })
+  const address = api.server.address()
+  if (address === null || typeof address === 'string') throw new Error('api not listening')
+  base = `http://127.0.0.1:${address.port}`
+  fleet = await Fleet.start({
+    url: broker.url,
+    fleetId: 'f1',
+    drones: DRONES,
+    stations: STATIONS,
+    center: { lat: 48.8566, lon: 2.3522 },
+    radiusKm: 1.5,
+    rateHz: 4,
+    telemetryQos: 0,
+    chaosPerMin: 0,
+    timeScale: 30,
+    demandPerMin: 0,
+    patrol: false,
+    keepaliveS: 5,
+    seed: 7,
+    tokenSecret: SECRET,
+  })
+  browser = await launchChromium()
+})
+
+afterAll(async () => {
+  await browser?.close()
+  await fleet?.stop()
+  await api?.close()
+  await database?.close()
+  await broker?.close()
+})
+
+/** The fleet list as the page shows it: one entry per row, its cells' text. */
+async function fleetRows(page: Page) {
+  return page.$$eval('#fleet-list [data-drone]', (rows) =>
+    rows.map((r) => ({
+      key: (r as HTMLElement).dataset.drone!,
+      id: r.querySelector('.drone-id')!.textContent,
+      state: r.querySelector('.drone-state')!.textContent,
+      battery: r.querySelector('.drone-battery')!.textContent,
+      eta: r.querySelector('.drone-eta')!.textContent,
+      where: (r as HTMLElement).title,
+    })),
+  )
+}
+
+async function showsFleet(page: Page): Promise<void> {
+  await page.waitForFunction(
+    (n) => document.querySelectorAll('#fleet-list [data-drone]').length === n,
+    DRONES,
+    { timeout: 15_000 },
+  )
+}
+
+const row = (page: Page, droneId: string) => page.locator(`[data-drone="f1/${droneId}"]`)
+
+describe('the live map', () => {
+  it('loads without console errors and lists every simulated drone, its state and battery', async () => {
+    const { page, errors } = await openPage(browser, base, NO_TILES)
+    await showsFleet(page)
+    await expect.poll(() => page.textContent('#connection'), { timeout: 10_000 }).toBe('live')
+
+    const rows = await fleetRows(page)
+    expect(rows.map((r) => r.id).sort()).toEqual(fleet.drones.map((d) => d.id).sort())
+    for (const r of rows) {
+      expect(r.state).toMatch(/^(idle|charging)$/)
+      expect(r.battery).toMatch(/^\d+%$/)
+    }
+    // Stations are on the map with their names, though no tile loaded.
+    const names = await page.$$eval('.station-name', (els) => els.map((e) => e.textContent))
+    expect(names).toHaveLength(STATIONS)
+    expect(await page.textContent('#counts')).toContain(`${DRONES} drones`)
+    // The drones are drawn: the canvas has painted pixels.
+    const painted = await page.$eval('canvas.drone-layer', (c) => {
+      const canvas = c as HTMLCanvasElement
+      const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data
+      let n = 0
+      for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) n++
+      return n
+    })
+    expect(painted).toBeGreaterThan(DRONES * 20)
+    await page.screenshot({ path: join(OUTPUT, 'live-map.png') })
+    expect(errors).toEqual([])
+    await page.close()
+  })
+
+  it('dispatches from the form, shows the ETA and the drone moving, then lists the completed delivery', async () => {
+    const token = await signDeviceToken(SECRET, { role: 'service', sub: 'ops', fleet: 'f1' })
+    const { page, errors } = await openPage(browser, `${base}/#token=${token}`, NO_TILES)
+    await showsFleet(page)
+    // The token moved from the address bar to the browser's storage.
+    expect(new URL(page.url()).hash).toBe('')
+
+    const [pickup, dropoff] = fleet.stations
+    await page.click('[data-tab=dispatch]')
+    await page.selectOption('#dispatch-fleet', 'f1')
+    await page.selectOption('#dispatch-pickup', pickup!.id)
+    await page.selectOption('#dispatch-dropoff', dropoff!.id)
+    await page.click('#dispatch-form button[type=submit]')
+    await expect
+      .poll(() => page.textContent('#dispatch-result'), { timeout: 5_000 })
+      .toMatch(/^delivery \w+ requested$/)
+
+    await page.click('[data-tab=fleet]')
+    const withEta = await page.waitForFunction(
+      (pattern) => {
+        const re = new RegExp(pattern)
+        for (const r of document.querySelectorAll<HTMLElement>('#fleet-list [data-drone]')) {
+          if (re.test(r.querySelector('.drone-eta')!.textContent ?? '')) return r.dataset.drone
+        }
+        return false
+      },
+      ETA.source,
+      { timeout: 30_000 },
+    )
+    const key = (await withEta.jsonValue()) as string
+    const droneId = key.split('/')[1]!
+    const before = await row(page, droneId).getAttribute('title')
+    await expect
+      .poll(() => row(page, droneId).getAttribute('title'), { timeout: 10_000 })
+      .not.toBe(before)
+    await page.screenshot({ path: join(OUTPUT, 'delivery-in-flight.png') })
+
+    await page.click('[data-tab=deliveries]')
+    const done = page.locator(`#deliveries-list tr[data-status=completed]`, { hasText: droneId })
+    await done.first().waitFor({ timeout: 45_000 })
+    await expect.poll(() => row(page, droneId).locator('.drone-eta').textContent()).toBe('')
+
+    // Its flown track replays on the map.
+    await done.first().click()
+    await page.locator('#replay').waitFor({ state: 'visible' })
+    expect(Number(await page.getAttribute('#replay-slider', 'max'))).toBeGreaterThan(5)
+    await page.fill('#replay-slider', '3')
+    await page.dispatchEvent('#replay-slider', 'input')
+    expect(await page.textContent('#replay-time')).toMatch(
+      /^\d\d:\d\d:\d\d · \d+ m · [\d.]+ m\/s · 4\/\d+$/,
+    )
+    expect(await page.locator('path.replay-track').count()).toBe(1)
+    expect(errors).toEqual([])
+    await page.close()
+  })
+
+  it('marks a drone offline, with the time, when its connection drops without a DISCONNECT', async () => {
+    const { page, errors } = await openPage(browser, base, NO_TILES)
+    await showsFleet(page)
+    const victim = fleet.drones.at(-1)!
+    // The socket is destroyed; the broker publishes the drone's will. It stays away for the test.
+    expect(victim.connection?.dropFor(10 * 60_000)).toBe(true)
+    await expect
+      .poll(() => row(page, victim.id).locator('.drone-state').textContent(), { timeout: 15_000 })
+      .toMatch(/^offline since \d\d:\d\d:\d\d$/)
+    expect(await page.textContent('#counts')).toContain('1 offline')
+    expect(errors).toEqual([])
+    await page.close()
+  })
+
+  it('reconnects the live stream by itself and carries on with a fresh snapshot', async () => {
+    const { page, errors } = await openPage(browser, base, NO_TILES)
+    await showsFleet(page)
+    await expect.poll(() => page.textContent('#connection'), { timeout: 10_000 }).toBe('live')
+    await page.evaluate(() => {
+      const states: string[] = []
+      ;(window as unknown as { states: string[] }).states = states
+      const el = document.getElementById('connection')!
+      new MutationObserver(() => states.push(el.dataset.state ?? '')).observe(el, {
+        attributes: true,
+        attributeFilter: ['data-state'],
+      })
+    })
+    for (const client of api.websocketServer.clients) client.terminate()
+    await page.waitForFunction(
+      () => {
+        const s = (window as unknown as { states: string[] }).states
+        return s.includes('reconnecting') && s.at(-1) === 'live'
+      },
+      undefined,
+      { timeout: 10_000 },
+    )
+    expect(await fleetRows(page)).toHaveLength(DRONES)
+    // The new stream carries changes: another drone drops and shows offline.
+    const victim = fleet.drones.at(-2)!
+    expect(victim.connection?.dropFor(10 * 60_000)).toBe(true)
+    await expect
+      .poll(() => row(page, victim.id).locator('.drone-state').textContent(), { timeout: 15_000 })
+      .toMatch(/^offline since /)
+    expect(errors).toEqual([])
+    await page.close()
+  })
+
+  it('pages through the deliveries and filters them by status', async () => {
+    const token = await signDeviceToken(SECRET, { role: 'service', sub: 'ops', fleet: 'f1' })
+    const [a, b] = fleet.stations
+    for (let i = 0; i < 27; i++) {
+      const res = await api.inject({
+        method: 'POST',
+        url: '/api/deliveries',
+        headers: { authorization: `Bearer ${token}` },
+        payload: { fleet: 'f1', pickupStationId: a!.id, dropoffStationId: b!.id, payloadKg: 1 },
+      })
+      expect(res.statusCode).toBe(201)
+    }
+    const { page, errors } = await openPage(browser, base, NO_TILES)
+    await showsFleet(page)
+    await page.click('[data-tab=deliveries]')
+    const rows = page.locator('#deliveries-list tr[data-delivery]')
+    await expect.poll(() => rows.count(), { timeout: 5_000 }).toBe(25)
+    const firstPage = await rows.first().getAttribute('data-delivery')
+    await page.click('#deliveries-older')
+    await expect.poll(async () => rows.first().getAttribute('data-delivery')).not.toBe(firstPage)
+    // 27 posted here and one by the dispatch test: 28 in all.
+    expect(await rows.count()).toBe(3)
+    expect(await page.isDisabled('#deliveries-older')).toBe(true)
+    await page.click('#deliveries-newer')
+    await expect.poll(async () => rows.first().getAttribute('data-delivery')).toBe(firstPage)
+
+    await page.selectOption('#deliveries-status', 'completed')
+    await expect.poll(() => rows.count()).toBe(1)
+    expect(await rows.first().getAttribute('data-status')).toBe('completed')
+    expect(errors).toEqual([])
+    await page.close()
+  })
+})

@@ -1,0 +1,183 @@
+import { describe, expect, it } from 'vitest'
+import type { DeliveryView, DroneView, FleetView, StationView } from '@skyline/schemas'
+import { FleetStore } from '../src/store.ts'
+import { etaText, stateText } from '../src/format.ts'
+
+const drone = (id: string, o: Partial<DroneView> = {}): DroneView => ({
+  id,
+  fleetId: 'f1',
+  online: true,
+  state: 'idle',
+  stationId: null,
+  model: null,
+  firmware: null,
+  position: { lat: 48.85, lon: 2.35, altM: 0 },
+  speedMps: 0,
+  headingDeg: 0,
+  batteryPct: 90,
+  deliveryId: null,
+  lastSeq: 1,
+  positionAt: '2026-11-25T10:00:00.000Z',
+  lastSeenAt: '2026-11-25T10:00:00.000Z',
+  onlineChangedAt: null,
+  offlineReason: null,
+  ...o,
+})
+
+const station = (id: string): StationView => ({
+  id,
+  fleetId: 'f1',
+  name: id,
+  lat: 48.85,
+  lon: 2.35,
+  capacity: 4,
+  docked: [],
+  online: true,
+  statusAt: '2026-11-25T10:00:00.000Z',
+  onlineChangedAt: null,
+})
+
+const delivery = (id: string, o: Partial<DeliveryView> = {}): DeliveryView => ({
+  id,
+  fleetId: 'f1',
+  status: 'en_route',
+  source: 'api',
+  pickupStationId: 's1',
+  dropoffStationId: 's2',
+  payloadKg: 1,
+  droneId: 'd1',
+  distanceM: 1000,
+  requestedAt: '2026-11-25T10:00:00.000Z',
+  assignedAt: null,
+  pickedUpAt: null,
+  departedAt: null,
+  arrivedAt: null,
+  completedAt: null,
+  failedAt: null,
+  cancelledAt: null,
+  failureReason: null,
+  etaAt: '2026-11-25T10:05:00.000Z',
+  etaErrorS: null,
+  ...o,
+})
+
+const snapshot = (o: Partial<FleetView> = {}): FleetView => ({
+  at: '2026-11-25T10:00:00.000Z',
+  drones: [drone('d1'), drone('d2')],
+  stations: [station('s1'), station('s2')],
+  deliveries: [delivery('x1')],
+  ...o,
+})
+
+const changes = (o: {
+  drones?: ({ id: string; fleetId: string } & Partial<DroneView>)[]
+  stations?: StationView[]
+  deliveries?: DeliveryView[]
+}) => ({
+  type: 'changes' as const,
+  at: '2026-11-25T10:00:01.000Z',
+  drones: o.drones ?? [],
+  stations: o.stations ?? [],
+  deliveries: o.deliveries ?? [],
+})
+
+describe('FleetStore', () => {
+  it('replaces everything with a snapshot and reports a reset', () => {
+    const store = new FleetStore()
+    store.applySnapshot(snapshot({ drones: [drone('old')] }))
+    const c = store.apply({ type: 'snapshot', ...snapshot() })
+    expect(c.reset).toBe(true)
+    expect([...store.drones.keys()]).toEqual(['f1/d1', 'f1/d2'])
+    expect(store.deliveryOf({ fleetId: 'f1', id: 'd1' })?.id).toBe('x1')
+  })
+
+  it('merges a partial drone change and reports only that drone', () => {
+    const store = new FleetStore()
+    store.applySnapshot(snapshot())
+    const c = store.apply(
+      changes({
+        drones: [{ id: 'd2', fleetId: 'f1', position: { lat: 1, lon: 2, altM: 50 }, speedMps: 12 }],
+      }),
+    )
+    expect([...c.drones]).toEqual(['f1/d2'])
+    const d2 = store.drones.get('f1/d2')!
+    expect(d2.position).toEqual({ lat: 1, lon: 2, altM: 50 })
+    expect(d2.speedMps).toBe(12)
+    expect(d2.batteryPct).toBe(90)
+  })
+
+  it('adds a drone first heard of in a change', () => {
+    const store = new FleetStore()
+    store.applySnapshot(snapshot())
+    store.apply(changes({ drones: [{ id: 'd9', fleetId: 'f2', state: 'en_route' }] }))
+    expect(store.drones.get('f2/d9')).toMatchObject({ id: 'd9', fleetId: 'f2', state: 'en_route' })
+  })
+
+  it('keys drones by fleet: the same id in two fleets is two drones', () => {
+    const store = new FleetStore()
+    store.applySnapshot(snapshot({ drones: [drone('d1'), { ...drone('d1'), fleetId: 'f2' }] }))
+    expect(store.drones.size).toBe(2)
+  })
+
+  it('drops a delivery when it finishes, and the drone no longer has one', () => {
+    const store = new FleetStore()
+    store.applySnapshot(snapshot())
+    const c = store.apply(changes({ deliveries: [delivery('x1', { status: 'completed' })] }))
+    expect(c.deliveries).toBe(true)
+    expect(c.drones.has('f1/d1')).toBe(true)
+    expect(store.deliveries.size).toBe(0)
+    expect(store.deliveryOf({ fleetId: 'f1', id: 'd1' })).toBeUndefined()
+  })
+
+  it('moves a reassigned delivery from one drone to the other', () => {
+    const store = new FleetStore()
+    store.applySnapshot(snapshot())
+    const c = store.apply(changes({ deliveries: [delivery('x1', { droneId: 'd2' })] }))
+    expect(c.drones).toEqual(new Set(['f1/d2', 'f1/d1']))
+    expect(store.deliveryOf({ fleetId: 'f1', id: 'd1' })).toBeUndefined()
+    expect(store.deliveryOf({ fleetId: 'f1', id: 'd2' })?.id).toBe('x1')
+  })
+
+  it('marks a drone offline and clears the reason when it comes back', () => {
+    const store = new FleetStore()
+    store.applySnapshot(snapshot())
+    store.apply(
+      changes({
+        drones: [
+          {
+            id: 'd1',
+            fleetId: 'f1',
+            online: false,
+            state: 'offline',
+            onlineChangedAt: '2026-11-25T10:00:01.000Z',
+            offlineReason: 'connection_lost',
+          },
+        ],
+      }),
+    )
+    expect(store.countByState().get('offline')).toBe(1)
+    expect(stateText(store.drones.get('f1/d1')!)).toMatch(/^offline since \d\d:\d\d:\d\d$/)
+    store.apply(changes({ drones: [{ id: 'd1', fleetId: 'f1', online: true, state: 'idle' }] }))
+    expect(store.drones.get('f1/d1')).toMatchObject({ state: 'idle', offlineReason: null })
+  })
+
+  it('updates a station in place', () => {
+    const store = new FleetStore()
+    store.applySnapshot(snapshot())
+    const c = store.apply(changes({ stations: [{ ...station('s1'), online: false }] }))
+    expect(c.stations).toBe(true)
+    expect(store.station('f1', 's1')?.online).toBe(false)
+  })
+})
+
+describe('etaText', () => {
+  it('gives the clock time and the minutes left on the drone clock', () => {
+    const d = drone('d1', { positionAt: '2026-11-25T10:00:00.000Z' })
+    expect(etaText(delivery('x1'), d)).toMatch(/^\d\d:\d\d:\d\d \(5 min\)$/)
+  })
+
+  it('is empty without an ETA', () => {
+    expect(etaText(delivery('x1', { etaAt: null }), drone('d1'))).toBe('')
+    expect(etaText(undefined, drone('d1'))).toBe('')
+  })
+})

@@ -1,0 +1,139 @@
+import { z } from 'zod'
+import { DRONE_STATES } from './payloads.ts'
+
+// What the api's REST and live stream return: the contract between the api and the
+// web map (ARCHITECTURE.md "REST"). Times are ISO 8601 strings; units are in the
+// field names. The api builds these from its rows; the map reads them.
+
+const iso = z.iso.datetime()
+
+/** ARCHITECTURE.md "Delivery lifecycle". */
+export const DELIVERY_STATUSES = [
+  'requested',
+  'assigned',
+  'to_pickup',
+  'picked_up',
+  'en_route',
+  'arrived',
+  'completed',
+  'failed',
+  'cancelled',
+] as const
+export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number]
+
+/** A delivery in one of these is finished: no drone works on it any more. */
+export const FINISHED_STATUSES: readonly DeliveryStatus[] = ['completed', 'failed', 'cancelled']
+
+export const ErrorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) })
+
+export const DroneViewSchema = z.object({
+  id: z.string(),
+  fleetId: z.string(),
+  online: z.boolean(),
+  /** A DroneState, or `stale` when an online drone has been silent longer than STALE_AFTER_S. */
+  state: z.enum([...DRONE_STATES, 'stale']),
+  stationId: z.string().nullable(),
+  model: z.string().nullable(),
+  firmware: z.string().nullable(),
+  position: z.object({ lat: z.number(), lon: z.number(), altM: z.number() }).nullable(),
+  speedMps: z.number().nullable(),
+  headingDeg: z.number().nullable(),
+  batteryPct: z.number().nullable(),
+  deliveryId: z.string().nullable(),
+  lastSeq: z.number().int().nullable(),
+  positionAt: iso.nullable(),
+  lastSeenAt: iso.nullable(),
+  onlineChangedAt: iso.nullable(),
+  offlineReason: z.string().nullable(),
+})
+export type DroneView = z.infer<typeof DroneViewSchema>
+export type DroneViewState = DroneView['state']
+
+export const StationViewSchema = z.object({
+  id: z.string(),
+  fleetId: z.string(),
+  name: z.string(),
+  lat: z.number(),
+  lon: z.number(),
+  capacity: z.number().int(),
+  docked: z.array(z.string()),
+  online: z.boolean(),
+  statusAt: iso,
+  onlineChangedAt: iso.nullable(),
+})
+export type StationView = z.infer<typeof StationViewSchema>
+
+export const TrackPointSchema = z.object({
+  ts: iso,
+  seq: z.number().int(),
+  lat: z.number(),
+  lon: z.number(),
+  altM: z.number(),
+  speedMps: z.number(),
+  headingDeg: z.number(),
+  batteryPct: z.number(),
+  state: z.string(),
+  deliveryId: z.string().nullable(),
+})
+export type TrackPointView = z.infer<typeof TrackPointSchema>
+
+export const DeliveryViewSchema = z.object({
+  id: z.string(),
+  fleetId: z.string(),
+  status: z.enum(DELIVERY_STATUSES),
+  source: z.enum(['station', 'api']),
+  pickupStationId: z.string(),
+  dropoffStationId: z.string(),
+  payloadKg: z.number(),
+  droneId: z.string().nullable(),
+  distanceM: z.number().nullable(),
+  requestedAt: iso,
+  assignedAt: iso.nullable(),
+  pickedUpAt: iso.nullable(),
+  departedAt: iso.nullable(),
+  arrivedAt: iso.nullable(),
+  completedAt: iso.nullable(),
+  failedAt: iso.nullable(),
+  cancelledAt: iso.nullable(),
+  failureReason: z.string().nullable(),
+  etaAt: iso.nullable(),
+  etaErrorS: z.number().nullable(),
+})
+export type DeliveryView = z.infer<typeof DeliveryViewSchema>
+
+export const DeliveryDetailSchema = DeliveryViewSchema.extend({
+  events: z.array(
+    z.object({ status: z.enum(DELIVERY_STATUSES), at: iso, detail: z.string().nullable() }),
+  ),
+  track: z.array(
+    z.object({ ts: iso, lat: z.number(), lon: z.number(), altM: z.number(), speedMps: z.number() }),
+  ),
+})
+export type DeliveryDetail = z.infer<typeof DeliveryDetailSchema>
+
+export const FleetViewSchema = z.object({
+  at: iso,
+  drones: z.array(DroneViewSchema),
+  stations: z.array(StationViewSchema),
+  /** Deliveries not finished yet, with their ETAs. */
+  deliveries: z.array(DeliveryViewSchema),
+})
+export type FleetView = z.infer<typeof FleetViewSchema>
+
+/** A drone's change in a live frame: only what changed, keyed by fleetId and id. */
+export type DroneChange = Pick<DroneView, 'id' | 'fleetId'> & Partial<DroneView>
+
+/**
+ * `/api/live` frames. The first is a snapshot (a FleetView); then at most one
+ * `changes` frame every 250 ms. An `error` answers a message the server cannot read.
+ */
+export type LiveFrame =
+  | ({ type: 'snapshot' } & FleetView)
+  | {
+      type: 'changes'
+      at: string
+      drones: DroneChange[]
+      stations: StationView[]
+      deliveries: DeliveryView[]
+    }
+  | { type: 'error'; message: string }
