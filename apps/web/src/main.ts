@@ -12,6 +12,7 @@ import { DispatchForm } from './panel/dispatch.ts'
 import { FleetList } from './panel/fleet-list.ts'
 import type { Changes } from './store.ts'
 import { FleetStore } from './store.ts'
+import { measure } from './timing.ts'
 
 // Wires the page: the store, fed by GET /api/fleet then /api/live, and the views
 // that draw it (map layers, fleet list, deliveries, dispatch form).
@@ -131,6 +132,7 @@ function render(): void {
   const c = pending
   if (c === undefined) return
   pending = undefined
+  const started = performance.now()
   if (c.stations) {
     stations.update()
     dispatch.update()
@@ -142,6 +144,8 @@ function render(): void {
   if (c.deliveries && tab === 'deliveries') deliveries.refreshIfFirst()
   const byState = store.countByState()
   counts.textContent = `${store.drones.size} drones · ${byState.get('offline') ?? 0} offline · ${store.deliveries.size} deliveries in progress · ${store.stations.size} stations`
+  // User Timing entries: the benchmark reads them (bench/web.ts), and so can DevTools.
+  measure('skyline:render', started)
 }
 
 function fitToFleet(): boolean {
@@ -172,7 +176,11 @@ async function start(): Promise<void> {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:'
   new LiveConnection({
     url: `${scheme}//${location.host}/api/live`,
-    onFrame: (frame) => changed(store.apply(frame)),
+    onFrame: (frame) => {
+      const started = performance.now()
+      changed(store.apply(frame))
+      measure('skyline:apply', started)
+    },
     onState: (state, retryInMs) => {
       connection.dataset.state = state
       connection.textContent =

@@ -12,6 +12,7 @@ import {
   timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core'
+import { DELIVERY_STATUSES, type DeliveryStatus } from '@skyline/schemas'
 
 // Tables in camelCase, columns in snake_case (STYLE.md). Times are timestamptz; the
 // payloads' epoch-ms `ts` become Dates at the edge. Ids are unique within a fleet, so
@@ -144,18 +145,7 @@ export const rejectedMessages = pgTable(
   (t) => [uniqueIndex('rejected_messages_digest').on(t.digest)],
 )
 
-export const DELIVERY_STATUSES = [
-  'requested',
-  'assigned',
-  'to_pickup',
-  'picked_up',
-  'en_route',
-  'arrived',
-  'completed',
-  'failed',
-  'cancelled',
-] as const
-export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number]
+export { DELIVERY_STATUSES, type DeliveryStatus }
 
 /** A delivery and the times of its lifecycle (ARCHITECTURE.md "Delivery lifecycle"). */
 export const deliveries = pgTable(

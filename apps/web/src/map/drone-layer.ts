@@ -2,6 +2,7 @@ import L from 'leaflet'
 import type { DroneView } from '@skyline/schemas'
 import { STATE_COLOURS, etaText, stateText } from '../format.ts'
 import type { FleetStore } from '../store.ts'
+import { measure } from '../timing.ts'
 
 /** Half the length of a drone's arrow, CSS px. */
 const SIZE_PX = 7
@@ -21,8 +22,8 @@ export class DroneLayer extends L.Layer {
   private canvas: HTMLCanvasElement | undefined
   private frame = 0
   private selectedKey: string | null = null
-  /** Frames drawn, for the benchmark. */
-  drawn = 0
+  /** Arrow sprites by colour and heading, drawn on first use. */
+  private readonly sprites = new Map<string, HTMLCanvasElement>()
 
   constructor(private readonly store: FleetStore) {
     super()
@@ -81,6 +82,28 @@ export class DroneLayer extends L.Layer {
     return best
   }
 
+  private sprite(colour: string, headingDeg: number): HTMLCanvasElement {
+    const bucket = ((Math.round(headingDeg / 10) % 36) + 36) % 36
+    const key = `${colour}|${bucket}`
+    let sprite = this.sprites.get(key)
+    if (sprite === undefined) {
+      const ratio = window.devicePixelRatio || 1
+      sprite = document.createElement('canvas')
+      sprite.width = sprite.height = Math.ceil(SPRITE_PX * ratio)
+      const ctx = sprite.getContext('2d')!
+      ctx.setTransform(ratio, 0, 0, ratio, 0, 0)
+      ctx.beginPath()
+      arrow(ctx, SPRITE_PX / 2, SPRITE_PX / 2, bucket * 10)
+      ctx.fillStyle = colour
+      ctx.fill()
+      ctx.lineWidth = 1
+      ctx.strokeStyle = 'rgba(255, 255, 255, 0.9)'
+      ctx.stroke()
+      this.sprites.set(key, sprite)
+    }
+    return sprite
+  }
+
   private readonly reset = (): void => {
     const canvas = this.canvas
     if (canvas === undefined) return
@@ -98,7 +121,7 @@ export class DroneLayer extends L.Layer {
     const canvas = this.canvas
     const ctx = canvas?.getContext('2d')
     if (canvas === undefined || ctx == null) return
-    this.drawn++
+    const started = performance.now()
     const map = this._map
     const ratio = window.devicePixelRatio || 1
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0)
@@ -137,22 +160,19 @@ export class DroneLayer extends L.Layer {
     ctx.stroke()
     ctx.setLineDash([])
 
-    // One path per colour: 10,000 arrows are a handful of fills.
-    const byColour = new Map<string, typeof visible>()
+    // Each arrow is a pre-drawn sprite (per colour and 10° of heading) copied onto the
+    // canvas: a blit is far cheaper than filling and stroking a path, above all on a
+    // software-rendered canvas. 10,000 drones are 10,000 drawImage calls.
+    const ratio2 = SPRITE_PX / 2
     for (const v of visible) {
-      const colour = STATE_COLOURS[v.d.state]
-      const list = byColour.get(colour)
-      if (list === undefined) byColour.set(colour, [v])
-      else list.push(v)
-    }
-    ctx.lineWidth = 1
-    ctx.strokeStyle = 'rgba(255, 255, 255, 0.9)'
-    for (const [colour, list] of byColour) {
-      ctx.beginPath()
-      for (const v of list) arrow(ctx, v.x, v.y, v.d.headingDeg ?? 0)
-      ctx.fillStyle = colour
-      ctx.fill()
-      ctx.stroke()
+      const sprite = this.sprite(STATE_COLOURS[v.d.state], v.d.headingDeg ?? 0)
+      ctx.drawImage(
+        sprite,
+        Math.round(v.x - ratio2),
+        Math.round(v.y - ratio2),
+        SPRITE_PX,
+        SPRITE_PX,
+      )
     }
 
     if (labels.length <= MAX_LABELS) {
@@ -175,8 +195,12 @@ export class DroneLayer extends L.Layer {
       ctx.strokeStyle = '#f08c00'
       ctx.stroke()
     }
+    measure('skyline:draw', started)
   }
 }
+
+/** An arrow sprite's side, CSS px. */
+const SPRITE_PX = 2 * SIZE_PX + 4
 
 /** An arrow centred on (x, y) pointing along the heading (0 = north, clockwise). */
 function arrow(ctx: CanvasRenderingContext2D, x: number, y: number, headingDeg: number): void {
