@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto'
-import { and, asc, eq, gt, gte, inArray, lt, sql } from 'drizzle-orm'
+import { and, asc, eq, exists, gt, gte, inArray, lt, not, or, sql } from 'drizzle-orm'
+import type { SQL } from 'drizzle-orm'
+import { alias } from 'drizzle-orm/pg-core'
 import fp from 'fastify-plugin'
 import { publishCommand } from '../external/ingest.ts'
 import { buildTopic } from '@skyline/schemas'
@@ -81,13 +83,72 @@ export class Dispatcher {
 
   private async round(): Promise<void> {
     await this.requeueUnaccepted()
+    // Only requests this round can settle, oldest first (issue #4): reading the oldest of
+    // all let requests no drone could serve (their fleet had none free) fill the page and
+    // hold back newer ones of other fleets, for as long as they waited.
+    const servable = this.db
+      .select({ one: sql`1` })
+      .from(drones)
+      .where(
+        and(
+          this.free(deliveries.fleetId, this.now()),
+          not(sql`${deliveries.declinedBy} @> jsonb_build_array(${drones.id})`),
+        ),
+      )
+    const station = (id: typeof deliveries.pickupStationId | typeof deliveries.dropoffStationId) =>
+      this.db
+        .select({ one: sql`1` })
+        .from(stations)
+        .where(and(eq(stations.fleetId, deliveries.fleetId), eq(stations.id, id)))
     const pending = await this.db
       .select()
       .from(deliveries)
-      .where(eq(deliveries.status, 'requested'))
-      .orderBy(asc(deliveries.requestedAt))
+      .where(
+        and(
+          eq(deliveries.status, 'requested'),
+          or(
+            exists(servable),
+            // Those that assign() fails at once still go, whether a drone is free or not.
+            sql`jsonb_array_length(${deliveries.declinedBy}) >= ${this.o.maxAttempts}`,
+            not(exists(station(deliveries.pickupStationId))),
+            not(exists(station(deliveries.dropoffStationId))),
+          ),
+        ),
+      )
+      .orderBy(asc(deliveries.requestedAt), asc(deliveries.id))
       .limit(50)
     for (const d of pending) await this.assign(d)
+  }
+
+  /**
+   * Drones of `fleetId` free to take a delivery at `now`: online, idle or charging, with
+   * the battery, heard from lately, and not busy with another delivery. One definition for
+   * picking the requests of a round and the drone of each, so they cannot disagree.
+   */
+  private free(fleetId: typeof deliveries.fleetId | string, now: Date): SQL {
+    const busy = alias(deliveries, 'busy')
+    return and(
+      eq(drones.fleetId, fleetId),
+      eq(drones.online, true),
+      inArray(drones.state, ['idle', 'charging']),
+      gte(drones.batteryPct, this.o.minBatteryPct),
+      // A typed comparison: postgres.js cannot send a Date as an untyped parameter.
+      gt(drones.lastSeenAt, new Date(now.getTime() - this.o.staleAfterS * 1000)),
+      not(
+        exists(
+          this.db
+            .select({ one: sql`1` })
+            .from(busy)
+            .where(
+              and(
+                eq(busy.fleetId, drones.fleetId),
+                eq(busy.droneId, drones.id),
+                inArray(busy.status, ACTIVE),
+              ),
+            ),
+        ),
+      ),
+    )!
   }
 
   private async requeueUnaccepted(): Promise<void> {
@@ -129,28 +190,12 @@ export class Dispatcher {
       return fail(this.db, d.id, `declined by ${d.declinedBy.join(', ')}`, now)
 
     // Nearest by an equirectangular distance: exact enough to rank drones a few km apart.
-    const busy = this.db
-      .select({ one: sql`1` })
-      .from(deliveries)
-      .where(
-        and(
-          eq(deliveries.fleetId, drones.fleetId),
-          eq(deliveries.droneId, drones.id),
-          inArray(deliveries.status, ACTIVE),
-        ),
-      )
     const [drone] = await this.db
       .select({ id: drones.id })
       .from(drones)
       .where(
         and(
-          eq(drones.fleetId, d.fleetId),
-          eq(drones.online, true),
-          inArray(drones.state, ['idle', 'charging']),
-          gte(drones.batteryPct, this.o.minBatteryPct),
-          // A typed comparison: postgres.js cannot send a Date as an untyped parameter.
-          gt(drones.lastSeenAt, new Date(now.getTime() - this.o.staleAfterS * 1000)),
-          sql`not exists (${busy})`,
+          this.free(d.fleetId, now),
           d.declinedBy.length > 0
             ? sql`${drones.id} not in (${sql.join(
                 d.declinedBy.map((id) => sql`${id}`),

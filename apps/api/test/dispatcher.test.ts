@@ -1,0 +1,106 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { FastifyInstance } from 'fastify'
+import { signDeviceToken } from '@skyline/broker'
+import { Fleet } from '@skyline/drone-sim'
+import type { FleetOptions } from '@skyline/drone-sim'
+import { eq } from 'drizzle-orm'
+import type { Database } from '../src/db/client.ts'
+import { deliveries } from '../src/db/schema.ts'
+import { DATABASES, SECRET, buildApi, eventually, startBroker } from './helpers.ts'
+import type { TestBroker } from './helpers.ts'
+
+const fleetOptions = (url: string, o: Partial<FleetOptions>): FleetOptions => ({
+  url,
+  fleetId: 'f1',
+  drones: 1,
+  stations: 2,
+  center: { lat: 48.8566, lon: 2.3522 },
+  radiusKm: 2,
+  rateHz: 5,
+  telemetryQos: 0,
+  chaosPerMin: 0,
+  timeScale: 20,
+  demandPerMin: 0,
+  patrol: false,
+  keepaliveS: 5,
+  seed: 5,
+  tokenSecret: SECRET,
+  ...o,
+})
+
+describe.each(DATABASES)('dispatch on %s', (_name, open) => {
+  let broker: TestBroker
+  let database: Database
+  let api: FastifyInstance
+  const cleanup: (() => Promise<void>)[] = []
+
+  beforeEach(async () => {
+    broker = await startBroker()
+    database = await open()
+    api = await buildApi(broker.url, database)
+  })
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c()
+    await api.close()
+    await database.close()
+    await broker.close()
+  })
+
+  const startFleet = async (o: Partial<FleetOptions>) => {
+    const fleet = await Fleet.start(fleetOptions(broker.url, o))
+    cleanup.push(() => fleet.stop())
+    await eventually(async () => {
+      const res = await api.inject({ method: 'GET', url: `/api/fleet?fleet=${o.fleetId}` })
+      const body = res.json<{ drones: unknown[]; stations: unknown[] }>()
+      expect(body.stations).toHaveLength(fleet.stations.length)
+      expect(body.drones).toHaveLength(fleet.drones.length)
+    })
+  }
+
+  const request = async (fleet: string) => {
+    const authorization = `Bearer ${await signDeviceToken(SECRET, { role: 'service', sub: 'ops' })}`
+    const res = await api.inject({
+      method: 'POST',
+      url: '/api/deliveries',
+      headers: { authorization },
+      payload: {
+        fleet,
+        pickupStationId: 'station-1',
+        dropoffStationId: 'station-2',
+        payloadKg: 1,
+      },
+    })
+    expect(res.statusCode, res.body).toBe(201)
+    return res.json<{ id: string }>().id
+  }
+
+  it("serves a fleet's request while older ones of a fleet with no free drone wait", async () => {
+    await startFleet({ fleetId: 'fa', drones: 0 })
+    await startFleet({ fleetId: 'fb', drones: 1 })
+    // More unservable requests than a round used to read (50), all older than B's.
+    for (let i = 0; i < 60; i++) await request('fa')
+    const id = await request('fb')
+
+    const served = await eventually(async () => {
+      const res = await api.inject({ method: 'GET', url: `/api/deliveries/${id}` })
+      const d = res.json<{ status: string; droneId: string | null }>()
+      expect(d.status).not.toBe('requested')
+      return d
+    }, 15_000)
+    expect(served.droneId).toBe('drone-1')
+    const res = await api.inject({ method: 'GET', url: '/api/deliveries?fleet=fa&limit=100' })
+    const waiting = res.json<{ deliveries: { status: string }[] }>().deliveries
+    expect(waiting.map((d) => d.status)).toEqual(Array(60).fill('requested'))
+  })
+
+  it('still fails a request every drone declined, with none free', async () => {
+    await startFleet({ fleetId: 'fa', drones: 0 })
+    const id = await request('fa')
+    const declinedBy = ['d1', 'd2', 'd3', 'd4', 'd5'] // the default maxAttempts
+    await database.db.update(deliveries).set({ declinedBy }).where(eq(deliveries.id, id))
+    await eventually(async () => {
+      const res = await api.inject({ method: 'GET', url: `/api/deliveries/${id}` })
+      expect(res.json<{ status: string }>().status).toBe('failed')
+    })
+  })
+})
