@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
+import { MAX_TS } from '@skyline/schemas'
 import { sql } from 'drizzle-orm'
 import type { Database } from '../src/db/client.ts'
 import { TelemetryPartitions, rowsOf } from '../src/db/partitions.ts'
@@ -50,5 +51,12 @@ describe.each(DATABASES)('telemetry partitions on %s', (_name, open) => {
     // A day dropped can be written again: it is created anew.
     await partitions.ensureFor([times[0]!])
     await database.db.insert(telemetry).values(row(times[0]!, 9))
+  })
+  it('stores telemetry of the last day a payload may carry', async () => {
+    database = await open()
+    const last = new Date(MAX_TS)
+    await new TelemetryPartitions(database.db).ensureFor([last])
+    await database.db.insert(telemetry).values(row(last, 1))
+    expect(await partitionNames(database)).toEqual(['telemetry_p99991231'])
   })
 })

@@ -8,6 +8,14 @@ function partitionName(dayStartMs: number): string {
   return `telemetry_p${new Date(dayStartMs).toISOString().slice(0, 10).replaceAll('-', '')}`
 }
 
+/** The first instant JavaScript writes as `+010000-...`, which Postgres refuses (22009). */
+const YEAR_10000 = Date.UTC(10_000, 0, 1)
+
+/** A partition bound Postgres reads; the day after 9999-12-31 (MAX_TS) is 'infinity'. */
+function bound(ms: number): string {
+  return ms >= YEAR_10000 ? 'infinity' : new Date(ms).toISOString()
+}
+
 /**
  * Creates the daily telemetry partitions on demand. Payload times are the devices'
  * (a time-scaled simulator runs days ahead), so partitions follow the data rather than
@@ -23,8 +31,8 @@ export class TelemetryPartitions {
     for (const t of times) days.add(Math.floor(t.getTime() / DAY_MS) * DAY_MS)
     for (const day of days) {
       if (this.known.has(day)) continue
-      const from = new Date(day).toISOString()
-      const to = new Date(day + DAY_MS).toISOString()
+      const from = bound(day)
+      const to = bound(day + DAY_MS)
       await this.db.execute(
         sql.raw(
           `CREATE TABLE IF NOT EXISTS "${partitionName(day)}" PARTITION OF "telemetry" FOR VALUES FROM ('${from}') TO ('${to}')`,
