@@ -8,6 +8,7 @@ import { benchBrokers, settingsFor } from './broker.ts'
 import { machineInfo } from './proc.ts'
 import { brokerTable } from './report.ts'
 import { benchSim, simSettingsFor, simTable } from './sim.ts'
+import { benchWeb, webSettingsFor, webTable } from './web.ts'
 
 const RESULTS_DIR = new URL('./results/', import.meta.url)
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -49,15 +50,21 @@ async function main(signal: AbortSignal): Promise<void> {
   const simSettings = simSettingsFor(quick)
   console.error(`sim bench${quick ? ' (quick)' : ''}: ${JSON.stringify(simSettings)}`)
   const sim = await benchSim(simSettings, signal, (line) => console.error(line))
+  const webSettings = webSettingsFor(quick)
+  console.error(`web bench${quick ? ' (quick)' : ''}: ${JSON.stringify(webSettings)}`)
+  const web = await benchWeb(webSettings, signal, (line) => console.error(line))
 
   console.log(brokerTable(brokers, machine, brokerRevision))
   console.log('')
   console.log(simTable(sim))
+  console.log('')
+  console.log(webTable(web))
   mkdirSync(RESULTS_DIR, { recursive: true })
   const file = new URL(`${fileTimestamp(startedAt)}.json`, RESULTS_DIR)
   writeFileSync(
     file,
-    JSON.stringify({ startedAt, quick, machine, brokerRevision, brokers, sim }, null, 2) + '\n',
+    JSON.stringify({ startedAt, quick, machine, brokerRevision, brokers, sim, web }, null, 2) +
+      '\n',
   )
   console.error(`raw runs: ${file.pathname}`)
 }

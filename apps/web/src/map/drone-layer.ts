@@ -8,6 +8,8 @@ import { measure } from '../timing.ts'
 const SIZE_PX = 7
 /** Drones closer than this to a click are hit, CSS px. */
 const HIT_PX = 12
+/** More drones than this in view are drawn as dots, not arrows. */
+const MAX_ARROWS = 3_000
 /** ETA and offline labels are drawn when at most this many are in view. */
 const MAX_LABELS = 150
 
@@ -160,19 +162,29 @@ export class DroneLayer extends L.Layer {
     ctx.stroke()
     ctx.setLineDash([])
 
-    // Each arrow is a pre-drawn sprite (per colour and 10° of heading) copied onto the
-    // canvas: a blit is far cheaper than filling and stroking a path, above all on a
-    // software-rendered canvas. 10,000 drones are 10,000 drawImage calls.
-    const ratio2 = SPRITE_PX / 2
-    for (const v of visible) {
-      const sprite = this.sprite(STATE_COLOURS[v.d.state], v.d.headingDeg ?? 0)
-      ctx.drawImage(
-        sprite,
-        Math.round(v.x - ratio2),
-        Math.round(v.y - ratio2),
-        SPRITE_PX,
-        SPRITE_PX,
-      )
+    if (visible.length > MAX_ARROWS) {
+      // A crowd: headings cannot be told apart at this scale, so each drone is a dot,
+      // one fill per colour (a rectangle is the cheapest thing a canvas draws).
+      const byColour = new Map<string, typeof visible>()
+      for (const v of visible) {
+        const colour = STATE_COLOURS[v.d.state]
+        const list = byColour.get(colour)
+        if (list === undefined) byColour.set(colour, [v])
+        else list.push(v)
+      }
+      for (const [colour, list] of byColour) {
+        ctx.fillStyle = colour
+        for (const v of list) ctx.fillRect(Math.round(v.x) - 2, Math.round(v.y) - 2, 4, 4)
+      }
+    } else {
+      // Each arrow is a pre-drawn sprite (per colour and 10° of heading) copied onto
+      // the canvas: a blit is far cheaper than filling and stroking a path, above all
+      // on a software-rendered canvas.
+      const half = SPRITE_PX / 2
+      for (const v of visible) {
+        const sprite = this.sprite(STATE_COLOURS[v.d.state], v.d.headingDeg ?? 0)
+        ctx.drawImage(sprite, Math.round(v.x - half), Math.round(v.y - half), SPRITE_PX, SPRITE_PX)
+      }
     }
 
     if (labels.length <= MAX_LABELS) {

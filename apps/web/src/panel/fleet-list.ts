@@ -11,22 +11,46 @@ interface Row {
   eta: HTMLElement
 }
 
+/** Longest an animation frame spends updating rows out of view, ms, and most rows. */
+const BUDGET_MS = 4
+const BUDGET_ROWS = 400
+
 /**
  * The side panel's fleet list: one row per drone, created once and then updated in
  * place (only the cells whose text changed), so 10,000 drones at 1 Hz cost text
- * updates, not DOM churn. Rows out of view skip layout (`content-visibility`).
- * Every drone stays in the page's text, so tests and people can read the fleet.
+ * updates, not DOM churn. Rows in view are updated at once; the others within a few
+ * ms per animation frame, so a big fleet never costs a long frame yet every row's
+ * text catches up within a second or so. Rows out of view skip layout
+ * (`content-visibility`). Every drone stays in the page's text, so tests and people
+ * can read the fleet.
  */
 export class FleetList {
   private readonly rows = new Map<string, Row>()
   private search = ''
   private stateFilter = ''
   private onSelect: (key: string) => void = () => undefined
+  /** Rows whose text is behind the store. */
+  private readonly dirty = new Set<string>()
+  /** Rows in (or near) the list's viewport. */
+  private readonly inView = new Set<string>()
+  private readonly viewport: IntersectionObserver
+  private flushing = 0
 
   constructor(
     private readonly list: HTMLElement,
     private readonly store: FleetStore,
   ) {
+    this.viewport = new IntersectionObserver(
+      (entries) => {
+        for (const e of entries) {
+          const key = (e.target as HTMLElement).dataset.drone!
+          if (e.isIntersecting) this.inView.add(key)
+          else this.inView.delete(key)
+        }
+        this.flush()
+      },
+      { root: list, rootMargin: '200px 0px' },
+    )
     list.addEventListener('click', (e) => {
       const row = (e.target as HTMLElement).closest<HTMLElement>('[data-drone]')
       if (row?.dataset.drone !== undefined) this.onSelect(row.dataset.drone)
@@ -55,8 +79,11 @@ export class FleetList {
     if (changes.reset) {
       for (const [key, row] of this.rows) {
         if (!this.store.drones.has(key)) {
+          this.viewport.unobserve(row.el)
           row.el.remove()
           this.rows.delete(key)
+          this.dirty.delete(key)
+          this.inView.delete(key)
         }
       }
     }
@@ -64,15 +91,40 @@ export class FleetList {
     for (const key of changes.drones) {
       const drone = this.store.drones.get(key)
       if (drone === undefined) continue
-      let row = this.rows.get(key)
-      if (row === undefined) {
-        row = createRow(drone)
+      if (!this.rows.has(key)) {
+        const row = createRow(drone)
         this.rows.set(key, row)
+        this.viewport.observe(row.el)
         added = true
       }
-      this.fill(row, drone)
+      this.dirty.add(key)
     }
     if (added) this.order()
+    this.flush()
+  }
+
+  /** Updates the rows in view, then others until the frame's budget is spent. */
+  private flush(): void {
+    for (const key of this.inView) if (this.dirty.has(key)) this.fillKey(key)
+    const deadline = performance.now() + BUDGET_MS
+    let n = 0
+    for (const key of this.dirty) {
+      this.fillKey(key)
+      if (++n >= BUDGET_ROWS || (n % 32 === 0 && performance.now() > deadline)) break
+    }
+    if (this.dirty.size > 0 && this.flushing === 0) {
+      this.flushing = requestAnimationFrame(() => {
+        this.flushing = 0
+        this.flush()
+      })
+    }
+  }
+
+  private fillKey(key: string): void {
+    this.dirty.delete(key)
+    const row = this.rows.get(key)
+    const drone = this.store.drones.get(key)
+    if (row !== undefined && drone !== undefined) this.fill(row, drone)
   }
 
   private fill(row: Row, drone: DroneView): void {
