@@ -123,6 +123,20 @@ describe('the live map', () => {
     })
     expect(painted).toBeGreaterThan(DRONES * 20)
     await page.screenshot({ path: join(OUTPUT, 'live-map.png') })
+
+    // Search and the state filter narrow the list; a click selects (and follows) a drone.
+    const shown = () => page.locator('#fleet-list [data-drone]:not([hidden])')
+    await page.fill('#fleet-search', 'drone-3')
+    await expect.poll(() => shown().count()).toBe(1)
+    await page.fill('#fleet-search', '')
+    await page.selectOption('#fleet-state', 'idle')
+    // Drones finish charging as the test runs: check what is shown, not a count.
+    await expect
+      .poll(async () => [...new Set(await shown().locator('.drone-state').allTextContents())])
+      .toEqual(['idle'])
+    await page.selectOption('#fleet-state', '')
+    await row(page, 'drone-2').click()
+    expect(await row(page, 'drone-2').getAttribute('class')).toContain('selected')
     expect(errors).toEqual([])
     await page.close()
   })
