@@ -2,6 +2,7 @@ import L from 'leaflet'
 import 'leaflet/dist/leaflet.css'
 import './styles.css'
 import type { DroneViewState } from '@skyline/schemas'
+import { DRONE_STATES } from '@skyline/schemas/constants'
 import { getConfig, getFleet } from './api.ts'
 import { LiveConnection } from './live.ts'
 import { DroneLayer } from './map/drone-layer.ts'
@@ -19,17 +20,8 @@ import { measure } from './timing.ts'
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T
 
-const STATES: DroneViewState[] = [
-  'idle',
-  'charging',
-  'to_pickup',
-  'en_route',
-  'landing',
-  'returning',
-  'fault',
-  'stale',
-  'offline',
-]
+// The list's state filter: a drone's states, and `stale` (silent too long).
+const STATES: DroneViewState[] = [...DRONE_STATES, 'stale']
 
 const store = new FleetStore()
 const map = L.map('map', { preferCanvas: true, worldCopyJump: true, zoomControl: true })

@@ -7,16 +7,13 @@ import type {
   LiveFrame,
   StationView,
 } from '@skyline/schemas'
+import { FINISHED_STATUSES } from '@skyline/schemas/constants'
 
 // The page's copy of the fleet: a snapshot, then the live stream's changes merged in.
 // No DOM here: the map and the panel read it and redraw what `apply` says changed.
 
 /** Statuses after which a delivery leaves the map (ARCHITECTURE.md "Delivery lifecycle"). */
-const FINISHED: ReadonlySet<DeliveryStatus> = new Set<DeliveryStatus>([
-  'completed',
-  'failed',
-  'cancelled',
-])
+const FINISHED: ReadonlySet<DeliveryStatus> = new Set(FINISHED_STATUSES)
 
 /** Drones, stations and deliveries are keyed by fleet and id: ids are unique within a fleet. */
 export const keyOf = (x: { fleetId: string; id: string }): string => `${x.fleetId}/${x.id}`

@@ -1,3 +1,4 @@
+export * from './constants.ts'
 export * from './ids.ts'
 export * from './payloads.ts'
 export * from './topics.ts'

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { DRONE_STATES } from './constants.ts'
 import { IdSchema } from './ids.ts'
 
 // Every payload carries `v` so that a later version can be told apart on the wire. zod's
@@ -30,16 +31,6 @@ const LatSchema = z.number().min(-90).max(90)
 /** Degrees, WGS84. */
 const LonSchema = z.number().min(-180).max(180)
 
-export const DRONE_STATES = [
-  'idle',
-  'charging',
-  'to_pickup',
-  'en_route',
-  'landing',
-  'returning',
-  'fault',
-  'offline',
-] as const
 export const DroneStateSchema = z.enum(DRONE_STATES)
 export type DroneState = z.infer<typeof DroneStateSchema>
 

@@ -1,28 +1,11 @@
 import { z } from 'zod'
-import { DRONE_STATES } from './payloads.ts'
+import { DELIVERY_STATUSES, DRONE_STATES } from './constants.ts'
 
 // What the api's REST and live stream return: the contract between the api and the
 // web map (ARCHITECTURE.md "REST"). Times are ISO 8601 strings; units are in the
 // field names. The api builds these from its rows; the map reads them.
 
 const iso = z.iso.datetime()
-
-/** ARCHITECTURE.md "Delivery lifecycle". */
-export const DELIVERY_STATUSES = [
-  'requested',
-  'assigned',
-  'to_pickup',
-  'picked_up',
-  'en_route',
-  'arrived',
-  'completed',
-  'failed',
-  'cancelled',
-] as const
-export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number]
-
-/** A delivery in one of these is finished: no drone works on it any more. */
-export const FINISHED_STATUSES: readonly DeliveryStatus[] = ['completed', 'failed', 'cancelled']
 
 export const ErrorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) })
 

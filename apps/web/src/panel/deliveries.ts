@@ -1,21 +1,10 @@
 import type { DeliveryStatus, DeliveryView } from '@skyline/schemas'
+import { DELIVERY_STATUSES } from '@skyline/schemas/constants'
 import { getDelivery, listDeliveries } from '../api.ts'
 import { clockTime } from '../format.ts'
 import type { TrackReplay } from '../map/replay.ts'
 
 const PAGE_SIZE = 25
-
-const STATUSES: DeliveryStatus[] = [
-  'requested',
-  'assigned',
-  'to_pickup',
-  'picked_up',
-  'en_route',
-  'arrived',
-  'completed',
-  'failed',
-  'cancelled',
-]
 
 /**
  * The deliveries tab: recent deliveries from REST, newest first, a page at a time
@@ -46,7 +35,7 @@ export class DeliveriesTab {
     private readonly replay: TrackReplay,
     private readonly onError: (message: string) => void,
   ) {
-    for (const s of STATUSES) el.status.add(new Option(s.replace('_', ' '), s))
+    for (const s of DELIVERY_STATUSES) el.status.add(new Option(s.replace('_', ' '), s))
     el.status.addEventListener('change', () => void this.first())
     el.refresh.addEventListener('click', () => void this.load())
     el.older.addEventListener('click', () => {
