@@ -9,6 +9,7 @@ import { machineInfo } from './proc.ts'
 import { brokerTable } from './report.ts'
 import { benchSim, simSettingsFor, simTable } from './sim.ts'
 import { benchWeb, webSettingsFor, webTable } from './web.ts'
+import { benchWire, wireSettingsFor, wireTable } from './wire.ts'
 
 const RESULTS_DIR = new URL('./results/', import.meta.url)
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -53,18 +54,26 @@ async function main(signal: AbortSignal): Promise<void> {
   const webSettings = webSettingsFor(quick)
   console.error(`web bench${quick ? ' (quick)' : ''}: ${JSON.stringify(webSettings)}`)
   const web = await benchWeb(webSettings, signal, (line) => console.error(line))
+  const wireSettings = wireSettingsFor(quick)
+  console.error(`wire bench${quick ? ' (quick)' : ''}: ${JSON.stringify(wireSettings)}`)
+  const wire = await benchWire(wireSettings, signal, (line) => console.error(line))
 
   console.log(brokerTable(brokers, machine, brokerRevision))
   console.log('')
   console.log(simTable(sim))
   console.log('')
   console.log(webTable(web))
+  console.log('')
+  console.log(wireTable(wire))
   mkdirSync(RESULTS_DIR, { recursive: true })
   const file = new URL(`${fileTimestamp(startedAt)}.json`, RESULTS_DIR)
   writeFileSync(
     file,
-    JSON.stringify({ startedAt, quick, machine, brokerRevision, brokers, sim, web }, null, 2) +
-      '\n',
+    JSON.stringify(
+      { startedAt, quick, machine, brokerRevision, brokers, sim, web, wire },
+      null,
+      2,
+    ) + '\n',
   )
   console.error(`raw runs: ${file.pathname}`)
 }
