@@ -73,13 +73,15 @@ function select(key: string | null): void {
   following = key !== null
   drones.select(key)
   list.select(key)
-  centreOnSelected()
+  const d = key === null ? undefined : store.drones.get(key)
+  if (d?.position != null)
+    map.setView([d.position.lat, d.position.lon], Math.max(map.getZoom(), 14))
 }
+/** Keeps a followed drone in the centre, at the zoom the operator chose. */
 function centreOnSelected(): void {
   const d = selected === null ? undefined : store.drones.get(selected)
-  if (following && d?.position != null) {
-    map.setView([d.position.lat, d.position.lon], Math.max(map.getZoom(), 14), { animate: false })
-  }
+  if (following && d?.position != null)
+    map.panTo([d.position.lat, d.position.lon], { animate: false })
 }
 list.onSelected(select)
 map.on('click', (e) => {
