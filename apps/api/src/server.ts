@@ -14,12 +14,14 @@ async function main(): Promise<void> {
   })
   const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR })
   fastify.log.info({ database: database.kind }, 'database ready')
+  // onClose hooks run last-added first: added before the app, the database closes after
+  // the app's own hooks, among them the ingest's last write of what it has buffered.
+  fastify.addHook('onClose', () => database.close())
   await fastify.register(app, {
     config,
     database,
     tokenSecret: resolveTokenSecret(config.DEVICE_TOKEN_SECRET, config.DATA_DIR),
   })
-  fastify.addHook('onClose', () => database.close())
   try {
     await fastify.listen({ host: config.HOST, port: config.HTTP_PORT })
   } catch (err) {
