@@ -10,6 +10,7 @@ import { brokerTable } from './report.ts'
 import { benchSim, simSettingsFor, simTable } from './sim.ts'
 import { benchWeb, webSettingsFor, webTable } from './web.ts'
 import { benchWire, wireSettingsFor, wireTable } from './wire.ts'
+import { benchHistory, historySettingsFor, historyTable } from './history.ts'
 
 const RESULTS_DIR = new URL('./results/', import.meta.url)
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -57,6 +58,9 @@ async function main(signal: AbortSignal): Promise<void> {
   const wireSettings = wireSettingsFor(quick)
   console.error(`wire bench${quick ? ' (quick)' : ''}: ${JSON.stringify(wireSettings)}`)
   const wire = await benchWire(wireSettings, signal, (line) => console.error(line))
+  const historySettings = historySettingsFor(quick)
+  console.error(`history bench${quick ? ' (quick)' : ''}: ${JSON.stringify(historySettings)}`)
+  const history = await benchHistory(historySettings, signal, (line) => console.error(line))
 
   console.log(brokerTable(brokers, machine, brokerRevision))
   console.log('')
@@ -65,12 +69,14 @@ async function main(signal: AbortSignal): Promise<void> {
   console.log(webTable(web))
   console.log('')
   console.log(wireTable(wire))
+  console.log('')
+  console.log(historyTable(history))
   mkdirSync(RESULTS_DIR, { recursive: true })
   const file = new URL(`${fileTimestamp(startedAt)}.json`, RESULTS_DIR)
   writeFileSync(
     file,
     JSON.stringify(
-      { startedAt, quick, machine, brokerRevision, brokers, sim, web, wire },
+      { startedAt, quick, machine, brokerRevision, brokers, sim, web, wire, history },
       null,
       2,
     ) + '\n',

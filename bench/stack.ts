@@ -36,6 +36,8 @@ export interface Stack {
   api: ChildProcess
   apiUrl: string
   mqttUrl: string
+  /** The api's fresh Postgres database; undefined on PGlite (which the api holds alone). */
+  databaseUrl: string | undefined
   sim: ChildProcess | undefined
   stop(): Promise<void>
 }
@@ -108,7 +110,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         `stack: ${devices} devices connected in ${((performance.now() - started) / 1000).toFixed(1)} s`,
       )
     }
-    return { broker, api, apiUrl, mqttUrl, sim, stop }
+    return { broker, api, apiUrl, mqttUrl, databaseUrl: env.DATABASE_URL, sim, stop }
   } catch (err) {
     await stop()
     throw err
