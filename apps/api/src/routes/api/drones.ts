@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { DroneViewSchema, ErrorSchema, IdSchema, TrackPointSchema } from '@skyline/schemas'
 import { ApiError, notFound } from '../../errors.ts'
-import { trackAsGeoJson, trackAsGpx } from './track-formats.ts'
+import { trackAsGpx } from './track-formats.ts'
 import { droneView, trackPointView } from './views.ts'
 
 const FleetQuery = z.object({
@@ -81,14 +81,20 @@ const drones: FastifyPluginAsyncZod = async (fastify) => {
           'a track covers at most 7 days: narrow `from` and `to`',
         )
       }
-      const points = await fastify.fleet.track(drone.fleetId, drone.id, from, to)
+      const { fleet } = fastify
       switch (req.query.format) {
-        case 'json':
+        case 'json': {
+          const points = await fleet.track(drone.fleetId, drone.id, from, to)
           return { droneId: drone.id, fleetId: drone.fleetId, points: points.map(trackPointView) }
+        }
         case 'geojson':
-          return reply.type('application/geo+json').send(trackAsGeoJson(drone.id, points))
-        case 'gpx':
+          return reply
+            .type('application/geo+json')
+            .send(await fleet.trackGeoJson(drone.fleetId, drone.id, from, to))
+        case 'gpx': {
+          const points = await fleet.track(drone.fleetId, drone.id, from, to)
           return reply.type('application/gpx+xml').send(trackAsGpx(drone.id, points))
+        }
       }
     },
   })
