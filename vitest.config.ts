@@ -1,9 +1,10 @@
 import { defineConfig } from 'vitest/config'
 
 // One vitest run over every workspace: each package and app is its own project,
-// configured by the vitest.config.ts in its folder.
+// configured by the vitest.config.ts in its folder; test/ holds the repository's own
+// (the deployment files, `npm start` from a fresh clone).
 export default defineConfig({
   test: {
-    projects: ['packages/*', 'apps/*'],
+    projects: ['packages/*', 'apps/*', 'test'],
   },
 })

@@ -1,0 +1,296 @@
+// docker-compose.yml, the Dockerfiles and .env.example held against the code: no
+// Docker engine runs here, so these read the files as Compose and Docker would and
+// check what a `docker compose up` depends on.
+import { existsSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { describe, expect, it } from 'vitest'
+import { loadConfig as loadApiConfig } from '../apps/api/src/config.ts'
+import { loadConfig as loadBrokerConfig } from '../apps/broker/src/config.ts'
+import { loadConfig as loadSimConfig } from '../apps/drone-sim/src/config.ts'
+import { loadStartConfig } from '../scripts/start-config.ts'
+import {
+  ROOT,
+  composeVariables,
+  dockerfileStages,
+  envExample,
+  envExampleCluster,
+  execForm,
+  loadCompose,
+  portMappings,
+  readRepoFile,
+} from './deploy-files.ts'
+import type { Compose, ComposeService } from './deploy-files.ts'
+
+const APPS = ['broker', 'api', 'drone-sim'] as const
+type App = (typeof APPS)[number]
+
+const broker = loadBrokerConfig({})
+const api = loadApiConfig({})
+/** The ports each app listens on with its default configuration. */
+const DEFAULT_PORTS: Record<App, number[]> = {
+  broker: [broker.MQTT_PORT, broker.MQTT_WS_PORT, broker.BROKER_METRICS_PORT],
+  api: [api.HTTP_PORT],
+  'drone-sim': [],
+}
+/** The ports published to the host: what clients and browsers use. */
+const PUBLISHED: Record<App, number[]> = {
+  broker: [broker.MQTT_PORT, broker.MQTT_WS_PORT],
+  api: [api.HTTP_PORT],
+  'drone-sim': [],
+}
+/**
+ * Variables a container cannot do without, though the apps have fallbacks for one
+ * machine: a secret generated per container would differ between them, localhost is
+ * the container itself, and no DATABASE_URL means PGlite inside the container.
+ */
+const REQUIRED: Record<App, string[]> = {
+  broker: ['DEVICE_TOKEN_SECRET'],
+  api: ['DEVICE_TOKEN_SECRET', 'MQTT_URL', 'DATABASE_URL'],
+  'drone-sim': ['DEVICE_TOKEN_SECRET', 'MQTT_URL'],
+}
+/** What a user puts in .env beside .env.example's values. */
+const USER_SECRETS = { DEVICE_TOKEN_SECRET: 's'.repeat(48), POSTGRES_PASSWORD: 'pgpass123' }
+const ONE_BROKER = { ...envExample(), ...USER_SECRETS }
+const CLUSTER = { ...ONE_BROKER, ...envExampleCluster() }
+
+const dockerfileOf = (app: App) => `apps/${app}/Dockerfile`
+
+/** The app a service is built from, if any. */
+function appOf(service: ComposeService): App | undefined {
+  return APPS.find((app) => service.build?.dockerfile === dockerfileOf(app))
+}
+
+function servicesOf(compose: Compose, app: App): [string, ComposeService][] {
+  return Object.entries(compose.services).filter(([, s]) => appOf(s) === app)
+}
+
+/** The service a URL points at, and the port. */
+function target(url: string): { host: string; port: number } {
+  const u = new URL(url)
+  return { host: u.hostname, port: Number(u.port) }
+}
+
+describe('docker-compose.yml', () => {
+  it('builds every app from its Dockerfile, with the repository as the context', () => {
+    const compose = loadCompose(CLUSTER)
+    for (const app of APPS) expect(servicesOf(compose, app).length, app).toBeGreaterThan(0)
+    for (const [name, service] of Object.entries(compose.services)) {
+      if (service.build === undefined) {
+        expect(service.image, `${name} has an image or a build`).toBeTruthy()
+        continue
+      }
+      const context = resolve(ROOT, service.build.context)
+      expect(context, name).toBe(resolve(ROOT))
+      expect(existsSync(join(context, service.build.dockerfile ?? 'Dockerfile')), name).toBe(true)
+    }
+    const mounted = Object.values(compose.services).flatMap((s) => s.volumes ?? [])
+    for (const volume of mounted.filter((v) => v.startsWith('./'))) {
+      expect(existsSync(join(ROOT, volume.split(':')[0]!)), volume).toBe(true)
+    }
+  })
+
+  it('publishes the ports the apps listen on by default, on the same host ports', () => {
+    const compose = loadCompose(ONE_BROKER)
+    for (const app of APPS) {
+      for (const [name, service] of servicesOf(compose, app)) {
+        const ports = portMappings(service.ports)
+        expect(
+          ports.map((p) => p.container),
+          name,
+        ).toEqual(PUBLISHED[app])
+        for (const p of ports) expect(p.host, `${name} ${p.container}`).toBe(p.container)
+      }
+    }
+  })
+
+  it.each([
+    ['one broker', ONE_BROKER],
+    ['the cluster profile', CLUSTER],
+  ])('gives every app the variables it needs, with values it accepts (%s)', (_, vars) => {
+    const compose = loadCompose(vars)
+    const brokers = new Set(['mqtt-lb', ...servicesOf(compose, 'broker').map(([name]) => name)])
+    for (const app of APPS) {
+      for (const [name, service] of servicesOf(compose, app)) {
+        const env = service.environment ?? {}
+        for (const variable of REQUIRED[app])
+          expect(env[variable], `${name} ${variable}`).toBeTruthy()
+        // One secret for all, or the broker refuses the others' tokens.
+        expect(env.DEVICE_TOKEN_SECRET, name).toBe(USER_SECRETS.DEVICE_TOKEN_SECRET)
+        if (env.MQTT_URL !== undefined) {
+          const { host, port } = target(env.MQTT_URL)
+          expect([...brokers], `${name} MQTT_URL`).toContain(host)
+          expect(compose.services[host], `${name} MQTT_URL`).toBeDefined()
+          expect(port, `${name} MQTT_URL`).toBe(broker.MQTT_PORT)
+        }
+        if (app === 'broker') expect(() => loadBrokerConfig(env), name).not.toThrow()
+        if (app === 'api') expect(() => loadApiConfig(env), name).not.toThrow()
+        if (app === 'drone-sim') {
+          const sim = loadSimConfig(service.command ?? [], env)
+          const demo = loadStartConfig({}).sim
+          expect([sim.drones, sim.stations, sim.timeScale], name).toEqual([
+            demo.SIM_DRONES,
+            demo.SIM_STATIONS,
+            demo.SIM_TIME_SCALE,
+          ])
+        }
+      }
+    }
+  })
+
+  it("points the api's DATABASE_URL at the postgres service with its credentials", () => {
+    const compose = loadCompose(ONE_BROKER)
+    const postgres = compose.services.postgres!
+    expect(postgres.image).toMatch(/^postgres:16/)
+    const url = new URL(compose.services.api!.environment!.DATABASE_URL!)
+    expect(url.hostname).toBe('postgres')
+    expect(Number(url.port || 5432)).toBe(5432)
+    expect(url.username).toBe(postgres.environment!.POSTGRES_USER)
+    expect(url.password).toBe(postgres.environment!.POSTGRES_PASSWORD)
+    expect(url.pathname).toBe(`/${postgres.environment!.POSTGRES_DB}`)
+    expect(postgres.volumes?.some((v) => v.endsWith(':/var/lib/postgresql/data'))).toBe(true)
+  })
+
+  it('starts the api once Postgres is healthy, and waits only on services with a health check', () => {
+    const compose = loadCompose(CLUSTER)
+    const postgres = compose.services.postgres!
+    expect([postgres.healthcheck?.test].flat().join(' ')).toMatch(/pg_isready/)
+    expect(compose.services.api!.depends_on?.postgres?.condition).toBe('service_healthy')
+    for (const [name, service] of Object.entries(compose.services)) {
+      for (const [dependency, { condition }] of Object.entries(service.depends_on ?? {})) {
+        const needed = compose.services[dependency]
+        expect(needed, `${name} depends on ${dependency}`).toBeDefined()
+        if (condition !== 'service_healthy') continue
+        const app = appOf(needed!)
+        const checked =
+          needed!.healthcheck !== undefined ||
+          (app !== undefined && finalStage(app).some((i) => i.keyword === 'HEALTHCHECK'))
+        expect(checked, `${name} waits for ${dependency} to be healthy`).toBe(true)
+      }
+    }
+  })
+
+  it('in the cluster profile puts every broker on one Redis, behind one address', () => {
+    const single = loadCompose(ONE_BROKER)
+    expect(single.services.broker!.environment!.REDIS_URL ?? '').toBe('')
+    expect(target(single.services.api!.environment!.MQTT_URL!).host).toBe('broker')
+
+    const compose = loadCompose(CLUSTER)
+    const brokers = servicesOf(compose, 'broker')
+    expect(brokers.length).toBeGreaterThanOrEqual(2)
+    const redisUrls = new Set(brokers.map(([, s]) => s.environment?.REDIS_URL))
+    expect(redisUrls.size, 'every broker on the same Redis').toBe(1)
+    const redis = target([...redisUrls][0]!)
+    expect(compose.services[redis.host]?.image).toMatch(/^redis:/)
+    for (const name of ['api', 'sim']) {
+      expect(target(compose.services[name]!.environment!.MQTT_URL!).host, name).toBe('mqtt-lb')
+    }
+    // The load balancer listens on the brokers' ports and sends to every broker.
+    const lb = compose.services['mqtt-lb']!
+    const config = readRepoFile('deploy/haproxy.cfg')
+    const binds = [...config.matchAll(/^\s*bind\s+:(\d+)/gm)].map((m) => Number(m[1]))
+    expect(binds).toEqual(PUBLISHED.broker)
+    expect(portMappings(lb.ports).map((p) => p.container)).toEqual(PUBLISHED.broker)
+    for (const backend of config.split(/^backend /m).slice(1)) {
+      const servers = [...backend.matchAll(/^\s*server\s+\S+\s+([^:\s]+):(\d+)/gm)]
+      expect(servers.map((s) => s[1]).sort()).toEqual(brokers.map(([name]) => name).sort())
+      expect(new Set(servers.map((s) => Number(s[2]))).size).toBe(1)
+      expect(PUBLISHED.broker).toContain(Number(servers[0]![2]))
+    }
+  })
+
+  it('has every variable it uses listed in .env.example, and no other', () => {
+    const listed = Object.keys(envExample()).filter((v) => v !== 'COMPOSE_PROFILES')
+    expect(listed.sort()).toEqual([...composeVariables()].sort())
+    // The cluster settings are variables it uses too.
+    for (const variable of Object.keys(envExampleCluster())) {
+      expect(Object.keys(envExample())).toContain(variable)
+    }
+  })
+
+  it('refuses to start without the secrets .env must provide', () => {
+    expect(() => loadCompose(envExample())).toThrow(/DEVICE_TOKEN_SECRET|POSTGRES_PASSWORD/)
+  })
+})
+
+function finalStage(app: App) {
+  return dockerfileStages(dockerfileOf(app)).at(-1)!
+}
+
+describe('the Dockerfiles', () => {
+  it.each(APPS)(
+    '%s: runs its bundle on node with production dependencies only, as a non-root user',
+    (app) => {
+      const stages = dockerfileStages(dockerfileOf(app))
+      expect(stages.length).toBeGreaterThanOrEqual(2)
+      const [build, run] = [stages[0]!, stages.at(-1)!]
+      const all = (stage: typeof run, keyword: string) =>
+        stage.filter((i) => i.keyword === keyword).map((i) => i.args)
+      for (const stage of stages) expect(all(stage, 'FROM')[0]).toMatch(/^node:20-[\w-]*slim\b/)
+
+      expect(all(build, 'RUN').some((r) => /\bnpm ci\b/.test(r))).toBe(true)
+      expect(all(build, 'RUN').join('\n')).toMatch(
+        new RegExp(`npm run build( --workspace \\S+)* --workspace apps/${app}\\b`),
+      )
+
+      const installs = all(run, 'RUN').filter((r) => /\bnpm (ci|install|prune)\b/.test(r))
+      expect(installs.length).toBeGreaterThan(0)
+      for (const install of installs) {
+        expect(install).toContain('--omit=dev')
+        expect(install).toContain(`--workspace apps/${app}`)
+      }
+      expect(run.map((i) => i.args).join('\n')).not.toMatch(/\btsx\b/)
+
+      const users = all(run, 'USER')
+      expect(users.length).toBeGreaterThan(0)
+      expect(users.at(-1)).not.toMatch(/^(root|0)(:|$)/)
+
+      // It starts what `npm run build` produces: an entry of the app's build script, in dist/.
+      const start = execForm(all(run, 'ENTRYPOINT').at(-1) ?? all(run, 'CMD').at(-1)!)
+      expect(start[0]).toBe('node')
+      const script = start.find((w) => w.endsWith('.js'))!
+      const manifest = JSON.parse(readRepoFile(`apps/${app}/package.json`)) as {
+        scripts: Record<string, string>
+      }
+      const entries = [...manifest.scripts.build!.matchAll(/\bsrc\/(\S+)\.ts\b/g)].map((m) => m[1])
+      expect(entries.map((e) => `apps/${app}/dist/${e}.js`)).toContain(script)
+      expect(all(run, 'COPY')).toContain(`--from=build /src/apps/${app}/dist apps/${app}/dist`)
+
+      const exposed = all(run, 'EXPOSE').flatMap((e) => e.split(/\s+/).map(Number))
+      expect(exposed).toEqual(DEFAULT_PORTS[app])
+    },
+  )
+
+  it.each([
+    ['broker', 'BROKER_METRICS_PORT', broker.BROKER_METRICS_PORT, '/health'],
+    ['api', 'HTTP_PORT', api.HTTP_PORT, '/api/health'],
+  ] as const)(
+    '%s: has a HEALTHCHECK on its HTTP endpoint at its default port',
+    (app, variable, port, path) => {
+      const check = finalStage(app).find((i) => i.keyword === 'HEALTHCHECK')?.args ?? ''
+      expect(check).toContain(`process.env.${variable} || ${port}`)
+      expect(check).toContain(`${path}\``)
+    },
+  )
+
+  it('api: carries the migrations and the built web map beside its bundle', () => {
+    const stages = dockerfileStages(dockerfileOf('api'))
+    expect(
+      stages[0]!
+        .filter((i) => i.keyword === 'RUN')
+        .map((i) => i.args)
+        .join('\n'),
+    ).toMatch(/npm run build (--workspace \S+ )*--workspace apps\/web\b/)
+    const copies = finalStage('api')
+      .filter((i) => i.keyword === 'COPY')
+      .map((i) => i.args)
+    expect(copies).toContain('--from=build /src/apps/api/drizzle apps/api/drizzle')
+    expect(copies).toContain('--from=build /src/apps/web/dist apps/web/dist')
+  })
+
+  it('build from a context without node_modules, dist or .env', () => {
+    const ignored = readRepoFile('.dockerignore').split('\n')
+    for (const entry of ['**/node_modules', '**/dist', '.env', 'data']) {
+      expect(ignored).toContain(entry)
+    }
+  })
+})

@@ -1,0 +1,138 @@
+// Reading the deployment files as Docker and Compose do, for the tests that hold them
+// against the code: docker-compose.yml with its ${VAR} substitution, the Dockerfiles'
+// instructions by stage, and .env.example.
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parse } from 'yaml'
+
+export const ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+export interface ComposeService {
+  image?: string
+  build?: { context: string; dockerfile?: string }
+  command?: string[]
+  environment?: Record<string, string>
+  ports?: string[]
+  volumes?: string[]
+  depends_on?: Record<string, { condition?: string }>
+  healthcheck?: { test: string[] | string }
+  profiles?: string[]
+}
+
+export interface Compose {
+  services: Record<string, ComposeService>
+}
+
+/** The raw text of a file at the repository root. */
+export const readRepoFile = (path: string) => readFileSync(join(ROOT, path), 'utf8')
+
+/** Every `${VAR...}` docker-compose.yml refers to. */
+export function composeVariables(): Set<string> {
+  const names = [...readRepoFile('docker-compose.yml').matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)]
+  return new Set(names.map((m) => m[1]!))
+}
+
+/**
+ * docker-compose.yml as Compose sees it with `vars` (its .env): YAML merge keys
+ * applied, `${VAR}`, `${VAR:-default}`, `${VAR:?error}` and `${VAR:+alt}` substituted
+ * (`:` forms treat empty as unset), and only the services of the active profiles
+ * (COMPOSE_PROFILES).
+ */
+export function loadCompose(vars: Record<string, string>): Compose {
+  const doc = parse(readRepoFile('docker-compose.yml'), { merge: true }) as Compose
+  const substitute = (value: unknown): unknown => {
+    if (typeof value === 'string') return interpolate(value, vars)
+    if (Array.isArray(value)) return value.map(substitute)
+    if (value !== null && typeof value === 'object') {
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v)]))
+    }
+    return value
+  }
+  const compose = substitute(doc) as Compose
+  const profiles = (vars.COMPOSE_PROFILES ?? '').split(',').filter(Boolean)
+  compose.services = Object.fromEntries(
+    Object.entries(compose.services).filter(
+      ([, s]) => s.profiles === undefined || s.profiles.some((p) => profiles.includes(p)),
+    ),
+  )
+  return compose
+}
+
+function interpolate(text: string, vars: Record<string, string>): string {
+  return text.replace(
+    /\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}/g,
+    (_, name: string, op: string | undefined, arg: string | undefined) => {
+      const value = vars[name]
+      const set = value !== undefined && (op?.startsWith(':') !== true || value !== '')
+      switch (op?.replace(':', '')) {
+        case undefined:
+          return value ?? ''
+        case '-':
+          return set ? value : (arg ?? '')
+        case '?':
+          if (!set) throw new Error(`${name}: ${arg}`)
+          return value
+        case '+':
+          return set ? (arg ?? '') : ''
+        default:
+          throw new Error(`unknown substitution ${op} in ${text}`)
+      }
+    },
+  )
+}
+
+/** `KEY=value` lines of .env.example (comments skipped). */
+export function envExample(): Record<string, string> {
+  const lines = readRepoFile('.env.example').split('\n')
+  return Object.fromEntries(
+    lines
+      .map((l) => /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(l.trim()))
+      .filter((m) => m !== null)
+      .map((m) => [m[1]!, m[2]!]),
+  )
+}
+
+/** The cluster settings .env.example gives in its comments (`#   KEY=value`). */
+export function envExampleCluster(): Record<string, string> {
+  const lines = readRepoFile('.env.example').split('\n')
+  return Object.fromEntries(
+    lines
+      .map((l) => /^#\s+([A-Z_][A-Z0-9_]*)=(\S+)$/.exec(l))
+      .filter((m) => m !== null)
+      .map((m) => [m[1]!, m[2]!]),
+  )
+}
+
+export interface Instruction {
+  keyword: string
+  args: string
+}
+
+/** A Dockerfile's instructions, continuation lines joined, split into its stages. */
+export function dockerfileStages(path: string): Instruction[][] {
+  const text = readRepoFile(path).replace(/\\\n/g, ' ')
+  const stages: Instruction[][] = []
+  for (const line of text.split('\n')) {
+    const m = /^\s*([A-Za-z]+)\s+(.*)$/.exec(line)
+    if (m === null || line.trimStart().startsWith('#')) continue
+    const instruction = { keyword: m[1]!.toUpperCase(), args: m[2]!.trim() }
+    if (instruction.keyword === 'FROM') stages.push([])
+    stages.at(-1)?.push(instruction)
+  }
+  return stages
+}
+
+/** An exec-form (`["a", "b"]`) or shell-form instruction argument as words. */
+export function execForm(args: string): string[] {
+  return args.startsWith('[') ? (JSON.parse(args) as string[]) : args.split(/\s+/)
+}
+
+/** `host:container` (or `container`) port mappings as numbers. */
+export function portMappings(ports: string[] = []): { host: number; container: number }[] {
+  return ports.map((p) => {
+    const parts = p.split(':')
+    const container = Number(parts.at(-1))
+    return { host: parts.length > 1 ? Number(parts.at(-2)) : container, container }
+  })
+}
