@@ -54,6 +54,12 @@ export class ApiMetrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30],
     registers: [this.registry],
   })
+  readonly commitDelaySeconds = new Histogram({
+    name: 'skyline_ingest_commit_delay_seconds',
+    help: "From a telemetry message's own ts (the drone's clock) to its rows being committed",
+    buckets: [0.005, 0.01, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2, 5, 10, 30],
+    registers: [this.registry],
+  })
   readonly buffered = new Gauge({
     name: 'skyline_ingest_buffered',
     help: 'Messages waiting to be written',

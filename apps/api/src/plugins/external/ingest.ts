@@ -49,6 +49,11 @@ export default fp(
           // The oldest message of the batch waited longest: that is the lag.
           if (items[0] !== undefined)
             m.lagSeconds.observe((Date.now() - items[0].receivedAt.getTime()) / 1000)
+          // Publish-to-commit as the map sees it (issue #7), over clocks kept in sync (NTP).
+          const committedAt = Date.now()
+          for (const item of items)
+            if (item.kind === 'telemetry')
+              m.commitDelaySeconds.observe((committedAt - item.msg.ts) / 1000)
           m.buffered.set(batcher.buffered)
           fastify.live.committed(items)
         },
