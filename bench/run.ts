@@ -11,6 +11,8 @@ import { benchSim, simSettingsFor, simTable } from './sim.ts'
 import { benchWeb, webSettingsFor, webTable } from './web.ts'
 import { benchWire, wireSettingsFor, wireTable } from './wire.ts'
 import { benchHistory, historySettingsFor, historyTable } from './history.ts'
+import { benchEndToEnd, endToEndSettingsFor, endToEndTable } from './e2e.ts'
+import { liveTable } from './live.ts'
 
 const RESULTS_DIR = new URL('./results/', import.meta.url)
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -55,6 +57,9 @@ async function main(signal: AbortSignal): Promise<void> {
   const webSettings = webSettingsFor(quick)
   console.error(`web bench${quick ? ' (quick)' : ''}: ${JSON.stringify(webSettings)}`)
   const web = await benchWeb(webSettings, signal, (line) => console.error(line))
+  const e2eSettings = endToEndSettingsFor(quick)
+  console.error(`end-to-end bench${quick ? ' (quick)' : ''}: ${JSON.stringify(e2eSettings)}`)
+  const e2e = await benchEndToEnd(e2eSettings, signal, (line) => console.error(line))
   const wireSettings = wireSettingsFor(quick)
   console.error(`wire bench${quick ? ' (quick)' : ''}: ${JSON.stringify(wireSettings)}`)
   const wire = await benchWire(wireSettings, signal, (line) => console.error(line))
@@ -68,6 +73,9 @@ async function main(signal: AbortSignal): Promise<void> {
   console.log('')
   console.log(webTable(web))
   console.log('')
+  console.log(endToEndTable(e2e))
+  console.log('')
+  if (e2e.live !== undefined) console.log(liveTable(e2e.live) + '\n')
   console.log(wireTable(wire))
   console.log('')
   console.log(historyTable(history))
@@ -76,7 +84,7 @@ async function main(signal: AbortSignal): Promise<void> {
   writeFileSync(
     file,
     JSON.stringify(
-      { startedAt, quick, machine, brokerRevision, brokers, sim, web, wire, history },
+      { startedAt, quick, machine, brokerRevision, brokers, sim, web, e2e, wire, history },
       null,
       2,
     ) + '\n',
