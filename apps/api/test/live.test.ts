@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import { Fleet } from '@skyline/drone-sim'
 import type { Database } from '../src/db/client.ts'
-import { FRAME_MS } from '../src/plugins/app/live.ts'
+import { FRAME_MS, KEEPALIVE_MS } from '../src/plugins/app/live.ts'
 import { DATABASES, SECRET, buildApi, eventually, startBroker } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
@@ -102,5 +102,36 @@ describe('GET /api/live', () => {
     ws.send('not json')
     await eventually(() => expect(frames.some((f) => f.type === 'error')).toBe(true))
     ws.terminate()
+  })
+})
+
+describe('GET /api/live on a quiet fleet', () => {
+  it('still sends an empty frame every KEEPALIVE_MS, so a client can tell a dead stream', async () => {
+    const broker = await startBroker()
+    const database = await DATABASES[0]![1]()
+    const api = await buildApi(broker.url, database)
+    try {
+      const frames: { type: string; drones?: unknown[] }[] = []
+      const ws = await api.injectWS(
+        '/api/live',
+        {},
+        {
+          onInit: (socket) =>
+            socket.on('message', (data: Buffer) =>
+              frames.push(JSON.parse(data.toString()) as { type: string }),
+            ),
+        },
+      )
+      await eventually(() => expect(frames[0]?.type).toBe('snapshot'))
+      await eventually(
+        () => expect(frames[1]).toMatchObject({ type: 'changes', drones: [] }),
+        KEEPALIVE_MS + 2_000,
+      )
+      ws.terminate()
+    } finally {
+      await api.close()
+      await database.close()
+      await broker.close()
+    }
   })
 })

@@ -3,16 +3,17 @@ import type { DeliveryView, DroneView } from '@skyline/schemas'
 // What the page shows as text (ARCHITECTURE.md "What the web page shows as text").
 // Clock times are the browser's local time, hh:mm:ss.
 
-const clock = new Intl.DateTimeFormat(undefined, {
-  hour: '2-digit',
-  minute: '2-digit',
-  second: '2-digit',
-  hour12: false,
-})
+const pad = (n: number) => String(n).padStart(2, '0')
 
+/** hh:mm:ss in the browser's time zone, whatever its locale's digits and separators. */
 export function clockTime(iso: string | null): string {
-  return iso === null ? '—' : clock.format(new Date(iso))
+  if (iso === null) return '—'
+  const d = new Date(iso)
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
 }
+
+/** Statuses in which a delivery has an ETA worth showing: it is flying to its drop-off or pick-up. */
+const FLYING = new Set(['assigned', 'to_pickup', 'picked_up', 'en_route'])
 
 /**
  * The ETA as a clock time and the minutes left. Minutes are counted on the drone's
@@ -20,7 +21,7 @@ export function clockTime(iso: string | null): string {
  * simulator runs ahead of the wall clock.
  */
 export function etaText(delivery: DeliveryView | undefined, drone: DroneView): string {
-  if (delivery?.etaAt == null) return ''
+  if (delivery?.etaAt == null || !FLYING.has(delivery.status)) return ''
   const now = drone.positionAt !== null ? Date.parse(drone.positionAt) : Date.now()
   const minutes = Math.max(0, Math.round((Date.parse(delivery.etaAt) - now) / 60_000))
   return `${clockTime(delivery.etaAt)} (${minutes} min)`

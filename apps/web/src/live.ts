@@ -10,6 +10,11 @@ export interface LiveOptions {
   minDelayMs?: number
   /** Longest wait between reconnections, ms. Default 10,000. */
   maxDelayMs?: number
+  /**
+   * A stream silent this long is taken for dead and reconnected, ms. Default 15,000:
+   * the api sends a frame at least every 5 s.
+   */
+  silenceMs?: number
 }
 
 /**
@@ -22,6 +27,7 @@ export class LiveConnection {
   private attempt = 0
   private timer: ReturnType<typeof setTimeout> | undefined
   private stopped = false
+  private watchdog: ReturnType<typeof setTimeout> | undefined
 
   constructor(private readonly opts: LiveOptions) {}
 
@@ -33,6 +39,7 @@ export class LiveConnection {
   stop(): void {
     this.stopped = true
     clearTimeout(this.timer)
+    clearTimeout(this.watchdog)
     this.socket?.close()
   }
 
@@ -40,7 +47,9 @@ export class LiveConnection {
     this.opts.onState(this.attempt === 0 ? 'connecting' : 'reconnecting')
     const socket = new WebSocket(this.opts.url)
     this.socket = socket
+    this.watch(socket)
     socket.onmessage = (event: MessageEvent<string>) => {
+      this.watch(socket)
       const frame = JSON.parse(event.data) as LiveFrame
       if (frame.type === 'snapshot') {
         this.attempt = 0
@@ -48,14 +57,27 @@ export class LiveConnection {
       }
       this.opts.onFrame(frame)
     }
-    socket.onclose = () => {
-      if (this.socket !== socket || this.stopped) return
-      const min = this.opts.minDelayMs ?? 500
-      const max = this.opts.maxDelayMs ?? 10_000
-      const delay = Math.min(max, min * 2 ** this.attempt) * (0.5 + Math.random() / 2)
-      this.attempt++
-      this.opts.onState('reconnecting', delay)
-      this.timer = setTimeout(() => this.connect(), delay)
-    }
+    socket.onclose = () => this.retry(socket)
+  }
+
+  /** (Re)arms the silence watchdog: after a laptop's sleep or a NAT timeout no close comes. */
+  private watch(socket: WebSocket): void {
+    clearTimeout(this.watchdog)
+    this.watchdog = setTimeout(() => {
+      socket.close()
+      this.retry(socket)
+    }, this.opts.silenceMs ?? 15_000)
+  }
+
+  private retry(socket: WebSocket): void {
+    if (this.socket !== socket || this.stopped) return
+    this.socket = undefined
+    clearTimeout(this.watchdog)
+    const min = this.opts.minDelayMs ?? 500
+    const max = this.opts.maxDelayMs ?? 10_000
+    const delay = Math.min(max, min * 2 ** this.attempt) * (0.5 + Math.random() / 2)
+    this.attempt++
+    this.opts.onState('reconnecting', delay)
+    this.timer = setTimeout(() => this.connect(), delay)
   }
 }

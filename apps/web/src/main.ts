@@ -59,6 +59,8 @@ const dispatch = new DispatchForm(
     dropoff: $('dispatch-dropoff'),
     payload: $('dispatch-payload'),
     token: $('dispatch-token'),
+    forget: $('dispatch-forget'),
+    submit: $('dispatch-submit'),
     result: $('dispatch-result'),
   },
   store,
@@ -112,6 +114,7 @@ for (const button of tabs) {
 
 // Updates are merged as they come and drawn once per animation frame.
 let pending: Changes | undefined
+let scheduled = false
 let fitted = false
 function changed(c: Changes): void {
   if (pending === undefined || c.reset) pending = c
@@ -119,10 +122,16 @@ function changed(c: Changes): void {
     for (const k of c.drones) pending.drones.add(k)
     pending.stations ||= c.stations
     pending.deliveries ||= c.deliveries
+    pending.deliveryStatuses ||= c.deliveryStatuses
   }
-  requestAnimationFrame(render)
+  // One render per animation frame at most; a hidden tab queues one, not thousands.
+  if (!scheduled) {
+    scheduled = true
+    requestAnimationFrame(render)
+  }
 }
 function render(): void {
+  scheduled = false
   const c = pending
   if (c === undefined) return
   pending = undefined
@@ -135,7 +144,7 @@ function render(): void {
   drones.redraw()
   if (!fitted) fitted = fitToFleet()
   if (selected !== null && c.drones.has(selected)) centreOnSelected()
-  if (c.deliveries && tab === 'deliveries') deliveries.refreshIfFirst()
+  if (c.deliveryStatuses && tab === 'deliveries') deliveries.refreshIfFirst()
   const byState = store.countByState()
   counts.textContent = `${store.drones.size} drones · ${byState.get('offline') ?? 0} offline · ${store.deliveries.size} deliveries in progress · ${store.stations.size} stations`
   // User Timing entries: the benchmark reads them (bench/web.ts), and so can DevTools.

@@ -26,6 +26,8 @@ export interface Changes {
   drones: Set<string>
   stations: boolean
   deliveries: boolean
+  /** A delivery appeared or changed status (not only its ETA). */
+  deliveryStatuses: boolean
 }
 
 export class FleetStore {
@@ -45,7 +47,13 @@ export class FleetStore {
       case 'changes':
         return this.applyChanges(frame)
       case 'error':
-        return { reset: false, drones: new Set(), stations: false, deliveries: false }
+        return {
+          reset: false,
+          drones: new Set(),
+          stations: false,
+          deliveries: false,
+          deliveryStatuses: false,
+        }
     }
   }
 
@@ -64,11 +72,13 @@ export class FleetStore {
       drones: new Set(this.drones.keys()),
       stations: true,
       deliveries: true,
+      deliveryStatuses: true,
     }
   }
 
   applyChanges(frame: Extract<LiveFrame, { type: 'changes' }>): Changes {
     const changed = new Set<string>()
+    let statuses = false
     for (const change of frame.drones) {
       const key = keyOf(change)
       const current = this.drones.get(key) ?? blankDrone(change)
@@ -82,6 +92,7 @@ export class FleetStore {
     for (const d of frame.deliveries) {
       if (d.droneId !== null) changed.add(`${d.fleetId}/${d.droneId}`)
       const before = this.deliveries.get(d.id)
+      if (before?.status !== d.status) statuses = true
       if (before?.droneId != null && before.droneId !== d.droneId) {
         changed.add(`${before.fleetId}/${before.droneId}`)
       }
@@ -93,6 +104,7 @@ export class FleetStore {
       drones: changed,
       stations: frame.stations.length > 0,
       deliveries: frame.deliveries.length > 0,
+      deliveryStatuses: statuses,
     }
   }
 

@@ -8,6 +8,8 @@ import { measure } from '../timing.ts'
 const SIZE_PX = 7
 /** Drones closer than this to a click are hit, CSS px. */
 const HIT_PX = 12
+const BEFORE_PICKUP = new Set(['requested', 'assigned', 'to_pickup'])
+
 /** More drones than this in view are drawn as dots, not arrows. */
 const MAX_ARROWS = 3_000
 /** ETA and offline labels are drawn when at most this many are in view. */
@@ -86,10 +88,10 @@ export class DroneLayer extends L.Layer {
 
   private sprite(colour: string, headingDeg: number): HTMLCanvasElement {
     const bucket = ((Math.round(headingDeg / 10) % 36) + 36) % 36
-    const key = `${colour}|${bucket}`
+    const ratio = window.devicePixelRatio || 1
+    const key = `${colour}|${bucket}|${ratio}`
     let sprite = this.sprites.get(key)
     if (sprite === undefined) {
-      const ratio = window.devicePixelRatio || 1
       sprite = document.createElement('canvas')
       sprite.width = sprite.height = Math.ceil(SPRITE_PX * ratio)
       const ctx = sprite.getContext('2d')!
@@ -115,7 +117,6 @@ export class DroneLayer extends L.Layer {
     canvas.height = size.y * ratio
     canvas.style.width = `${size.x}px`
     canvas.style.height = `${size.y}px`
-    L.DomUtil.setPosition(canvas, this._map.containerPointToLayerPoint([0, 0]))
     this.draw()
   }
 
@@ -125,6 +126,9 @@ export class DroneLayer extends L.Layer {
     if (canvas === undefined || ctx == null) return
     const started = performance.now()
     const map = this._map
+    // Drawn in container coordinates, so the canvas goes back to the container's
+    // corner first: a redraw during a drag or an animated pan would be off by the pan.
+    L.DomUtil.setPosition(canvas, map.containerPointToLayerPoint([0, 0]))
     const ratio = window.devicePixelRatio || 1
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0)
     const w = canvas.width / ratio
@@ -147,9 +151,13 @@ export class DroneLayer extends L.Layer {
       if (v.d.state === 'offline') labels.push({ ...v, label: stateText(v.d) })
       const delivery = this.store.deliveryOf(v.d)
       if (delivery === undefined) continue
-      const dropoff = this.store.station(delivery.fleetId, delivery.dropoffStationId)
-      if (dropoff !== undefined) {
-        const q = map.latLngToContainerPoint([dropoff.lat, dropoff.lon])
+      // Before the pick-up the drone heads for the pick-up station; then the drop-off.
+      const target = this.store.station(
+        delivery.fleetId,
+        BEFORE_PICKUP.has(delivery.status) ? delivery.pickupStationId : delivery.dropoffStationId,
+      )
+      if (target !== undefined) {
+        const q = map.latLngToContainerPoint([target.lat, target.lon])
         ctx.moveTo(v.x, v.y)
         ctx.lineTo(q.x, q.y)
       }
@@ -212,7 +220,7 @@ export class DroneLayer extends L.Layer {
 }
 
 /** An arrow sprite's side, CSS px. */
-const SPRITE_PX = 2 * SIZE_PX + 4
+const SPRITE_PX = 2 * SIZE_PX + 6
 
 /** An arrow centred on (x, y) pointing along the heading (0 = north, clockwise). */
 function arrow(ctx: CanvasRenderingContext2D, x: number, y: number, headingDeg: number): void {

@@ -5,6 +5,8 @@ import { clockTime } from '../format.ts'
 import type { TrackReplay } from '../map/replay.ts'
 
 const PAGE_SIZE = 25
+/** The newest page reloads on status changes at most this often, ms. */
+const REFRESH_MS = 2_000
 
 /**
  * The deliveries tab: recent deliveries from REST, newest first, a page at a time
@@ -16,7 +18,9 @@ export class DeliveriesTab {
   private readonly previous: (string | undefined)[] = []
   private cursor: string | undefined
   private next: string | null = null
-  private loading: Promise<void> | undefined
+  /** Numbers the loads: only the latest one's answer is shown. */
+  private seq = 0
+  private lastLoadAt = 0
 
   constructor(
     private readonly el: {
@@ -53,6 +57,13 @@ export class DeliveriesTab {
       const row = (e.target as HTMLElement).closest<HTMLElement>('[data-delivery]')
       if (row?.dataset.delivery !== undefined) void this.show(row.dataset.delivery)
     })
+    el.list.addEventListener('keydown', (e) => {
+      const row = (e.target as HTMLElement).closest<HTMLElement>('[data-delivery]')
+      if ((e.key === 'Enter' || e.key === ' ') && row?.dataset.delivery !== undefined) {
+        e.preventDefault()
+        void this.show(row.dataset.delivery)
+      }
+    })
     el.replayClose.addEventListener('click', () => {
       this.replay.clear()
       el.replay.hidden = true
@@ -80,35 +91,45 @@ export class DeliveriesTab {
     return this.load()
   }
 
-  /** Reloads the page shown, if it is the newest (older pages do not move under the reader). */
+  /**
+   * A delivery changed status: reloads the page shown if it is the newest (older
+   * pages do not move under the reader), at most every REFRESH_MS.
+   */
   refreshIfFirst(): void {
-    if (this.cursor === undefined && this.loading === undefined) void this.load()
+    if (this.cursor === undefined && performance.now() - this.lastLoadAt >= REFRESH_MS) {
+      void this.load()
+    }
   }
 
-  private load(): Promise<void> {
-    const run = async () => {
-      try {
-        const page = await listDeliveries({
-          status: this.el.status.value as DeliveryStatus | '',
-          cursor: this.cursor,
-          limit: PAGE_SIZE,
-        })
-        this.next = page.nextCursor
-        this.render(page.deliveries)
-      } catch (err) {
-        this.onError(`deliveries: ${(err as Error).message}`)
-      } finally {
-        this.loading = undefined
+  private async load(): Promise<void> {
+    const seq = ++this.seq
+    this.lastLoadAt = performance.now()
+    // No paging while a page is on its way: a double click must not skip one.
+    this.el.newer.disabled = this.el.older.disabled = true
+    try {
+      const page = await listDeliveries({
+        status: this.el.status.value as DeliveryStatus | '',
+        cursor: this.cursor,
+        limit: PAGE_SIZE,
+      })
+      if (seq !== this.seq) return
+      this.next = page.nextCursor
+      this.render(page.deliveries)
+    } catch (err) {
+      if (seq === this.seq) this.onError(`deliveries: ${(err as Error).message}`)
+    } finally {
+      if (seq === this.seq) {
+        this.el.newer.disabled = this.previous.length === 0
+        this.el.older.disabled = this.next === null
       }
     }
-    this.loading = run()
-    return this.loading
   }
 
   private render(deliveries: DeliveryView[]): void {
     const rows = deliveries.map((d) => {
       const tr = document.createElement('tr')
       tr.dataset.delivery = d.id
+      tr.tabIndex = 0
       tr.dataset.status = d.status
       const cells = [
         d.id.slice(0, 8),
@@ -135,8 +156,6 @@ export class DeliveriesTab {
       rows.push(tr)
     }
     this.el.list.replaceChildren(...rows)
-    this.el.newer.disabled = this.previous.length === 0
-    this.el.older.disabled = this.next === null
   }
 
   private async show(id: string): Promise<void> {

@@ -5,8 +5,9 @@ const TOKEN_KEY = 'skyline.operatorToken'
 
 /**
  * The dispatch form: pick-up and drop-off stations of a fleet, a payload, and the
- * operator token (kept in this browser's localStorage; `npm start` opens the map
- * with `#token=…` so the demo can dispatch at once). Posts a delivery.
+ * operator token. The token is a `service` credential, so it is kept for this tab
+ * only (sessionStorage), never stored empty, and can be forgotten; `npm start` opens
+ * the map with `#token=…` so the demo can dispatch at once. Posts a delivery.
  */
 export class DispatchForm {
   constructor(
@@ -17,17 +18,24 @@ export class DispatchForm {
       dropoff: HTMLSelectElement
       payload: HTMLInputElement
       token: HTMLInputElement
+      forget: HTMLButtonElement
+      submit: HTMLButtonElement
       result: HTMLElement
     },
     private readonly store: FleetStore,
   ) {
     const fromUrl = new URLSearchParams(location.hash.slice(1)).get('token')
-    if (fromUrl !== null) {
-      localStorage.setItem(TOKEN_KEY, fromUrl)
+    if (fromUrl !== null && fromUrl !== '') {
+      sessionStorage.setItem(TOKEN_KEY, fromUrl)
       // The token leaves the address bar: it should not end up in bookmarks or screenshots.
       history.replaceState(null, '', location.pathname + location.search)
     }
-    el.token.value = localStorage.getItem(TOKEN_KEY) ?? ''
+    el.token.value = sessionStorage.getItem(TOKEN_KEY) ?? ''
+    el.forget.addEventListener('click', () => {
+      sessionStorage.removeItem(TOKEN_KEY)
+      el.token.value = ''
+      this.say('token forgotten', false)
+    })
     el.fleet.addEventListener('change', () => this.fillStations())
     el.form.addEventListener('submit', (e) => {
       e.preventDefault()
@@ -65,7 +73,8 @@ export class DispatchForm {
       return
     }
     const token = el.token.value.trim()
-    localStorage.setItem(TOKEN_KEY, token)
+    if (token !== '') sessionStorage.setItem(TOKEN_KEY, token)
+    el.submit.disabled = true
     try {
       const d = await createDelivery(token, {
         fleet: el.fleet.value,
@@ -77,6 +86,8 @@ export class DispatchForm {
     } catch (err) {
       const message = err instanceof ApiError ? `${err.code}: ${err.message}` : String(err)
       this.say(message, true)
+    } finally {
+      el.submit.disabled = false
     }
   }
 

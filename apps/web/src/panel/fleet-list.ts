@@ -55,6 +55,13 @@ export class FleetList {
       const row = (e.target as HTMLElement).closest<HTMLElement>('[data-drone]')
       if (row?.dataset.drone !== undefined) this.onSelect(row.dataset.drone)
     })
+    list.addEventListener('keydown', (e) => {
+      const row = (e.target as HTMLElement).closest<HTMLElement>('[data-drone]')
+      if ((e.key === 'Enter' || e.key === ' ') && row?.dataset.drone !== undefined) {
+        e.preventDefault()
+        this.onSelect(row.dataset.drone)
+      }
+    })
   }
 
   onSelected(fn: (key: string) => void): void {

@@ -16,6 +16,12 @@ declare module 'fastify' {
 
 /** Changes go out at most this often, ms: 4 frames a second. */
 export const FRAME_MS = 250
+/** A quiet fleet still gets an (empty) frame this often, ms: clients can tell a dead stream. */
+export const KEEPALIVE_MS = 5_000
+/** Sockets are pinged this often, ms; one that has not answered the last ping is closed. */
+const PING_MS = 15_000
+/** A client this far behind (bytes queued on its socket) is closed; it reconnects to a snapshot. */
+const MAX_BUFFERED_BYTES = 8 * 2 ** 20
 
 /** A client's area of interest; drones outside it are left out of its frames. */
 const BoundsSchema = z.object({
@@ -45,6 +51,8 @@ export class LiveHub {
   private drones = new Map<string, DroneChange>()
   private stations = new Set<string>()
   private deliveryIds = new Set<string>()
+  private lastSentAt = Date.now()
+  private readonly alive = new WeakSet<WebSocket>()
 
   /** Records what a committed batch changed. */
   committed(items: IngestItem[]): void {
@@ -100,6 +108,8 @@ export class LiveHub {
 
   add(socket: WebSocket): void {
     this.clients.set(socket, { held: [] })
+    this.alive.add(socket)
+    socket.on('pong', () => this.alive.add(socket))
     socket.on('message', (data: Buffer) => {
       const parsed = BoundsSchema.safeParse(safeJson(data.toString()))
       const client = this.clients.get(socket)
@@ -140,8 +150,32 @@ export class LiveHub {
     client.held = undefined
   }
 
+  /** Pings every client; closes those that did not answer the previous ping. */
+  ping(): void {
+    for (const socket of this.clients.keys()) {
+      if (!this.alive.has(socket)) {
+        this.clients.delete(socket)
+        socket.terminate()
+        continue
+      }
+      this.alive.delete(socket)
+      socket.ping()
+    }
+  }
+
+  /** Whether a quiet stream is due its keepalive frame. */
+  get quietTooLong(): boolean {
+    return Date.now() - this.lastSentAt >= KEEPALIVE_MS
+  }
+
   send(frame: { drones: DroneChange[]; [k: string]: unknown }): void {
+    this.lastSentAt = Date.now()
     for (const [socket, client] of this.clients) {
+      if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
+        this.clients.delete(socket)
+        socket.close(1013, 'too far behind: reconnect for a fresh snapshot')
+        continue
+      }
       const { bounds } = client
       const drones =
         bounds === undefined ? frame.drones : frame.drones.filter((d) => inside(d, bounds))
@@ -212,7 +246,18 @@ export default fp(
     const frame = async () => {
       if (hub.size === 0) return
       const changes = hub.drain()
-      if (changes.drones.length + changes.stations.length + changes.deliveryIds.length === 0) return
+      if (changes.drones.length + changes.stations.length + changes.deliveryIds.length === 0) {
+        if (hub.quietTooLong) {
+          hub.send({
+            type: 'changes',
+            at: new Date().toISOString(),
+            drones: [],
+            stations: [],
+            deliveries: [],
+          })
+        }
+        return
+      }
       const db = fastify.database.db
       const [stationRows, deliveryRows] = await Promise.all([
         changes.stations.length > 0 ? fastify.fleet.listStations() : Promise.resolve([]),
@@ -241,9 +286,11 @@ export default fp(
       }, FRAME_MS)
     }
     loop()
+    const pinger = setInterval(() => hub.ping(), PING_MS)
     fastify.addHook('onClose', async () => {
       closed = true
       clearTimeout(timer)
+      clearInterval(pinger)
     })
   },
   { name: 'live', dependencies: ['fleet-repository', 'delivery-repository', 'database'] },

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, relative, resolve } from 'node:path'
 import fastifyStatic from '@fastify/static'
 import fp from 'fastify-plugin'
 import { ApiError } from '../../errors.ts'
@@ -11,7 +11,8 @@ import { ApiError } from '../../errors.ts'
  */
 export default fp(
   async (fastify) => {
-    const { WEB_DIR, MAP_TILE_URL, MAP_TILE_ATTRIBUTION } = fastify.config
+    const { MAP_TILE_URL, MAP_TILE_ATTRIBUTION } = fastify.config
+    const WEB_DIR = resolve(fastify.config.WEB_DIR)
     fastify.get('/config.json', { schema: { hide: true } }, async () => ({
       tileUrl: MAP_TILE_URL === 'none' ? null : MAP_TILE_URL,
       tileAttribution: MAP_TILE_ATTRIBUTION,
@@ -31,10 +32,14 @@ export default fp(
     await fastify.register(fastifyStatic, {
       root: WEB_DIR,
       schemaHide: true,
+      // Our own header: @fastify/static's would overwrite what setHeaders sets.
+      cacheControl: false,
       setHeaders: (res, path) => {
         res.setHeader(
           'cache-control',
-          path.includes('/assets/') ? 'public, max-age=31536000, immutable' : 'no-cache',
+          relative(WEB_DIR, path).startsWith('assets')
+            ? 'public, max-age=31536000, immutable'
+            : 'no-cache',
         )
       },
     })
