@@ -14,6 +14,7 @@
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { dirname, join } from 'node:path'
+import { resolveTokenSecret, signDeviceToken } from '@skyline/broker/auth'
 import { startApp } from './app-process.ts'
 import type { AppProcess } from './app-process.ts'
 import { StartConfigError, loadStartConfig, simArgs } from './start-config.ts'
@@ -185,7 +186,21 @@ async function main(): Promise<void> {
     `demo fleet: ${SIM_DRONES} drones, ${SIM_STATIONS} stations, time scale ${SIM_TIME_SCALE}; data in ${config.dataDir}`,
   )
   say(`Skyline is running: open http://localhost:${config.httpPort}/ (Ctrl-C stops it)`)
+  // The map's dispatch form needs an operator token; the demo hands one over in the
+  // URL's fragment (never sent to the server; the page keeps it for the tab).
+  const secret = resolveTokenSecret(env.DEVICE_TOKEN_SECRET || undefined, config.dataDir)
+  const token = await signDeviceToken(
+    secret,
+    { role: 'service', sub: 'ops-demo' },
+    OPERATOR_TOKEN_S,
+  )
+  say(
+    `to dispatch from the map (operator token, 24 h): http://localhost:${config.httpPort}/#token=${token}`,
+  )
 }
+
+/** Lifetime of the demo's operator token, s: a day. */
+const OPERATOR_TOKEN_S = 24 * 3600
 
 main().catch((err: unknown) => {
   if (stopping) return // the apps' own exits during a stop are not failures

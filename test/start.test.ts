@@ -113,6 +113,24 @@ describe('npm start in a fresh clone', () => {
     expect(script).toBeDefined()
     expect((await fetch(new URL(script!, api))).status).toBe(200)
 
+    // The operator link it prints works: its token may post a delivery.
+    const [, token] = await first.waitFor(/\/#token=(\S+)/, 5_000)
+    const stations = (await (await fetch(`${api}/api/stations`)).json()) as {
+      stations: { id: string; fleetId: string }[]
+    }
+    const [a, b] = stations.stations
+    const posted = await fetch(`${api}/api/deliveries`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({
+        fleet: a!.fleetId,
+        pickupStationId: a!.id,
+        dropoffStationId: b!.id,
+        payloadKg: 1,
+      }),
+    })
+    expect(posted.status).toBe(201)
+
     first.ctrlC()
     expect(await first.exit(STOP_MS)).toBe(0)
     const out = first.output()
