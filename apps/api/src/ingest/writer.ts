@@ -19,9 +19,6 @@ import type { IngestItem } from './items.ts'
 type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
 type Of<K extends IngestItem['kind']> = Extract<IngestItem, { kind: K }>
 
-/** Rows per INSERT: 13 columns × 2,000 stays well under Postgres's 65,535 parameters. */
-const CHUNK = 2_000
-
 /**
  * Writes one batch in one transaction: either every row of it is committed (and the
  * messages may be acknowledged) or none is (and the broker redelivers them).
@@ -70,25 +67,39 @@ async function writeRejected(tx: Tx, items: Of<'rejected'>[]): Promise<void> {
     .onConflictDoNothing({ target: rejectedMessages.digest })
 }
 
+/**
+ * Telemetry rows and the drones' latest positions, each in one statement of one
+ * parameter: the rows as a JSON array, unpacked by json_to_recordset. A multi-row VALUES
+ * list has a different text for every batch size, so postgres.js prepared (parsed and
+ * planned) a new statement of up to 26,000 parameters for nearly every batch, and kept
+ * each one: at 5,000 msg/s a 174-row batch took 68 ms. A statement whose text never
+ * changes is prepared once (issue #7).
+ */
 async function writeTelemetry(tx: Tx, items: Of<'telemetry'>[]): Promise<void> {
-  for (let i = 0; i < items.length; i += CHUNK) {
-    const rows = items.slice(i, i + CHUNK).map(({ fleetId, droneId, msg, receivedAt }) => ({
-      fleetId,
-      droneId,
-      ts: new Date(msg.ts),
-      seq: msg.seq,
-      lat: msg.lat,
-      lon: msg.lon,
-      altM: msg.altM,
-      speedMps: msg.speedMps,
-      headingDeg: msg.headingDeg,
-      batteryPct: msg.batteryPct,
-      state: msg.state,
-      deliveryId: msg.deliveryId ?? null,
-      receivedAt,
-    }))
-    await tx.insert(telemetry).values(rows).onConflictDoNothing()
-  }
+  if (items.length === 0) return
+  const rows = items.map(({ fleetId, droneId, msg, receivedAt }) => ({
+    fleet_id: fleetId,
+    drone_id: droneId,
+    ts: new Date(msg.ts).toISOString(),
+    seq: msg.seq,
+    lat: msg.lat,
+    lon: msg.lon,
+    alt_m: msg.altM,
+    speed_mps: msg.speedMps,
+    heading_deg: msg.headingDeg,
+    battery_pct: msg.batteryPct,
+    state: msg.state,
+    delivery_id: msg.deliveryId ?? null,
+    received_at: receivedAt.toISOString(),
+  }))
+  await tx.execute(sql`
+    INSERT INTO ${telemetry} (fleet_id, drone_id, ts, seq, lat, lon, alt_m, speed_mps,
+      heading_deg, battery_pct, state, delivery_id, received_at)
+    SELECT * FROM json_to_recordset(${JSON.stringify(rows)}::json) AS r(fleet_id text,
+      drone_id text, ts timestamptz, seq integer, lat double precision, lon double precision,
+      alt_m real, speed_mps real, heading_deg real, battery_pct real, state text,
+      delivery_id text, received_at timestamptz)
+    ON CONFLICT DO NOTHING`)
   // The latest position of each drone in the batch becomes its current state.
   const latest = new Map<string, Of<'telemetry'>>()
   for (const item of items) {
@@ -96,44 +107,37 @@ async function writeTelemetry(tx: Tx, items: Of<'telemetry'>[]): Promise<void> {
     const seen = latest.get(key)
     if (seen === undefined || item.msg.ts >= seen.msg.ts) latest.set(key, item)
   }
-  const rows = [...latest.values()].map(({ fleetId, droneId, msg, receivedAt }) => ({
-    fleetId,
+  const positions = [...latest.values()].map(({ fleetId, droneId, msg, receivedAt }) => ({
+    fleet_id: fleetId,
     id: droneId,
     state: msg.state,
     lat: msg.lat,
     lon: msg.lon,
-    altM: msg.altM,
-    speedMps: msg.speedMps,
-    headingDeg: msg.headingDeg,
-    batteryPct: msg.batteryPct,
-    deliveryId: msg.deliveryId ?? null,
-    lastSeq: msg.seq,
-    positionAt: new Date(msg.ts),
-    lastSeenAt: receivedAt,
+    alt_m: msg.altM,
+    speed_mps: msg.speedMps,
+    heading_deg: msg.headingDeg,
+    battery_pct: msg.batteryPct,
+    delivery_id: msg.deliveryId ?? null,
+    last_seq: msg.seq,
+    position_at: new Date(msg.ts).toISOString(),
+    last_seen_at: receivedAt.toISOString(),
   }))
-  for (let i = 0; i < rows.length; i += CHUNK) {
-    await tx
-      .insert(drones)
-      .values(rows.slice(i, i + CHUNK))
-      .onConflictDoUpdate({
-        target: [drones.fleetId, drones.id],
-        set: {
-          state: sql`CASE WHEN ${drones.online} THEN excluded.state ELSE ${drones.state} END`,
-          lat: sql`excluded.lat`,
-          lon: sql`excluded.lon`,
-          altM: sql`excluded.alt_m`,
-          speedMps: sql`excluded.speed_mps`,
-          headingDeg: sql`excluded.heading_deg`,
-          batteryPct: sql`excluded.battery_pct`,
-          deliveryId: sql`excluded.delivery_id`,
-          lastSeq: sql`excluded.last_seq`,
-          positionAt: sql`excluded.position_at`,
-          lastSeenAt: sql`excluded.last_seen_at`,
-        },
-        // An older position arriving late (a redelivery) does not move the drone back.
-        setWhere: sql`${drones.positionAt} IS NULL OR excluded.position_at >= ${drones.positionAt}`,
-      })
-  }
+  await tx.execute(sql`
+    INSERT INTO ${drones} (fleet_id, id, state, lat, lon, alt_m, speed_mps, heading_deg,
+      battery_pct, delivery_id, last_seq, position_at, last_seen_at)
+    SELECT * FROM json_to_recordset(${JSON.stringify(positions)}::json) AS r(fleet_id text,
+      id text, state text, lat double precision, lon double precision, alt_m real,
+      speed_mps real, heading_deg real, battery_pct real, delivery_id text, last_seq integer,
+      position_at timestamptz, last_seen_at timestamptz)
+    ON CONFLICT (fleet_id, id) DO UPDATE SET
+      state = CASE WHEN ${drones.online} THEN excluded.state ELSE ${drones.state} END,
+      lat = excluded.lat, lon = excluded.lon, alt_m = excluded.alt_m,
+      speed_mps = excluded.speed_mps, heading_deg = excluded.heading_deg,
+      battery_pct = excluded.battery_pct, delivery_id = excluded.delivery_id,
+      last_seq = excluded.last_seq, position_at = excluded.position_at,
+      last_seen_at = excluded.last_seen_at
+    -- An older position arriving late (a redelivery) does not move the drone back.
+    WHERE ${drones.positionAt} IS NULL OR excluded.position_at >= ${drones.positionAt}`)
 }
 
 async function writeDroneStatus(
