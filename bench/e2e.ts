@@ -65,6 +65,7 @@ export async function benchEndToEnd(
 ): Promise<EndToEndResult> {
   const result: EndToEndResult = { ...s, steps: [], copyRowsPerS: NaN, live: undefined }
   for (const database of ['postgres', 'pglite'] as const) {
+    if (database === 'pglite' && s.pgliteSteps.length === 0) continue
     const stack = await startStack({ database, signal, log })
     const sql = stack.databaseUrl ? postgres(stack.databaseUrl, { onnotice: () => {} }) : undefined
     try {
