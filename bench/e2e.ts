@@ -149,7 +149,7 @@ export function endToEndTable(r: EndToEndResult): string {
   const rows = r.steps.map(
     (x) =>
       `| ${x.database} | ${x.qos} | ${f(x.offeredPerS)} | ${f(x.sentPerS)} | ${f(x.stored)} | ` +
-      `${f(x.lost)} | ${x.database === 'postgres' ? f(x.seqGaps) : 'n/a'} | ${f(x.catchUpS, 1)} s | ` +
+      `${f(x.lost)} | ${x.database === 'postgres' ? f(x.seqGaps) : 'n/a'} | ${Number.isNaN(x.catchUpS) ? 'never' : `${f(x.catchUpS, 1)} s`} | ` +
       `${f(x.p50Ms)} / ${f(x.p99Ms)} ms | ${f(x.cpuPct.api)} / ${f(x.cpuPct.broker)} / ${f(x.cpuPct.fleet)} | ` +
       `${x.keptUp ? 'yes' : 'no'} |`,
   )
@@ -162,7 +162,7 @@ export function endToEndTable(r: EndToEndResult): string {
     )
   return [
     `End to end: ${f(r.drones)} publishing drones -> bundled broker -> api ingest -> database, ${r.stepS} s per step`,
-    '| database | QoS | offered msg/s | sent msg/s | stored | lost | seq gaps | last stored after last sent | publish-to-commit p50 / p99 | CPU % api / broker / publishers | kept up |',
+    '| database | QoS | offered msg/s | sent msg/s | stored | not stored 15 s after | seq gaps | last stored after last sent | publish-to-commit p50 / p99 | CPU % api / broker / publishers | kept up |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     ...rows,
     `| highest rate kept up (msg/s) | Postgres QoS 1: ${f(best('postgres', 1))}, QoS 0: ${f(best('postgres', 0))}; PGlite QoS 1: ${f(best('pglite', 1))} | | | | | | | | | |`,
