@@ -135,3 +135,26 @@ describe('GET /api/live on a quiet fleet', () => {
     }
   })
 })
+
+describe('GET /api/live from a browser', () => {
+  it('refuses a page of another origin, and lets the map (same origin) in', async () => {
+    const broker = await startBroker()
+    const database = await DATABASES[0]![1]()
+    const api = await buildApi(broker.url, database)
+    try {
+      await expect(
+        api.injectWS('/api/live', {
+          headers: { host: 'skyline.example:3000', origin: 'https://evil.example' },
+        }),
+      ).rejects.toThrow(/403/)
+      const ws = await api.injectWS('/api/live', {
+        headers: { host: 'skyline.example:3000', origin: 'http://skyline.example:3000' },
+      })
+      ws.terminate()
+    } finally {
+      await api.close()
+      await database.close()
+      await broker.close()
+    }
+  })
+})

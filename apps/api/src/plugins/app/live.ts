@@ -4,6 +4,7 @@ import { inArray } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import { z } from 'zod'
 import { deliveries } from '../../db/schema.ts'
+import { ApiError } from '../../errors.ts'
 import type { IngestItem } from '../../ingest/items.ts'
 import { deliveryView } from '../../routes/api/deliveries.ts'
 import { droneView, stationView } from '../../routes/api/views.ts'
@@ -203,6 +204,14 @@ function inside(d: DroneChange, b: Bounds): boolean {
   return p.lat >= b.south && p.lat <= b.north && lonInside
 }
 
+function sameOrigin(origin: string, host: string | undefined): boolean {
+  try {
+    return new URL(origin).host === host
+  } catch {
+    return false
+  }
+}
+
 function safeJson(text: string): unknown {
   try {
     return JSON.parse(text)
@@ -217,31 +226,51 @@ export default fp(
     fastify.decorate('live', hub)
     await fastify.register(websocket, { options: { maxPayload: 4096 } })
 
-    fastify.get('/api/live', { websocket: true, schema: { hide: true } }, async (socket) => {
-      hub.add(socket)
-      try {
-        const now = new Date()
-        const [drones, stations, unfinished] = await Promise.all([
-          fastify.fleet.listDrones(),
-          fastify.fleet.listStations(),
-          fastify.deliveries.unfinished(),
-        ])
-        socket.send(
-          JSON.stringify({
-            type: 'snapshot',
-            at: now.toISOString(),
-            drones: drones.map((d) => droneView(d, now, fastify.config.STALE_AFTER_S)),
-            stations: stations.map(stationView),
-            deliveries: unfinished.map(deliveryView),
-          }),
-        )
-        hub.snapshotSent(socket)
-      } catch (err) {
-        fastify.log.warn({ err }, 'live snapshot failed')
-        hub.remove(socket)
-        socket.close(1011, 'snapshot failed')
-      }
-    })
+    fastify.get(
+      '/api/live',
+      {
+        websocket: true,
+        schema: { hide: true },
+        // A WebSocket has no CORS: without this, any web page an operator visits could
+        // read the fleet through their browser. Browsers send Origin; other clients
+        // (scripts, the tests) send none and are let through.
+        preValidation: async (req) => {
+          const origin = req.headers.origin
+          if (origin !== undefined && !sameOrigin(origin, req.headers.host)) {
+            throw new ApiError(
+              403,
+              'forbidden_origin',
+              `origin ${origin} may not open the live stream`,
+            )
+          }
+        },
+      },
+      async (socket) => {
+        hub.add(socket)
+        try {
+          const now = new Date()
+          const [drones, stations, unfinished] = await Promise.all([
+            fastify.fleet.listDrones(),
+            fastify.fleet.listStations(),
+            fastify.deliveries.unfinished(),
+          ])
+          socket.send(
+            JSON.stringify({
+              type: 'snapshot',
+              at: now.toISOString(),
+              drones: drones.map((d) => droneView(d, now, fastify.config.STALE_AFTER_S)),
+              stations: stations.map(stationView),
+              deliveries: unfinished.map(deliveryView),
+            }),
+          )
+          hub.snapshotSent(socket)
+        } catch (err) {
+          fastify.log.warn({ err }, 'live snapshot failed')
+          hub.remove(socket)
+          socket.close(1011, 'snapshot failed')
+        }
+      },
+    )
 
     const frame = async () => {
       if (hub.size === 0) return
