@@ -18,6 +18,7 @@ import type { Clock } from './rate-limit.ts'
 import { TokenError, verifyDeviceToken } from './tokens.ts'
 import type { DeviceIdentity } from './tokens.ts'
 import { limitPacketSize } from './packet-size.ts'
+import { batchWrites } from './write-batching.ts'
 import { indexedMemoryPersistence } from './retained-index.ts'
 
 export interface BrokerOptions {
@@ -282,6 +283,7 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
     aedes: broker,
     metrics,
     handle(conn, req) {
+      batchWrites(conn)
       const client = broker.handle(conn, req)
       limitPacketSize(client, maxPacketBytes, () =>
         metrics.disconnects.inc({ reason: 'packet_too_large' }),
