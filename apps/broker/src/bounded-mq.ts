@@ -20,7 +20,7 @@ export interface MessageEmitter {
  * through nested synchronous callbacks (release -> next emit -> publisher's next
  * packet -> emit ...) until the stack overflows and the process dies. Here the inner
  * emitter runs without a queue (concurrency 0), each completion is deferred with
- * setImmediate so no callback chain can grow the stack, and once `maxInFlight`
+ * setImmediate when it comes within emit, so no callback chain can grow the stack, and once `maxInFlight`
  * messages are being routed, further QoS 0 messages are dropped and counted (at most
  * once allows it) while QoS 1 and 2 wait, which slows their publishers through TCP.
  */
@@ -60,10 +60,16 @@ export class BoundedEmitter implements MessageEmitter {
       return this
     }
     this.inFlight++
+    let returned = false
     this.inner.emit(packet, (err) => {
       this.inFlight--
-      setImmediate(done, err)
+      // Only a completion within emit (no subscriber matched) can chain into the next
+      // packet on the same stack; one that comes later already runs on a fresh stack
+      // (every delivery is written from a setImmediate), so it goes on at once.
+      if (returned) done(err)
+      else setImmediate(done, err)
     })
+    returned = true
     return this
   }
 

@@ -9,7 +9,7 @@ import aedesPersistenceRedis from 'aedes-persistence-redis'
 import { Redis } from 'ioredis'
 import { pino } from 'pino'
 import type { Logger } from 'pino'
-import { mayLeaveWill, mayPublish, mayRetain, maySubscribe } from './acl.ts'
+import { mayLeaveWill, mayRetain, maySubscribe, publishAuthorizer } from './acl.ts'
 import { BoundedEmitter } from './bounded-mq.ts'
 import type { MessageEmitter } from './bounded-mq.ts'
 import { BrokerMetrics } from './metrics.ts'
@@ -105,6 +105,7 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
   const maxConnections = options.maxConnections ?? 20_000
   const maxQueuedBytes = options.maxQueuedBytes ?? 4 * 1024 * 1024
   const identities = new WeakMap<Client, DeviceIdentity>()
+  const mayPublishOn = new WeakMap<Client, (topic: string) => boolean>()
   const connectInfo = new WeakMap<Client, ConnectInfo>()
   const limiters = new WeakMap<Client, PublishLimiter>()
   let authenticating = 0
@@ -118,6 +119,7 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
    */
   function admit(client: Client, who: DeviceIdentity): void {
     identities.set(client, who)
+    mayPublishOn.set(client, publishAuthorizer(who))
     const fleet = 'fleet' in who && who.fleet !== undefined ? who.fleet : '*'
     ;(client as { id: string }).id = `${who.role}:${fleet}:${who.id}|${client.id}`
     if (rateLimit && who.role !== 'service') {
@@ -213,11 +215,11 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
       if (client === null || packet === (client as Client & { will?: unknown }).will) {
         return done(null)
       }
-      metrics.messagesIn.inc({ qos: packet.qos })
-      const who = identities.get(client)
+      metrics.countIn(packet.qos)
+      const mayPublish = mayPublishOn.get(client)
       if (
-        who === undefined ||
-        !mayPublish(who, packet.topic) ||
+        mayPublish === undefined ||
+        !mayPublish(packet.topic) ||
         (packet.retain && !mayRetain(packet.topic))
       ) {
         metrics.refused.inc({ action: 'publish' })
@@ -256,7 +258,7 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
         )
         return null
       }
-      metrics.messagesOut.inc({ qos: packet.qos })
+      metrics.countOut(packet.qos)
       return packet
     },
   }

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { MqttClient } from 'mqtt'
-import { mayLeaveWill, mayPublish, maySubscribe } from '../src/acl.ts'
+import { mayLeaveWill, mayPublish, maySubscribe, publishAuthorizer } from '../src/acl.ts'
 import type { DeviceClaims, DeviceIdentity } from '../src/index.ts'
 import { collect, nextMessage, startTestBroker } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
@@ -200,5 +200,13 @@ describe('acl rules', () => {
     expect(maySubscribe(service, 'fleet/+/drones/+/telemetry')).toBe(true)
     expect(maySubscribe(service, '$SYS/#')).toBe(false)
     expect(maySubscribe(service, '+/f1/#')).toBe(false)
+  })
+
+  it('answers as mayPublish does when it remembers, past its bound too', () => {
+    const mayDronePublish = publishAuthorizer(drone, 4)
+    const topics = Array.from({ length: 10 }, (_, i) => `fleet/f1/drones/d${i}/telemetry`)
+    for (const topic of [...topics, ...topics]) {
+      expect(mayDronePublish(topic)).toBe(mayPublish(drone, topic))
+    }
   })
 })
