@@ -31,8 +31,8 @@ export const endToEndSettingsFor = (quick: boolean): EndToEndSettings =>
         postgresSteps: [2_000, 5_000],
         qos0Steps: [2_000],
         pgliteSteps: [2_000],
-        stepS: 4,
-        liveS: 5,
+        stepS: 3,
+        liveS: 3,
         copyRows: 100_000,
       }
     : {

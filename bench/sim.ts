@@ -21,7 +21,7 @@ export interface SimSettings {
 
 export const simSettingsFor = (quick: boolean): SimSettings =>
   quick
-    ? { drones: 2_000, stations: 20, measureS: 10 }
+    ? { drones: 2_000, stations: 20, measureS: 5 }
     : { drones: 10_000, stations: 50, measureS: 30 }
 
 export interface SimResult extends SimSettings {

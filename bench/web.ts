@@ -16,7 +16,7 @@ export interface WebSettings {
 
 export const webSettingsFor = (quick: boolean): WebSettings =>
   quick
-    ? { drones: 2_000, stations: 20, measureS: 10 }
+    ? { drones: 1_000, stations: 10, measureS: 5 }
     : { drones: 10_000, stations: 50, measureS: 30 }
 
 export interface WebResult extends WebSettings {
