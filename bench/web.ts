@@ -32,6 +32,8 @@ export interface WebResult extends WebSettings {
   longTasks: number
   longTaskMs: number
   heapMiB: number
+  /** ms per second of the main thread, from Chromium's Performance.getMetrics. */
+  mainThreadMsPerS: { script: number; style: number; layout: number; all: number }
 }
 
 export async function benchWeb(
@@ -53,8 +55,9 @@ export async function benchWeb(
   try {
     const page = await browser.newPage({ viewport: { width: 1400, height: 860 } })
     await page.goto(stack.apiUrl)
+    // The header counts the drones the page knows (the list shows only those in view).
     await page.waitForFunction(
-      (n) => document.querySelectorAll('#fleet-list [data-drone]').length >= n,
+      (n) => document.getElementById('counts')?.textContent?.startsWith(`${n} drones`),
       s.drones,
       { timeout: 180_000, polling: 1_000 },
     )
@@ -63,6 +66,14 @@ export async function benchWeb(
     // tsx compiles with esbuild's keepNames, which wraps named functions in a __name()
     // helper that the page lacks: give it one.
     await page.evaluate('globalThis.__name = (f) => f')
+    // Chromium's own accounting of the main thread: script, style, layout, in all.
+    const cdp = await page.context().newCDPSession(page)
+    await cdp.send('Performance.enable')
+    const metrics = async () =>
+      Object.fromEntries(
+        (await cdp.send('Performance.getMetrics')).metrics.map((m) => [m.name, m.value]),
+      )
+    const before = await metrics()
     const r = await page.evaluate(async (ms) => {
       const durations: Record<string, number[]> = {
         'skyline:apply': [],
@@ -109,7 +120,18 @@ export async function benchWeb(
         heapMiB: (memory?.usedJSHeapSize ?? 0) / 2 ** 20,
       }
     }, s.measureS * 1000)
-    return { ...s, ...r }
+    const after = await metrics()
+    const perS = (name: string) => (((after[name] ?? 0) - (before[name] ?? 0)) / s.measureS) * 1000
+    return {
+      ...s,
+      ...r,
+      mainThreadMsPerS: {
+        script: perS('ScriptDuration'),
+        style: perS('RecalcStyleDuration'),
+        layout: perS('LayoutDuration'),
+        all: perS('TaskDuration'),
+      },
+    }
   } finally {
     await browser.close()
     await stack.stop()
@@ -131,5 +153,6 @@ export function webTable(r: WebResult): string {
     `| draw every drone on the canvas, p50 / p99 | ${ms(r.drawMs)} |`,
     `| main-thread tasks over 50 ms | ${r.longTasks} (${f(r.longTaskMs)} ms in all) |`,
     `| JS heap | ${f(r.heapMiB)} MiB |`,
+    `| main thread busy, ms per s: all / script / style / layout | ${f(r.mainThreadMsPerS.all)} / ${f(r.mainThreadMsPerS.script)} / ${f(r.mainThreadMsPerS.style)} / ${f(r.mainThreadMsPerS.layout)} |`,
   ].join('\n')
 }

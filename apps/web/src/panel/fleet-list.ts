@@ -1,65 +1,67 @@
 import type { DroneView } from '@skyline/schemas'
 import { STATE_COLOURS, batteryText, etaText, speedText, stateText } from '../format.ts'
 import type { Changes, FleetStore } from '../store.ts'
-import { keyOf } from '../store.ts'
+
+/** Height of a row, CSS px (fixed, so a row's place follows from its index). */
+export const ROW_PX = 27
+/**
+ * Up to this many drones (after the filters) every row is in the page, so people and
+ * tests can read the whole fleet as text. Past it only the rows in view (and a
+ * margin) are: 10,000 rows in the page cost a 10,000-drone fleet 2/3 of its frame rate.
+ */
+export const ALL_ROWS_MAX = 1_000
+/** Rows kept beyond the visible ones, above and below. */
+const MARGIN_ROWS = 20
 
 interface Row {
+  key: string
   el: HTMLElement
+  id: HTMLElement
   state: HTMLElement
   battery: HTMLElement
   speed: HTMLElement
   eta: HTMLElement
 }
 
-/** Longest an animation frame spends updating rows out of view, ms, and most rows. */
-const BUDGET_MS = 4
-const BUDGET_ROWS = 400
-
 /**
- * The side panel's fleet list: one row per drone, created once and then updated in
- * place (only the cells whose text changed), so 10,000 drones at 1 Hz cost text
- * updates, not DOM churn. Rows in view are updated at once; the others within a few
- * ms per animation frame, so a big fleet never costs a long frame yet every row's
- * text catches up within a second or so. Rows out of view skip layout
- * (`content-visibility`). Every drone stays in the page's text, so tests and people
- * can read the fleet.
+ * The side panel's fleet list, sorted by fleet and id (drone-2 before drone-10),
+ * filtered by search and state. Rows are updated in place, only the cells whose text
+ * changed, once per animation frame. A big fleet is windowed: spacers stand for the
+ * rows out of view, so the scroll bar is the whole fleet's.
  */
 export class FleetList {
+  /** Every drone key, sorted, and the same as a set. */
+  private order: string[] = []
+  private known = new Set<string>()
+  /** The keys the filters let through, in order. */
+  private shown: string[] = []
   private readonly rows = new Map<string, Row>()
+  private readonly spare: Row[] = []
+  private readonly before: HTMLElement
+  private readonly after: HTMLElement
   private search = ''
   private stateFilter = ''
+  private selected: string | null = null
+  private scheduled = false
   private onSelect: (key: string) => void = () => undefined
-  /** Rows whose text is behind the store. */
-  private readonly dirty = new Set<string>()
-  /** Rows in (or near) the list's viewport. */
-  private readonly inView = new Set<string>()
-  private readonly viewport: IntersectionObserver
-  private flushing = 0
 
   constructor(
     private readonly list: HTMLElement,
     private readonly store: FleetStore,
   ) {
-    this.viewport = new IntersectionObserver(
-      (entries) => {
-        for (const e of entries) {
-          const key = (e.target as HTMLElement).dataset.drone!
-          if (e.isIntersecting) this.inView.add(key)
-          else this.inView.delete(key)
-        }
-        this.flush()
-      },
-      { root: list, rootMargin: '200px 0px' },
-    )
+    this.before = document.createElement('div')
+    this.after = document.createElement('div')
+    list.append(this.before, this.after)
+    list.addEventListener('scroll', () => this.schedule(), { passive: true })
     list.addEventListener('click', (e) => {
-      const row = (e.target as HTMLElement).closest<HTMLElement>('[data-drone]')
-      if (row?.dataset.drone !== undefined) this.onSelect(row.dataset.drone)
+      const key = (e.target as HTMLElement).closest<HTMLElement>('[data-drone]')?.dataset.drone
+      if (key !== undefined) this.onSelect(key)
     })
     list.addEventListener('keydown', (e) => {
-      const row = (e.target as HTMLElement).closest<HTMLElement>('[data-drone]')
-      if ((e.key === 'Enter' || e.key === ' ') && row?.dataset.drone !== undefined) {
+      const key = (e.target as HTMLElement).closest<HTMLElement>('[data-drone]')?.dataset.drone
+      if ((e.key === 'Enter' || e.key === ' ') && key !== undefined) {
         e.preventDefault()
-        this.onSelect(row.dataset.drone)
+        this.onSelect(key)
       }
     })
   }
@@ -71,70 +73,109 @@ export class FleetList {
   filter(search: string, state: string): void {
     this.search = search.trim().toLowerCase()
     this.stateFilter = state
-    for (const [key, row] of this.rows) {
-      const drone = this.store.drones.get(key)
-      if (drone !== undefined) row.el.hidden = !this.matches(drone)
-    }
+    this.refilter()
+    this.render(new Set())
   }
 
   select(key: string | null): void {
-    for (const [k, row] of this.rows) row.el.classList.toggle('selected', k === key)
-    if (key !== null) this.rows.get(key)?.el.scrollIntoView({ block: 'nearest' })
+    this.selected = key
+    for (const row of this.rows.values()) row.el.classList.toggle('selected', row.key === key)
+    const index = key === null ? -1 : this.shown.indexOf(key)
+    if (index < 0) return
+    // Into view if it is not: a windowed row may not exist yet.
+    const top = index * ROW_PX
+    const { scrollTop, clientHeight } = this.list
+    if (top < scrollTop || top + ROW_PX > scrollTop + clientHeight) {
+      this.list.scrollTop = Math.max(0, top - clientHeight / 2)
+    }
+    this.render(new Set())
   }
 
   update(changes: Changes): void {
-    if (changes.reset) {
-      for (const [key, row] of this.rows) {
-        if (!this.store.drones.has(key)) {
-          this.viewport.unobserve(row.el)
-          row.el.remove()
-          this.rows.delete(key)
-          this.dirty.delete(key)
-          this.inView.delete(key)
-        }
+    const added = [...changes.drones].some((k) => !this.known.has(k))
+    if (changes.reset || added) {
+      this.order = [...this.store.drones.keys()].sort((a, b) =>
+        a.localeCompare(b, undefined, { numeric: true }),
+      )
+      this.known = new Set(this.order)
+      this.refilter()
+    } else if (this.stateFilter !== '') {
+      // A drone whose state changed may enter or leave the filter.
+      this.refilter()
+    }
+    this.render(changes.drones)
+  }
+
+  private refilter(): void {
+    this.shown = this.order.filter((key) => {
+      const d = this.store.drones.get(key)
+      return d !== undefined && this.matches(d)
+    })
+  }
+
+  private schedule(): void {
+    if (this.scheduled) return
+    this.scheduled = true
+    requestAnimationFrame(() => {
+      this.scheduled = false
+      this.render(new Set())
+    })
+  }
+
+  /** Shows the rows of the window, filling those that are new to it or changed. */
+  private render(changed: Set<string>): void {
+    const [start, end] = this.window()
+    const wanted = this.shown.slice(start, end)
+    const keep = new Set(wanted)
+    for (const [key, row] of this.rows) {
+      if (!keep.has(key)) {
+        this.rows.delete(key)
+        this.spare.push(row)
       }
     }
-    let added = false
-    for (const key of changes.drones) {
-      const drone = this.store.drones.get(key)
-      if (drone === undefined) continue
-      if (!this.rows.has(key)) {
-        const row = createRow(drone)
+    let moved = false
+    const els: HTMLElement[] = []
+    for (const key of wanted) {
+      let row = this.rows.get(key)
+      if (row === undefined) {
+        row = this.spare.pop() ?? createRow()
+        row.key = key
         this.rows.set(key, row)
-        this.viewport.observe(row.el)
-        added = true
+        this.fill(row, true)
+        moved = true
+      } else if (changed.has(key)) {
+        this.fill(row, false)
       }
-      this.dirty.add(key)
+      els.push(row.el)
     }
-    if (added) this.order()
-    this.flush()
+    for (const row of this.spare) row.el.remove()
+    this.spare.length = Math.min(this.spare.length, 2 * MARGIN_ROWS)
+    this.before.style.height = `${start * ROW_PX}px`
+    this.after.style.height = `${(this.shown.length - end) * ROW_PX}px`
+    const current = this.list.children
+    const inPlace =
+      !moved && current.length === els.length + 2 && els.every((el, i) => current[i + 1] === el)
+    if (!inPlace) this.list.replaceChildren(this.before, ...els, this.after)
   }
 
-  /** Updates the rows in view, then others until the frame's budget is spent. */
-  private flush(): void {
-    for (const key of this.inView) if (this.dirty.has(key)) this.fillKey(key)
-    const deadline = performance.now() + BUDGET_MS
-    let n = 0
-    for (const key of this.dirty) {
-      this.fillKey(key)
-      if (++n >= BUDGET_ROWS || (n % 32 === 0 && performance.now() > deadline)) break
-    }
-    if (this.dirty.size > 0 && this.flushing === 0) {
-      this.flushing = requestAnimationFrame(() => {
-        this.flushing = 0
-        this.flush()
-      })
-    }
+  /** The range of `shown` in the page: all of it for a small fleet, else what is in view. */
+  private window(): [number, number] {
+    const n = this.shown.length
+    if (n <= ALL_ROWS_MAX) return [0, n]
+    const first = Math.floor(this.list.scrollTop / ROW_PX)
+    const count = Math.ceil(this.list.clientHeight / ROW_PX) + 1
+    return [Math.max(0, first - MARGIN_ROWS), Math.min(n, first + count + MARGIN_ROWS)]
   }
 
-  private fillKey(key: string): void {
-    this.dirty.delete(key)
-    const row = this.rows.get(key)
-    const drone = this.store.drones.get(key)
-    if (row !== undefined && drone !== undefined) this.fill(row, drone)
-  }
-
-  private fill(row: Row, drone: DroneView): void {
+  private fill(row: Row, fresh: boolean): void {
+    const drone = this.store.drones.get(row.key)
+    if (drone === undefined) return
+    if (fresh) {
+      row.el.dataset.drone = row.key
+      row.id.textContent = drone.id
+      row.id.title = row.key
+      row.el.classList.toggle('selected', row.key === this.selected)
+    }
     setText(row.state, stateText(drone))
     setText(row.battery, batteryText(drone.batteryPct))
     setText(row.speed, drone.online ? speedText(drone.speedMps) : '—')
@@ -150,16 +191,6 @@ export class FleetList {
       row.el.dataset.state = drone.state
       row.state.style.color = STATE_COLOURS[drone.state]
     }
-    const visible = this.matches(drone)
-    if (row.el.hidden === visible) row.el.hidden = !visible
-  }
-
-  /** Rows sorted by fleet, then id in natural order (drone-2 before drone-10). */
-  private order(): void {
-    const keys = [...this.rows.keys()].sort((a, b) =>
-      a.localeCompare(b, undefined, { numeric: true }),
-    )
-    this.list.append(...keys.map((k) => this.rows.get(k)!.el))
   }
 
   private matches(d: DroneView): boolean {
@@ -168,23 +199,19 @@ export class FleetList {
   }
 }
 
-function createRow(drone: DroneView): Row {
+function createRow(): Row {
   const el = document.createElement('div')
   el.className = 'drone-row'
-  el.dataset.drone = keyOf(drone)
   el.tabIndex = 0
-  const id = document.createElement('span')
-  id.className = 'drone-id'
-  id.textContent = drone.id
-  id.title = `${drone.fleetId}/${drone.id}`
-  const cells = ['state', 'battery', 'speed', 'eta'].map((name) => {
-    const cell = document.createElement('span')
-    cell.className = `drone-${name}`
-    return cell
-  }) as [HTMLElement, HTMLElement, HTMLElement, HTMLElement]
-  el.append(id, ...cells)
-  const [state, battery, speed, eta] = cells
-  return { el, state, battery, speed, eta }
+  const [id, state, battery, speed, eta] = ['id', 'state', 'battery', 'speed', 'eta'].map(
+    (name) => {
+      const cell = document.createElement('span')
+      cell.className = `drone-${name}`
+      return cell
+    },
+  ) as [HTMLElement, HTMLElement, HTMLElement, HTMLElement, HTMLElement]
+  el.append(id, state, battery, speed, eta)
+  return { key: '', el, id, state, battery, speed, eta }
 }
 
 function setText(el: HTMLElement, text: string): void {
