@@ -3,7 +3,7 @@
 // rows, and the live stream's latency with the fleet at 1 Hz.
 import postgres from 'postgres'
 import { spawnFleet } from './fleet-process.ts'
-import { ingestStep, postgresRows } from './ingest.ts'
+import { ingestDrained, ingestStep, postgresRows } from './ingest.ts'
 import type { IngestStepResult } from './ingest.ts'
 import { measureLive } from './live.ts'
 import type { LiveResult } from './live.ts'
@@ -85,7 +85,7 @@ export async function benchEndToEnd(
         for (const { qos, rates } of plan) {
           for (const ratePerS of rates) {
             signal.throwIfAborted()
-            await new Promise((r) => setTimeout(r, 2_000))
+            if (!(await ingestDrained(stack.apiUrl))) log(`e2e ${database}: backlog not drained`)
             const pids = { api: stack.api.pid!, broker: stack.broker.child.pid!, fleet: fleet.pid }
             const ticks0 = Object.values(pids).map(cpuTicks)
             const t0 = performance.now()

@@ -88,6 +88,28 @@ export async function ingestStep(
   }
 }
 
+/**
+ * Waits until the api has committed nothing new for `quietMs`: the backlog of a step
+ * that was not kept up with must not spill into the next one (a QoS 0 step run on a
+ * backed-up connection measures the backlog's drops, not its own). Resolves with
+ * whether it drained within `maxS`.
+ */
+export async function ingestDrained(apiUrl: string, maxS = 120, quietMs = 2_000): Promise<boolean> {
+  const committed = async () => (await commitDelays(apiUrl)).at(-1)?.count ?? 0
+  const deadline = performance.now() + maxS * 1_000
+  let last = await committed()
+  let quietSince = performance.now()
+  while (performance.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 250))
+    const now = await committed()
+    if (now !== last) {
+      last = now
+      quietSince = performance.now()
+    } else if (performance.now() - quietSince >= quietMs) return true
+  }
+  return false
+}
+
 /** Counts a step's rows, by the publisher's `ts`. */
 export interface RowCounter {
   count(fromTs: number, toTs: number): Promise<{ stored: number; seqGaps: number }>
