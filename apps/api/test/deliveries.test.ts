@@ -4,27 +4,19 @@ import { signDeviceToken } from '@skyline/broker'
 import { Fleet } from '@skyline/drone-sim'
 import type { FleetOptions } from '@skyline/drone-sim'
 import type { Database } from '../src/db/client.ts'
-import { DATABASES, SECRET, buildApi, connectDrone, eventually, startBroker } from './helpers.ts'
+import {
+  DATABASES,
+  SECRET,
+  buildApi,
+  connectDrone,
+  eventually,
+  startBroker,
+  testFleet,
+} from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
-const fleetOptions = (url: string, o: Partial<FleetOptions> = {}): FleetOptions => ({
-  url,
-  fleetId: 'f1',
-  drones: 2,
-  stations: 2,
-  center: { lat: 48.8566, lon: 2.3522 },
-  radiusKm: 2,
-  rateHz: 5,
-  telemetryQos: 0,
-  chaosPerMin: 0,
-  timeScale: 100,
-  demandPerMin: 0,
-  patrol: false,
-  keepaliveS: 5,
-  seed: 5,
-  tokenSecret: SECRET,
-  ...o,
-})
+const fleetOptions = (url: string, o: Partial<FleetOptions> = {}): FleetOptions =>
+  testFleet(url, { timeScale: 100, ...o })
 
 interface Delivery {
   id: string
@@ -174,7 +166,7 @@ describe.each(DATABASES)('deliveries on %s', (_name, open) => {
       expect(requeued).toHaveLength(2)
       return d
     }, 15_000)
-    expect(refused.status).toBe('requested')
+    expect(refused.status, JSON.stringify(refused.events)).toBe('requested')
     expect(
       refused.events
         .filter((e) => e.status === 'assigned')

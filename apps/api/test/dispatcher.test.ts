@@ -6,27 +6,11 @@ import type { FleetOptions } from '@skyline/drone-sim'
 import { eq } from 'drizzle-orm'
 import type { Database } from '../src/db/client.ts'
 import { deliveries } from '../src/db/schema.ts'
-import { DATABASES, SECRET, buildApi, eventually, startBroker } from './helpers.ts'
+import { DATABASES, SECRET, buildApi, eventually, startBroker, testFleet } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
-const fleetOptions = (url: string, o: Partial<FleetOptions>): FleetOptions => ({
-  url,
-  fleetId: 'f1',
-  drones: 1,
-  stations: 2,
-  center: { lat: 48.8566, lon: 2.3522 },
-  radiusKm: 2,
-  rateHz: 5,
-  telemetryQos: 0,
-  chaosPerMin: 0,
-  timeScale: 20,
-  demandPerMin: 0,
-  patrol: false,
-  keepaliveS: 5,
-  seed: 5,
-  tokenSecret: SECRET,
-  ...o,
-})
+const fleetOptions = (url: string, o: Partial<FleetOptions> = {}): FleetOptions =>
+  testFleet(url, { drones: 1, ...o })
 
 describe.each(DATABASES)('dispatch on %s', (_name, open) => {
   let broker: TestBroker

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify'
 import { connectAsync } from 'mqtt'
 import type { MqttClient } from 'mqtt'
 import postgres from 'postgres'
+import type { FleetOptions } from '@skyline/drone-sim'
 import { createBroker, signDeviceToken, startListeners } from '@skyline/broker'
 import app from '../src/app.ts'
 import { loadConfig } from '../src/config.ts'
@@ -110,3 +111,23 @@ export async function connectDrone(brokerUrl: string, id: string): Promise<MqttC
     password: await signDeviceToken(SECRET, { role: 'drone', sub: id, fleet: 'f1' }),
   })
 }
+
+/** A small simulated fleet `f1` around Paris for the test broker; a test overrides what it is about. */
+export const testFleet = (url: string, o: Partial<FleetOptions> = {}): FleetOptions => ({
+  url,
+  fleetId: 'f1',
+  drones: 2,
+  stations: 2,
+  center: { lat: 48.8566, lon: 2.3522 },
+  radiusKm: 2,
+  rateHz: 5,
+  telemetryQos: 0,
+  chaosPerMin: 0,
+  timeScale: 20,
+  demandPerMin: 0,
+  patrol: false,
+  keepaliveS: 5,
+  seed: 5,
+  tokenSecret: SECRET,
+  ...o,
+})

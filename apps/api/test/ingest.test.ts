@@ -5,27 +5,11 @@ import type { FleetOptions } from '@skyline/drone-sim'
 import { count, eq } from 'drizzle-orm'
 import { droneEvents, drones, rejectedMessages, telemetry } from '../src/db/schema.ts'
 import type { Database } from '../src/db/client.ts'
-import { DATABASES, SECRET, buildApi, connectDrone, eventually, startBroker } from './helpers.ts'
+import { DATABASES, buildApi, connectDrone, eventually, startBroker, testFleet } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
-const fleetOptions = (url: string, o: Partial<FleetOptions> = {}): FleetOptions => ({
-  url,
-  fleetId: 'f1',
-  drones: 3,
-  stations: 2,
-  center: { lat: 48.8566, lon: 2.3522 },
-  radiusKm: 2,
-  rateHz: 5,
-  telemetryQos: 0,
-  chaosPerMin: 0,
-  timeScale: 20,
-  demandPerMin: 0,
-  patrol: true,
-  keepaliveS: 2,
-  seed: 3,
-  tokenSecret: SECRET,
-  ...o,
-})
+const fleetOptions = (url: string, o: Partial<FleetOptions> = {}): FleetOptions =>
+  testFleet(url, { drones: 3, patrol: true, keepaliveS: 2, seed: 3, ...o })
 
 describe.each(DATABASES)('ingest into %s', (_name, open) => {
   let broker: TestBroker

@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import { Fleet } from '@skyline/drone-sim'
 import type { Database } from '../src/db/client.ts'
 import { FRAME_MS, KEEPALIVE_MS } from '../src/plugins/app/live.ts'
-import { DATABASES, SECRET, buildApi, eventually, startBroker } from './helpers.ts'
+import { DATABASES, buildApi, eventually, startBroker, testFleet } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 interface Frame {
@@ -22,23 +22,9 @@ describe('GET /api/live', () => {
     broker = await startBroker()
     database = await DATABASES[0]![1]()
     api = await buildApi(broker.url, database)
-    fleet = await Fleet.start({
-      url: broker.url,
-      fleetId: 'f1',
-      drones: 3,
-      stations: 2,
-      center: { lat: 48.8566, lon: 2.3522 },
-      radiusKm: 2,
-      rateHz: 10,
-      telemetryQos: 0,
-      chaosPerMin: 0,
-      timeScale: 50,
-      demandPerMin: 0,
-      patrol: true,
-      keepaliveS: 5,
-      seed: 2,
-      tokenSecret: SECRET,
-    })
+    fleet = await Fleet.start(
+      testFleet(broker.url, { drones: 3, rateHz: 10, timeScale: 50, patrol: true, seed: 2 }),
+    )
     await eventually(async () => {
       const res = await api.inject({ method: 'GET', url: '/api/drones' })
       expect(res.json<{ drones: unknown[] }>().drones).toHaveLength(3)

@@ -9,7 +9,7 @@ import { signDeviceToken } from '@skyline/broker'
 import { Fleet } from '@skyline/drone-sim'
 import { openDatabase } from '../../api/src/db/client.ts'
 import type { Database } from '../../api/src/db/client.ts'
-import { SECRET, buildApi, startBroker } from '../../api/test/helpers.ts'
+import { SECRET, buildApi, startBroker, testFleet } from '../../api/test/helpers.ts'
 import type { TestBroker } from '../../api/test/helpers.ts'
 import { WEB_DIST } from './build-page.ts'
 import { launchChromium, openPage } from './browser.ts'
@@ -45,23 +45,16 @@ beforeAll(async () => {
   const address = api.server.address()
   if (address === null || typeof address === 'string') throw new Error('api not listening')
   base = `http://127.0.0.1:${address.port}`
-  fleet = await Fleet.start({
-    url: broker.url,
-    fleetId: 'f1',
-    drones: DRONES,
-    stations: STATIONS,
-    center: { lat: 48.8566, lon: 2.3522 },
-    radiusKm: 1.5,
-    rateHz: 4,
-    telemetryQos: 0,
-    chaosPerMin: 0,
-    timeScale: 30,
-    demandPerMin: 0,
-    patrol: false,
-    keepaliveS: 5,
-    seed: 7,
-    tokenSecret: SECRET,
-  })
+  fleet = await Fleet.start(
+    testFleet(broker.url, {
+      drones: DRONES,
+      stations: STATIONS,
+      radiusKm: 1.5,
+      rateHz: 4,
+      timeScale: 30,
+      seed: 7,
+    }),
+  )
   browser = await launchChromium()
 })
 

@@ -219,9 +219,18 @@ export class Dispatcher {
         updatedAt: now,
         distanceM: distanceM(pickup, dropoff),
       })
-      .where(and(eq(deliveries.id, d.id), eq(deliveries.status, 'requested')))
+      .where(
+        and(
+          eq(deliveries.id, d.id),
+          eq(deliveries.status, 'requested'),
+          // Compare-and-set on what this round read: if the delivery went out and came
+          // back meanwhile (another refusal), the drone picked may be one that declined it.
+          sql`jsonb_array_length(${deliveries.declinedBy}) = ${d.declinedBy.length}`,
+          not(sql`${deliveries.declinedBy} @> ${JSON.stringify([drone.id])}::jsonb`),
+        ),
+      )
       .returning({ id: deliveries.id })
-    if (claimed.length === 0) return // cancelled meanwhile
+    if (claimed.length === 0) return // cancelled or re-queued meanwhile: the next round sees it
     await this.db
       .insert(deliveryEvents)
       .values({ deliveryId: d.id, status: 'assigned', at: now, detail: `drone ${drone.id}` })
