@@ -121,7 +121,10 @@ export async function startStack(o: StackOptions): Promise<Stack> {
 async function spawnApi(
   env: Record<string, string>,
 ): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, ['--import', TSX_LOADER, API_MAIN], {
+  // SKYLINE_CPU_PROF_DIR: a V8 CPU profile of the api too (see broker-process.ts).
+  const profile = process.env.SKYLINE_CPU_PROF_DIR
+  const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []
+  const child = spawn(process.execPath, [...nodeArgs, '--import', TSX_LOADER, API_MAIN], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

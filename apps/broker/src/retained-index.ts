@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream'
 import aedesPersistence from 'aedes-persistence'
+import { indexedOutgoing } from './outgoing-index.ts'
 
 interface RetainedPacket {
   topic: string
@@ -14,7 +15,8 @@ interface RetainedStore {
 const isWildcard = (pattern: string) => pattern.includes('+') || pattern.includes('#')
 
 /**
- * aedes's in-memory persistence with an index of retained messages by topic.
+ * aedes's in-memory persistence with an index of retained messages by topic, and
+ * indexed outgoing queues (outgoing-index.ts).
  *
  * Why: on every SUBSCRIBE, aedes-persistence tests every retained message against the
  * filter. Every drone subscribes to its own commands topic and keeps a retained status,
@@ -29,8 +31,11 @@ export function indexedMemoryPersistence(): unknown {
   const memoryPersistence = aedesPersistence as unknown as () => RetainedStore & object
   const inner = memoryPersistence()
   const retained = new Map<string, RetainedPacket>()
+  // The outgoing queues are ours too, indexed (see outgoing-index.ts).
+  const outgoing: Record<string, unknown> = indexedOutgoing()
   return new Proxy(inner, {
     get(target, prop, receiver) {
+      if (typeof prop === 'string' && prop in outgoing) return outgoing[prop]
       if (prop === 'storeRetained') {
         return (packet: RetainedPacket) => {
           // Same rule and same copy as the store: an empty payload deletes [MQTT-3.3.1-10].

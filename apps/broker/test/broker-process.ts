@@ -30,7 +30,11 @@ export async function spawnBroker(
 ): Promise<BrokerProcess> {
   // `node --import tsx` rather than the tsx CLI, which would run the broker in a child
   // of its own: child.pid must be the broker, for its memory and for signals.
-  const child = spawn(process.execPath, ['--import', TSX_LOADER, MAIN], {
+  // SKYLINE_CPU_PROF_DIR=/some/dir: the broker writes a V8 CPU profile there when it
+  // exits (node --cpu-prof is not allowed in NODE_OPTIONS).
+  const profile = process.env.SKYLINE_CPU_PROF_DIR
+  const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []
+  const child = spawn(process.execPath, [...nodeArgs, '--import', TSX_LOADER, MAIN], {
     env: {
       ...process.env,
       MQTT_PORT: '0',
