@@ -17,7 +17,7 @@ import { PublishLimiter } from './rate-limit.ts'
 import type { Clock } from './rate-limit.ts'
 import { TokenError, verifyDeviceToken } from './tokens.ts'
 import type { DeviceIdentity } from './tokens.ts'
-import { limitPacketSize } from './packet-size.ts'
+import { packetSizeLimit } from './packet-size.ts'
 import { batchWrites } from './write-batching.ts'
 import { indexedMemoryPersistence } from './retained-index.ts'
 
@@ -174,6 +174,7 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
 
     authenticate(client, username, password, done) {
       const info = connectInfo.get(client)
+      connectInfo.delete(client) // needed only here: not kept for the connection's life
       // [MQTT-3.1.3-8] a zero-byte client id with CleanSession 0 gets return code 0x02.
       if (info?.emptyPersistentId) return refuse(done, 'identifier_rejected', 'empty_client_id')
       // Those being authenticated count too, or a fleet reconnecting at once gets past.
@@ -280,6 +281,12 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
     log.debug({ err: err.message }, 'connection error'),
   )
 
+  // Made once, not per connection: every closure a connection holds costs it memory.
+  const limitPacketSize = packetSizeLimit(maxPacketBytes, () =>
+    metrics.disconnects.inc({ reason: 'packet_too_large' }),
+  )
+  const onSlowSubscriberDrop = () => metrics.drop('slow_subscriber')
+
   let closed: Promise<void> | undefined
   return {
     aedes: broker,
@@ -287,10 +294,8 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
     handle(conn, req) {
       batchWrites(conn)
       const client = broker.handle(conn, req)
-      limitPacketSize(client, maxPacketBytes, () =>
-        metrics.disconnects.inc({ reason: 'packet_too_large' }),
-      )
-      dropQos0WhenBackedUp(client, () => metrics.drop('slow_subscriber'))
+      limitPacketSize(client)
+      dropQos0WhenBackedUp(client, onSlowSubscriberDrop)
     },
     identityOf: (client) => identities.get(client),
     close() {

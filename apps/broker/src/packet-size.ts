@@ -13,16 +13,22 @@ interface ParserInternals {
  * so one client could otherwise make the broker hold up to 256 MB for one packet.
  * The client is disconnected, as MQTT 3.1.1 has no reason code to send.
  */
-export function limitPacketSize(client: Client, maxBytes: number, onRefused: () => void): void {
-  const parser = (client as unknown as { _parser: ParserInternals })._parser
-  const parseLength = parser._parseLength
-  parser._parseLength = function (this: ParserInternals): boolean {
-    const complete = parseLength.call(this)
+export function packetSizeLimit(maxBytes: number, onRefused: () => void): (client: Client) => void {
+  let parseLength: ParserInternals['_parseLength'] | undefined
+  // One guard for every client, read from the parser's prototype on first use: a
+  // closure per connection would cost each idle connection about 180 bytes.
+  function guard(this: ParserInternals): boolean {
+    const complete = parseLength!.call(this)
     if (complete && this.packet.length > maxBytes) {
       onRefused()
       this._emitError(new Error(`packet of ${this.packet.length} bytes exceeds ${maxBytes}`))
       return false
     }
     return complete
+  }
+  return (client) => {
+    const parser = (client as unknown as { _parser: ParserInternals })._parser
+    parseLength ??= parser._parseLength
+    parser._parseLength = guard
   }
 }
