@@ -166,6 +166,7 @@ describe.each(DATABASES)('deliveries on %s', (_name, open) => {
       expect(requeued).toHaveLength(2)
       return d
     }, 15_000)
+    // Row and events come from one snapshot: after the second refusal, requested again.
     expect(refused.status, JSON.stringify(refused.events)).toBe('requested')
     expect(
       refused.events

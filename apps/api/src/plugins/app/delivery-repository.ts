@@ -144,15 +144,25 @@ export class DeliveryRepository {
     }
   }
 
+  /**
+   * A delivery and its events as of one moment: read in one repeatable-read
+   * transaction, so a transition committed between the two reads cannot show the row
+   * in one state and its events in the next (a refusal did, under load).
+   */
   async get(id: string): Promise<{ delivery: DeliveryRow; events: DeliveryEventRow[] }> {
-    const [delivery] = await this.db.select().from(deliveries).where(eq(deliveries.id, id))
-    if (delivery === undefined) throw notFound('delivery', id)
-    const events = await this.db
-      .select()
-      .from(deliveryEvents)
-      .where(eq(deliveryEvents.deliveryId, id))
-      .orderBy(asc(deliveryEvents.id))
-    return { delivery, events }
+    return this.db.transaction(
+      async (tx) => {
+        const [delivery] = await tx.select().from(deliveries).where(eq(deliveries.id, id))
+        if (delivery === undefined) throw notFound('delivery', id)
+        const events = await tx
+          .select()
+          .from(deliveryEvents)
+          .where(eq(deliveryEvents.deliveryId, id))
+          .orderBy(asc(deliveryEvents.id))
+        return { delivery, events }
+      },
+      { isolationLevel: 'repeatable read', accessMode: 'read only' },
+    )
   }
 
   /** The positions its drone reported while flying it. */
