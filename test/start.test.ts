@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { eventually } from '../apps/api/test/helpers.ts'
 import { ROOT } from './deploy-files.ts'
 import { freePorts, npmStart, processesUsing } from './npm-start.ts'
 import type { NpmStart } from './npm-start.ts'
@@ -47,18 +48,12 @@ function start(env: Record<string, string>): NpmStart {
 const getJson = async <T>(url: string) => (await (await fetch(url)).json()) as T
 
 /** GET /api/fleet until `done` holds, bounded. */
-async function fleetUntil(
-  api: string,
-  done: (drones: DroneView[]) => boolean,
-  timeoutMs = 15_000,
-): Promise<DroneView[]> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
+const fleetUntil = (api: string, done: (drones: DroneView[]) => boolean, timeoutMs = 15_000) =>
+  eventually(async () => {
     const { drones } = await getJson<{ drones: DroneView[] }>(`${api}/api/fleet`)
-    if (done(drones) || Date.now() > deadline) return drones
-    await new Promise((resolve) => setTimeout(resolve, 200))
-  }
-}
+    expect(done(drones), JSON.stringify(drones)).toBe(true)
+    return drones
+  }, timeoutMs)
 
 beforeAll(async () => {
   await run('git', ['clone', '--quiet', ROOT, clone])

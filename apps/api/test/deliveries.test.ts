@@ -62,6 +62,17 @@ describe.each(DATABASES)('deliveries on %s', (_name, open) => {
     expect(res.statusCode, res.body).toBe(200)
     return res.json<T>()
   }
+  /** An operator's request from one station to another; resolves with its id. */
+  const request = async (pickupStationId: string, dropoffStationId: string) => {
+    const res = await post('/api/deliveries', {
+      fleet: 'f1',
+      pickupStationId,
+      dropoffStationId,
+      payloadKg: 1,
+    })
+    expect(res.statusCode, res.body).toBe(201)
+    return res.json<{ id: string }>().id
+  }
   const startFleet = async (o: Partial<FleetOptions> = {}) => {
     const fleet = await Fleet.start(fleetOptions(broker.url, o))
     cleanup.push(() => fleet.stop())
@@ -125,14 +136,7 @@ describe.each(DATABASES)('deliveries on %s', (_name, open) => {
 
   it('cancels a delivery and tells its drone', async () => {
     const fleet = await startFleet({ timeScale: 5 })
-    const { id } = (
-      await post('/api/deliveries', {
-        fleet: 'f1',
-        pickupStationId: 'station-2',
-        dropoffStationId: 'station-1',
-        payloadKg: 1,
-      })
-    ).json<{ id: string }>()
+    const id = await request('station-2', 'station-1')
     const flying = await eventually(async () => {
       const d = await get<Delivery>(`/api/deliveries/${id}`)
       // In flight: the drone nearest the pick-up may already stand on it.
@@ -150,14 +154,7 @@ describe.each(DATABASES)('deliveries on %s', (_name, open) => {
   it('offers a refused delivery to the next drone, never twice to the same one', async () => {
     // Stations 100+ km apart: no drone has the battery, each one refuses.
     await startFleet({ radiusKm: 150 })
-    const { id } = (
-      await post('/api/deliveries', {
-        fleet: 'f1',
-        pickupStationId: 'station-1',
-        dropoffStationId: 'station-2',
-        payloadKg: 1,
-      })
-    ).json<{ id: string }>()
+    const id = await request('station-1', 'station-2')
     const refused = await eventually(async () => {
       const d = await get<Delivery>(`/api/deliveries/${id}`)
       const requeued = d.events.filter(
@@ -212,14 +209,7 @@ describe.each(DATABASES)('deliveries on %s', (_name, open) => {
       )
     }
     await report()
-    const { id } = (
-      await post('/api/deliveries', {
-        fleet: 'f1',
-        pickupStationId: 'station-1',
-        dropoffStationId: 'station-2',
-        payloadKg: 1,
-      })
-    ).json<{ id: string }>()
+    const id = await request('station-1', 'station-2')
     await eventually(
       () => expect(commands.map((c) => c.type)).toEqual(['delivery.assign', 'cancel']),
       10_000,

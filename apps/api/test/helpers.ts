@@ -8,6 +8,7 @@ import { connectAsync } from 'mqtt'
 import type { MqttClient } from 'mqtt'
 import postgres from 'postgres'
 import type { FleetOptions } from '@skyline/drone-sim'
+import { fleetOptions as simFleetOptions } from '../../drone-sim/test/helpers.ts'
 import { createBroker, signDeviceToken, startListeners } from '@skyline/broker'
 import app from '../src/app.ts'
 import { loadConfig } from '../src/config.ts'
@@ -112,22 +113,16 @@ export async function connectDrone(brokerUrl: string, id: string): Promise<MqttC
   })
 }
 
-/** A small simulated fleet `f1` around Paris for the test broker; a test overrides what it is about. */
-export const testFleet = (url: string, o: Partial<FleetOptions> = {}): FleetOptions => ({
-  url,
-  fleetId: 'f1',
-  drones: 2,
-  stations: 2,
-  center: { lat: 48.8566, lon: 2.3522 },
-  radiusKm: 2,
-  rateHz: 5,
-  telemetryQos: 0,
-  chaosPerMin: 0,
-  timeScale: 20,
-  demandPerMin: 0,
-  patrol: false,
-  keepaliveS: 5,
-  seed: 5,
-  tokenSecret: SECRET,
-  ...o,
-})
+/**
+ * A small simulated fleet `f1` around Paris for the test broker (the simulator's own
+ * test fleet, signed with this file's secret); a test overrides what it is about.
+ */
+export const testFleet = (url: string, o: Partial<FleetOptions> = {}): FleetOptions =>
+  simFleetOptions(url, {
+    fleetId: 'f1',
+    timeScale: 20,
+    keepaliveS: 5,
+    seed: 5,
+    tokenSecret: SECRET,
+    ...o,
+  })
