@@ -18,6 +18,7 @@ import type { Clock } from './rate-limit.ts'
 import { TokenError, verifyDeviceToken } from './tokens.ts'
 import type { DeviceIdentity } from './tokens.ts'
 import { packetSizeLimit } from './packet-size.ts'
+import { lightParserBuffer } from './parser-buffer.ts'
 import { batchWrites } from './write-batching.ts'
 import { indexedMemoryPersistence } from './retained-index.ts'
 
@@ -67,6 +68,13 @@ interface ConnectInfo {
   willTopic: string | undefined
 }
 
+/** Who an authenticated client is and what its publishes are checked against. */
+interface Admitted {
+  who: DeviceIdentity
+  mayPublish: (topic: string) => boolean
+  limiter: PublishLimiter | undefined
+}
+
 /** authenticate refusals with the CONNACK return code they map to. */
 const REFUSALS = {
   identifier_rejected: 2,
@@ -104,10 +112,9 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
     options.rateLimit === undefined ? { ratePerS: 100, burst: 200 } : options.rateLimit
   const maxConnections = options.maxConnections ?? 20_000
   const maxQueuedBytes = options.maxQueuedBytes ?? 4 * 1024 * 1024
-  const identities = new WeakMap<Client, DeviceIdentity>()
-  const mayPublishOn = new WeakMap<Client, (topic: string) => boolean>()
+  // One record per admitted client (each WeakMap entry costs an idle connection memory).
+  const admitted = new WeakMap<Client, Admitted>()
   const connectInfo = new WeakMap<Client, ConnectInfo>()
-  const limiters = new WeakMap<Client, PublishLimiter>()
   let authenticating = 0
 
   /**
@@ -118,21 +125,18 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
    * persistent session ([MQTT-3.1.4-2] takeover stays within one identity).
    */
   function admit(client: Client, who: DeviceIdentity): void {
-    identities.set(client, who)
-    mayPublishOn.set(client, publishAuthorizer(who))
     const fleet = 'fleet' in who && who.fleet !== undefined ? who.fleet : '*'
     ;(client as { id: string }).id = `${who.role}:${fleet}:${who.id}|${client.id}`
-    if (rateLimit && who.role !== 'service') {
-      limiters.set(
-        client,
-        new PublishLimiter(
-          rateLimit.ratePerS,
-          rateLimit.burst,
-          options.floodWindowMs,
-          options.clock,
-        ),
-      )
-    }
+    const limiter =
+      rateLimit && who.role !== 'service'
+        ? new PublishLimiter(
+            rateLimit.ratePerS,
+            rateLimit.burst,
+            options.floodWindowMs,
+            options.clock,
+          )
+        : undefined
+    admitted.set(client, { who, mayPublish: publishAuthorizer(who), limiter })
   }
 
   // concurrency 0: BoundedEmitter does the bounding, see there.
@@ -217,10 +221,10 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
         return done(null)
       }
       metrics.countIn(packet.qos)
-      const mayPublish = mayPublishOn.get(client)
+      const entry = admitted.get(client)
       if (
-        mayPublish === undefined ||
-        !mayPublish(packet.topic) ||
+        entry === undefined ||
+        !entry.mayPublish(packet.topic) ||
         (packet.retain && !mayRetain(packet.topic))
       ) {
         metrics.refused.inc({ action: 'publish' })
@@ -228,7 +232,7 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
         broker.droppedPackets.add(packet)
         return done(null)
       }
-      const verdict = limiters.get(client)?.check() ?? 'ok'
+      const verdict = entry.limiter?.check() ?? 'ok'
       if (verdict === 'ok') return done(null)
       metrics.drop('rate_limited')
       broker.droppedPackets.add(packet)
@@ -242,7 +246,7 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
     },
 
     authorizeSubscribe(client, sub, done) {
-      const who = identities.get(client)
+      const who = admitted.get(client)?.who
       if (who !== undefined && maySubscribe(who, sub.topic)) return done(null, sub)
       metrics.refused.inc({ action: 'subscribe' })
       done(null, null) // SUBACK 0x80 for this filter, the rest of the SUBSCRIBE goes on
@@ -295,9 +299,10 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
       batchWrites(conn)
       const client = broker.handle(conn, req)
       limitPacketSize(client)
+      lightParserBuffer(client)
       dropQos0WhenBackedUp(client, onSlowSubscriberDrop)
     },
-    identityOf: (client) => identities.get(client),
+    identityOf: (client) => admitted.get(client)?.who,
     close() {
       closed ??= (async () => {
         await new Promise<void>((resolve) => broker.close(resolve))
