@@ -42,6 +42,12 @@ export interface BrokerBenchSettings {
   quietWaitMs: number
   /** Idle connection counts for the memory measure. */
   idleClients: number[]
+  /**
+   * How long the idle clients stay connected before the steady figure is read: V8
+   * returns the connection storm's garbage by itself (its memory reducer) some 10 to
+   * 40 s after allocation stops.
+   */
+  idleSteadyMs: number
   payloadBytes: number
 }
 
@@ -61,6 +67,7 @@ export function settingsFor(quick: boolean): BrokerBenchSettings {
     attempts: 3,
     quietWaitMs: quick ? 10_000 : 30_000,
     idleClients: quick ? [1_000] : [1_000, 10_000],
+    idleSteadyMs: quick ? 20_000 : 45_000,
     payloadBytes: telemetryPayload().payload.length,
   }
 }
@@ -253,12 +260,17 @@ export async function benchBrokers(
             clients,
             batch: 100,
             settleMs: 2_000,
+            steadyMs: s.idleSteadyMs,
           },
-          120_000,
+          120_000 + 2 * s.idleSteadyMs,
           signal,
         )
         result.idle.push({ broker, ...idle })
-        progress(`idle ${n} ${broker}: ${(idle.bytesPerClient / 1024).toFixed(1)} KB/connection`)
+        const kb = (bytes: number) => (bytes / 1024).toFixed(1)
+        progress(
+          `idle ${n} ${broker}: ${kb(idle.bytesPerClient)} KB/connection after connecting, ` +
+            `${kb(idle.steadyBytesPerClient)} KB ${s.idleSteadyMs / 1000} s later`,
+        )
       })
     }
   }

@@ -1,6 +1,8 @@
 // Memory a broker holds per connected client that does nothing: RSS before and after
-// connecting N clients, divided by N. No GC is forced: the figure is what the broker
-// costs as it runs, garbage not yet collected included.
+// connecting N clients, divided by N, read twice: shortly after the last CONNACK, and
+// once the clients have sat idle for a while (the baseline is read after as long a rest). No GC is forced: the first figure holds
+// the garbage of the connection storm (a garbage-collected broker does not return it at
+// once), the second what the broker settles at by itself.
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { IdleConfig, IdleResult } from './load-types.ts'
@@ -12,18 +14,23 @@ export async function runIdle(cfg: IdleConfig): Promise<IdleResult> {
   const open: RawConnection[] = []
   try {
     open.push(...(await connectInBatches(cfg.port, cfg.warmup, cfg.batch)))
-    await sleep(cfg.settleMs)
+    // The baseline settles too: a just-started broker still holds its start-up garbage.
+    await sleep(cfg.steadyMs)
     const rssBeforeBytes = rssBytes(cfg.brokerPid)
     const t0 = performance.now()
     open.push(...(await connectInBatches(cfg.port, cfg.clients, cfg.batch)))
     const connectMs = performance.now() - t0
     await sleep(cfg.settleMs)
     const rssAfterBytes = rssBytes(cfg.brokerPid)
+    await sleep(cfg.steadyMs)
+    const rssSteadyBytes = rssBytes(cfg.brokerPid)
     return {
       clients: cfg.clients.length,
       rssBeforeBytes,
       rssAfterBytes,
       bytesPerClient: (rssAfterBytes - rssBeforeBytes) / cfg.clients.length,
+      rssSteadyBytes,
+      steadyBytesPerClient: (rssSteadyBytes - rssBeforeBytes) / cfg.clients.length,
       connectMs,
     }
   } finally {

@@ -70,6 +70,11 @@ export interface IdleConfig {
   batch: number
   /** Wait after the last CONNACK before RSS is read, ms. */
   settleMs: number
+  /**
+   * Rest before the baseline is read, and again, with the clients connected and idle,
+   * before RSS is read a second time: the figure once garbage is collected, ms.
+   */
+  steadyMs: number
 }
 
 export interface IdleResult {
@@ -77,6 +82,9 @@ export interface IdleResult {
   rssBeforeBytes: number
   rssAfterBytes: number
   bytesPerClient: number
+  /** RSS steadyMs later, and per client against the same baseline. */
+  rssSteadyBytes: number
+  steadyBytesPerClient: number
   connectMs: number
 }
 

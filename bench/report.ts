@@ -69,15 +69,22 @@ export function brokerTable(
     ),
   ]
   for (const clients of s.idleClients) {
-    const kb = (broker: BrokerName) =>
-      (result.idle.find((r) => r.broker === broker && r.clients === clients)?.bytesPerClient ??
-        NaN) / 1024
-    rows.push([
-      `memory per idle connection @${clients >= 1000 ? `${clients / 1000}k` : clients} (KB)`,
-      dec(1)(kb('bundled')),
-      dec(1)(kb('mosquitto')),
-      ratio(kb('bundled'), kb('mosquitto')),
-    ])
+    const at = clients >= 1000 ? `${clients / 1000}k` : String(clients)
+    const when = [
+      ['bytesPerClient', '2 s after connecting'],
+      ['steadyBytesPerClient', `steady, ${s.idleSteadyMs / 1000} s later`],
+    ] as const
+    for (const [field, label] of when) {
+      const kb = (broker: BrokerName) =>
+        (result.idle.find((r) => r.broker === broker && r.clients === clients)?.[field] ?? NaN) /
+        1024
+      rows.push([
+        `memory per idle connection @${at}, ${label} (KB)`,
+        dec(1)(kb('bundled')),
+        dec(1)(kb('mosquitto')),
+        ratio(kb('bundled'), kb('mosquitto')),
+      ])
+    }
   }
   const header: Row = ['measure', 'bundled (aedes)', 'mosquitto', 'bundled/mosquitto']
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
