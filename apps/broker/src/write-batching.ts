@@ -42,8 +42,14 @@ type Batched = Duplex & {
 }
 
 /** The stream's own methods, which the ones set on the instance hide. */
-function own(conn: Batched): Duplex {
-  return Object.getPrototypeOf(conn) as Duplex
+interface Own {
+  cork: (this: Duplex) => void
+  write: (this: Duplex, ...args: unknown[]) => boolean
+  end: (this: Duplex, ...args: unknown[]) => Duplex
+}
+
+function own(conn: Batched): Own {
+  return Object.getPrototypeOf(conn) as Own
 }
 
 function batchedCork(this: Batched): void {
@@ -66,9 +72,9 @@ function batchedWrite(this: Batched, chunk: unknown, encoding?: unknown, cb?: un
     (typeof chunk === 'string' || Buffer.isBuffer(chunk))
   if (!simple) {
     flush(this)
-    return Reflect.apply(own(this).write, this, [chunk, encoding, cb]) as boolean
+    return own(this).write.call(this, chunk, encoding, cb)
   }
-  const piece = chunk as Piece
+  const piece = chunk
   ;(this[PIECES] ??= []).push(piece)
   this[BYTES] += typeof piece === 'string' ? Buffer.byteLength(piece) : piece.length
   // What the stream's write would say now: held bytes are bounded in batchedCork.
@@ -77,7 +83,7 @@ function batchedWrite(this: Batched, chunk: unknown, encoding?: unknown, cb?: un
 
 function batchedEnd(this: Batched, ...args: unknown[]): Duplex {
   flush(this)
-  return Reflect.apply(own(this).end, this, args) as Duplex
+  return own(this).end.call(this, ...args)
 }
 
 /** Hands what is held to the stream as one buffer; returns what the stream's write did. */
@@ -91,7 +97,7 @@ function flush(conn: Batched): boolean {
   }
   conn[PIECES] = null
   conn[BYTES] = 0
-  return Reflect.apply(own(conn).write, conn, [buffer]) as boolean
+  return own(conn).write.call(conn, buffer)
 }
 
 function release(conn: Batched): void {
