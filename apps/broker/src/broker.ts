@@ -257,10 +257,12 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
       // rather than buffer without limit. A persistent session keeps the messages
       // queued for when it comes back. (QoS 0 deliveries are dropped earlier, in handle.)
       if (packet.qos > 0 && client.conn.writableLength > maxQueuedBytes) {
-        metrics.disconnects.inc({ reason: 'slow_subscriber' })
-        client.conn.destroy(
-          new Error(`subscriber not reading: over ${maxQueuedBytes} bytes queued`),
-        )
+        if (!client.conn.destroyed) {
+          metrics.disconnects.inc({ reason: 'slow_subscriber' })
+          client.conn.destroy(
+            new Error(`subscriber not reading: over ${maxQueuedBytes} bytes queued`),
+          )
+        }
         return null
       }
       metrics.countOut(packet.qos)
