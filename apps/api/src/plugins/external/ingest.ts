@@ -11,7 +11,7 @@ import { EtaEstimator } from '../../ingest/eta.ts'
 import { markStale, writeBatch } from '../../ingest/writer.ts'
 
 /** QoS 1 messages received and not yet acknowledged, at most; then mqtt.js waits. */
-const MAX_UNACKED = 10_000
+const MAX_UNACKED = 50_000
 /** Tells mqtt.js to send no PUBACK: the ingest sends it after the commit. */
 const DEFERRED_ACK = new Error('PUBACK deferred until the commit')
 
