@@ -67,7 +67,7 @@ export function settingsFor(quick: boolean): BrokerBenchSettings {
     attempts: 3,
     quietWaitMs: quick ? 10_000 : 30_000,
     idleClients: quick ? [1_000] : [1_000, 10_000],
-    idleSteadyMs: quick ? 20_000 : 45_000,
+    idleSteadyMs: quick ? 10_000 : 45_000,
     payloadBytes: telemetryPayload().payload.length,
   }
 }
