@@ -67,6 +67,7 @@ function batchedCork(this: Batched): void {
 function batchedWrite(this: Batched, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
   const simple =
     this[HELD] &&
+    !this.writableEnded &&
     cb === undefined &&
     (encoding === undefined || encoding === 'utf8') &&
     (typeof chunk === 'string' || Buffer.isBuffer(chunk))
@@ -90,6 +91,11 @@ function batchedEnd(this: Batched, ...args: unknown[]): Duplex {
 function flush(conn: Batched): boolean {
   const pieces = conn[PIECES]
   if (pieces === null) return !conn.writableNeedDrain
+  if (conn.destroyed) {
+    conn[PIECES] = null // as the stream drops what it buffered
+    conn[BYTES] = 0
+    return false
+  }
   const buffer = Buffer.allocUnsafe(conn[BYTES])
   let at = 0
   for (const piece of pieces) {
