@@ -20,9 +20,10 @@ export interface MessageEmitter {
  * through nested synchronous callbacks (release -> next emit -> publisher's next
  * packet -> emit ...) until the stack overflows and the process dies. Here the inner
  * emitter runs without a queue (concurrency 0), each completion is deferred with
- * setImmediate when it comes within emit, so no callback chain can grow the stack, and once `maxInFlight`
- * messages are being routed, further QoS 0 messages are dropped and counted (at most
- * once allows it) while QoS 1 and 2 wait, which slows their publishers through TCP.
+ * setImmediate when it comes within emit, so no callback chain can grow the stack,
+ * and once `maxInFlight` messages are being routed, further QoS 0 messages are
+ * dropped and counted (at most once allows it) while QoS 1 and 2 wait, which slows
+ * their publishers through TCP.
  */
 export class BoundedEmitter implements MessageEmitter {
   private inFlight = 0

@@ -43,7 +43,6 @@ type Batched = Duplex & {
 
 /** The stream's own methods, which the ones set on the instance hide. */
 interface Own {
-  cork: (this: Duplex) => void
   write: (this: Duplex, ...args: unknown[]) => boolean
   end: (this: Duplex, ...args: unknown[]) => Duplex
 }
@@ -52,16 +51,17 @@ function own(conn: Batched): Own {
   return Object.getPrototypeOf(conn) as Own
 }
 
+/**
+ * mqtt-packet's cork before each packet: the first of a turn starts holding; the
+ * stream itself is never corked, as what is held never reaches it before release.
+ */
 function batchedCork(this: Batched): void {
-  if (this[HELD] && this[BYTES] + this.writableLength >= this.writableHighWaterMark / 2) {
-    release(this)
-  }
   if (!this[HELD]) {
     this[HELD] = true
-    own(this).cork.call(this)
     setImmediate(release, this)
+  } else if (this[BYTES] + this.writableLength >= this.writableHighWaterMark / 2) {
+    flush(this)
   }
-  own(this).cork.call(this)
 }
 
 function batchedWrite(this: Batched, chunk: unknown, encoding?: unknown, cb?: unknown): boolean {
@@ -87,28 +87,23 @@ function batchedEnd(this: Batched, ...args: unknown[]): Duplex {
   return own(this).end.call(this, ...args)
 }
 
-/** Hands what is held to the stream as one buffer; returns what the stream's write did. */
-function flush(conn: Batched): boolean {
+/** Hands what is held to the stream as one buffer. */
+function flush(conn: Batched): void {
   const pieces = conn[PIECES]
-  if (pieces === null) return !conn.writableNeedDrain
-  if (conn.destroyed) {
-    conn[PIECES] = null // as the stream drops what it buffered
-    conn[BYTES] = 0
-    return false
-  }
-  const buffer = Buffer.allocUnsafe(conn[BYTES])
+  if (pieces === null) return
+  conn[PIECES] = null
+  const bytes = conn[BYTES]
+  conn[BYTES] = 0
+  if (conn.destroyed) return // dropped, as the stream drops what it buffered
+  const buffer = Buffer.allocUnsafe(bytes)
   let at = 0
   for (const piece of pieces) {
     at += typeof piece === 'string' ? buffer.write(piece, at) : piece.copy(buffer, at)
   }
-  conn[PIECES] = null
-  conn[BYTES] = 0
-  return own(conn).write.call(conn, buffer)
+  own(conn).write.call(conn, buffer)
 }
 
 function release(conn: Batched): void {
-  if (!conn[HELD]) return
   conn[HELD] = false
   flush(conn)
-  conn.uncork()
 }
