@@ -190,19 +190,25 @@ export class DeliveryRepository {
 
   /** Cancels a delivery not yet finished; returns it, with the drone to tell if one flies it. */
   async cancel(id: string, now: Date): Promise<{ delivery: DeliveryRow; notify: string | null }> {
-    // One statement: whatever step the drone has reached meanwhile, it is still cancellable.
-    const [row] = await this.db
-      .update(deliveries)
-      .set({ status: 'cancelled', cancelledAt: now, updatedAt: now })
-      .where(and(eq(deliveries.id, id), inArray(deliveries.status, ['requested', ...ACTIVE])))
-      .returning()
+    // One statement: whatever step the drone has reached meanwhile, it is still
+    // cancellable. Its event in the same transaction, as every status change.
+    const row = await this.db.transaction(async (tx) => {
+      const [cancelled] = await tx
+        .update(deliveries)
+        .set({ status: 'cancelled', cancelledAt: now, updatedAt: now })
+        .where(and(eq(deliveries.id, id), inArray(deliveries.status, ['requested', ...ACTIVE])))
+        .returning()
+      if (cancelled !== undefined) {
+        await tx
+          .insert(deliveryEvents)
+          .values({ deliveryId: id, status: 'cancelled', at: now, detail: 'operator' })
+      }
+      return cancelled
+    })
     if (row === undefined) {
       const { delivery } = await this.get(id) // 404 when there is none
       throw new ApiError(409, 'not_cancellable', `delivery ${id} is ${delivery.status}`)
     }
-    await this.db
-      .insert(deliveryEvents)
-      .values({ deliveryId: id, status: 'cancelled', at: now, detail: 'operator' })
     return { delivery: row, notify: row.droneId }
   }
 }

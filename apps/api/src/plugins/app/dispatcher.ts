@@ -210,30 +210,35 @@ export class Dispatcher {
       .limit(1)
     if (drone === undefined) return // nobody free: the next round tries again
 
-    const claimed = await this.db
-      .update(deliveries)
-      .set({
-        status: 'assigned',
-        droneId: drone.id,
-        assignedAt: now,
-        updatedAt: now,
-        distanceM: distanceM(pickup, dropoff),
-      })
-      .where(
-        and(
-          eq(deliveries.id, d.id),
-          eq(deliveries.status, 'requested'),
-          // Compare-and-set on what this round read: if the delivery went out and came
-          // back meanwhile (another refusal), the drone picked may be one that declined it.
-          sql`jsonb_array_length(${deliveries.declinedBy}) = ${d.declinedBy.length}`,
-          not(sql`${deliveries.declinedBy} @> ${JSON.stringify([drone.id])}::jsonb`),
-        ),
-      )
-      .returning({ id: deliveries.id })
-    if (claimed.length === 0) return // cancelled or re-queued meanwhile: the next round sees it
-    await this.db
-      .insert(deliveryEvents)
-      .values({ deliveryId: d.id, status: 'assigned', at: now, detail: `drone ${drone.id}` })
+    // The claim and its event in one transaction, as every status change: a reader of
+    // both (GET /api/deliveries/{id}) never sees one without the other.
+    const claimed = await this.db.transaction(async (tx) => {
+      const rows = await tx
+        .update(deliveries)
+        .set({
+          status: 'assigned',
+          droneId: drone.id,
+          assignedAt: now,
+          updatedAt: now,
+          distanceM: distanceM(pickup, dropoff),
+        })
+        .where(
+          and(
+            eq(deliveries.id, d.id),
+            eq(deliveries.status, 'requested'),
+            // Compare-and-set on what this round read: declined_by only grows, so the same
+            // length means nobody declined it since and the drone picked is not among them.
+            sql`jsonb_array_length(${deliveries.declinedBy}) = ${d.declinedBy.length}`,
+          ),
+        )
+        .returning({ id: deliveries.id })
+      if (rows.length === 0) return false // cancelled or re-queued meanwhile
+      await tx
+        .insert(deliveryEvents)
+        .values({ deliveryId: d.id, status: 'assigned', at: now, detail: `drone ${drone.id}` })
+      return true
+    })
+    if (!claimed) return // the next round sees it
     this.changed(d.id)
     const command: DroneCommand = {
       v: 1,
@@ -259,37 +264,41 @@ export async function requeue(
   why: string,
   at: Date,
 ): Promise<boolean> {
-  const taken = await db
-    .update(deliveries)
-    .set({
-      status: 'requested',
-      droneId: null,
-      assignedAt: null,
-      updatedAt: at,
-      declinedBy: sql`${deliveries.declinedBy} || ${JSON.stringify([droneId])}::jsonb`,
-    })
-    // Only while it is still this drone's unaccepted assignment: a late acceptance wins.
-    .where(
-      and(
-        eq(deliveries.id, id),
-        eq(deliveries.status, 'assigned'),
-        eq(deliveries.droneId, droneId),
-      ),
-    )
-    .returning({ id: deliveries.id })
-  if (taken.length === 0) return false
-  await db
-    .insert(deliveryEvents)
-    .values({ deliveryId: id, status: 'requested', at, detail: `drone ${droneId}: ${why}` })
-  return true
+  return db.transaction(async (tx) => {
+    const taken = await tx
+      .update(deliveries)
+      .set({
+        status: 'requested',
+        droneId: null,
+        assignedAt: null,
+        updatedAt: at,
+        declinedBy: sql`${deliveries.declinedBy} || ${JSON.stringify([droneId])}::jsonb`,
+      })
+      // Only while it is still this drone's unaccepted assignment: a late acceptance wins.
+      .where(
+        and(
+          eq(deliveries.id, id),
+          eq(deliveries.status, 'assigned'),
+          eq(deliveries.droneId, droneId),
+        ),
+      )
+      .returning({ id: deliveries.id })
+    if (taken.length === 0) return false
+    await tx
+      .insert(deliveryEvents)
+      .values({ deliveryId: id, status: 'requested', at, detail: `drone ${droneId}: ${why}` })
+    return true
+  })
 }
 
 async function fail(db: Db, id: string, reason: string, at: Date): Promise<void> {
-  await db
-    .update(deliveries)
-    .set({ status: 'failed', failedAt: at, failureReason: reason, updatedAt: at })
-    .where(eq(deliveries.id, id))
-  await db.insert(deliveryEvents).values({ deliveryId: id, status: 'failed', at, detail: reason })
+  await db.transaction(async (tx) => {
+    await tx
+      .update(deliveries)
+      .set({ status: 'failed', failedAt: at, failureReason: reason, updatedAt: at })
+      .where(eq(deliveries.id, id))
+    await tx.insert(deliveryEvents).values({ deliveryId: id, status: 'failed', at, detail: reason })
+  })
 }
 
 export default fp(
