@@ -42,6 +42,8 @@ export interface BrokerBenchSettings {
   quietWaitMs: number
   /** Idle connection counts for the memory measure. */
   idleClients: number[]
+  /** Wait after the last CONNACK before the first memory figure is read, ms. */
+  idleSettleMs: number
   /**
    * How long the idle clients stay connected before the steady figure is read: V8
    * returns the connection storm's garbage by itself (its memory reducer) some 10 to
@@ -67,6 +69,7 @@ export function settingsFor(quick: boolean): BrokerBenchSettings {
     attempts: 3,
     quietWaitMs: quick ? 10_000 : 30_000,
     idleClients: quick ? [1_000] : [1_000, 10_000],
+    idleSettleMs: 2_000,
     idleSteadyMs: quick ? 10_000 : 45_000,
     payloadBytes: telemetryPayload().payload.length,
   }
@@ -259,7 +262,7 @@ export async function benchBrokers(
             warmup,
             clients,
             batch: 100,
-            settleMs: 2_000,
+            settleMs: s.idleSettleMs,
             steadyMs: s.idleSteadyMs,
           },
           120_000 + 2 * s.idleSteadyMs,

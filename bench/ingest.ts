@@ -43,13 +43,13 @@ export async function ingestStep(
   step: { database: 'postgres' | 'pglite'; ratePerS: number; seconds: number; qos: 0 | 1 },
 ): Promise<IngestStepResult> {
   const before = await commitDelays(stack.apiUrl)
-  const committedBefore = before.at(-1)?.count ?? 0
+  const committedBefore = committedIn(before)
   const sent = await fleet.run({ ratePerS: step.ratePerS, seconds: step.seconds, qos: step.qos })
   const count = async () =>
     rows !== undefined
       ? rows.count(sent.firstTs, sent.lastTs)
       : {
-          stored: ((await commitDelays(stack.apiUrl)).at(-1)?.count ?? 0) - committedBefore,
+          stored: committedIn(await commitDelays(stack.apiUrl)) - committedBefore,
           seqGaps: 0,
         }
   // Wait until every message of the step is stored, or CATCH_UP_LIMIT_S have passed:
@@ -93,7 +93,7 @@ export async function ingestStep(
  * whether it drained within `maxS`.
  */
 export async function ingestDrained(apiUrl: string, maxS = 120, quietMs = 2_000): Promise<boolean> {
-  const committed = async () => (await commitDelays(apiUrl)).at(-1)?.count ?? 0
+  const committed = async () => committedIn(await commitDelays(apiUrl))
   const deadline = performance.now() + maxS * 1_000
   let last = await committed()
   let quietSince = performance.now()
@@ -129,6 +129,9 @@ export function postgresRows(sql: Sql, fleet: string): RowCounter {
 }
 
 /** The cumulative buckets of skyline_ingest_commit_delay_seconds, from the api's /metrics. */
+/** Telemetry messages committed so far: the histogram's +Inf bucket. */
+const committedIn = (buckets: { count: number }[]) => buckets.at(-1)?.count ?? 0
+
 async function commitDelays(apiUrl: string): Promise<{ le: number; count: number }[]> {
   const text = await (await fetch(`${apiUrl}/metrics`)).text()
   const re = /^skyline_ingest_commit_delay_seconds_bucket\{le="([^"]+)"\} (\d+)/gm

@@ -71,7 +71,7 @@ export function brokerTable(
   for (const clients of s.idleClients) {
     const at = clients >= 1000 ? `${clients / 1000}k` : String(clients)
     const when = [
-      ['bytesPerClient', '2 s after connecting'],
+      ['bytesPerClient', `${s.idleSettleMs / 1000} s after connecting`],
       ['steadyBytesPerClient', `steady, ${s.idleSteadyMs / 1000} s later`],
     ] as const
     for (const [field, label] of when) {

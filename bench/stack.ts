@@ -11,7 +11,7 @@ import { createInterface } from 'node:readline'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import postgres from 'postgres'
-import { sample, spawnBroker } from '../apps/broker/test/broker-process.ts'
+import { profileArgs, sample, spawnBroker } from '../apps/broker/test/broker-process.ts'
 import type { BrokerProcess } from '../apps/broker/test/broker-process.ts'
 
 const TSX_LOADER = new URL('../node_modules/tsx/dist/loader.mjs', import.meta.url).href
@@ -122,9 +122,7 @@ async function spawnApi(
   env: Record<string, string>,
 ): Promise<{ child: ChildProcess; url: string }> {
   // SKYLINE_CPU_PROF_DIR: a V8 CPU profile of the api too (see broker-process.ts).
-  const profile = process.env.SKYLINE_CPU_PROF_DIR
-  const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []
-  const child = spawn(process.execPath, [...nodeArgs, '--import', TSX_LOADER, API_MAIN], {
+  const child = spawn(process.execPath, [...profileArgs(), '--import', TSX_LOADER, API_MAIN], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })

@@ -7,6 +7,15 @@ import { createInterface } from 'node:readline'
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
 const TSX_LOADER = new URL('../../../node_modules/tsx/dist/loader.mjs', import.meta.url).href
 
+/**
+ * Node arguments that make a spawned process write a V8 CPU profile into
+ * SKYLINE_CPU_PROF_DIR when it exits; none when that is unset.
+ */
+export function profileArgs(): string[] {
+  const dir = process.env.SKYLINE_CPU_PROF_DIR
+  return dir ? ['--cpu-prof', `--cpu-prof-dir=${dir}`] : []
+}
+
 export interface BrokerProcess {
   child: ChildProcess
   ports: { mqtt: number; ws?: number; mqtts?: number; metrics?: number }
@@ -32,9 +41,7 @@ export async function spawnBroker(
   // of its own: child.pid must be the broker, for its memory and for signals.
   // SKYLINE_CPU_PROF_DIR=/some/dir: the broker writes a V8 CPU profile there when it
   // exits (node --cpu-prof is not allowed in NODE_OPTIONS).
-  const profile = process.env.SKYLINE_CPU_PROF_DIR
-  const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : []
-  const child = spawn(process.execPath, [...nodeArgs, '--import', TSX_LOADER, MAIN], {
+  const child = spawn(process.execPath, [...profileArgs(), '--import', TSX_LOADER, MAIN], {
     env: {
       ...process.env,
       MQTT_PORT: '0',
