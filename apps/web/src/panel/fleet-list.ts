@@ -30,9 +30,8 @@ interface Row {
  * rows out of view, so the scroll bar is the whole fleet's.
  */
 export class FleetList {
-  /** Every drone key, sorted, and the same as a set. */
+  /** Every drone key, sorted. */
   private order: string[] = []
-  private known = new Set<string>()
   /** The keys the filters let through, in order. */
   private shown: string[] = []
   private readonly rows = new Map<string, Row>()
@@ -92,12 +91,12 @@ export class FleetList {
   }
 
   update(changes: Changes): void {
-    const added = [...changes.drones].some((k) => !this.known.has(k))
+    // The store removes drones only on a reset: more drones than rows means new ones.
+    const added = this.store.drones.size !== this.order.length
     if (changes.reset || added) {
       this.order = [...this.store.drones.keys()].sort((a, b) =>
         a.localeCompare(b, undefined, { numeric: true }),
       )
-      this.known = new Set(this.order)
       this.refilter()
     } else if (this.stateFilter !== '') {
       // A drone whose state changed may enter or leave the filter.
@@ -148,7 +147,6 @@ export class FleetList {
       }
       els.push(row.el)
     }
-    for (const row of this.spare) row.el.remove()
     this.spare.length = Math.min(this.spare.length, 2 * MARGIN_ROWS)
     this.before.style.height = `${start * ROW_PX}px`
     this.after.style.height = `${(this.shown.length - end) * ROW_PX}px`
