@@ -1,5 +1,6 @@
 // Entry point of `npm run broker`: reads the configuration, wires the broker and its
 // listeners, and shuts them down cleanly on SIGINT/SIGTERM. Nothing else lives here.
+import './quiet-debug.ts' // first: before aedes loads mqtt-packet
 import { readFileSync } from 'node:fs'
 import { pino } from 'pino'
 import { createBroker } from './broker.ts'

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { loadConfig, verifyDeviceToken } from '../src/index.ts'
 import { spawnBroker } from './broker-process.ts'
 import { SECRET, connectAs, closedWithin } from './helpers.ts'
@@ -33,6 +33,26 @@ describe('npm run broker', () => {
       await client.endAsync(true)
     },
   )
+
+  it("still prints mqtt-packet's debug output when DEBUG asks for it", async () => {
+    // The broker hands mqtt-packet silent loggers for the namespaces DEBUG leaves off
+    // (src/quiet-debug.ts); one it names must still print.
+    const broker = await spawnBroker({ DEVICE_TOKEN_SECRET: SECRET, DEBUG: 'mqtt-packet:parser' })
+    try {
+      const client = await connectAs(`mqtt://127.0.0.1:${broker.ports.mqtt}`, {
+        role: 'service',
+        sub: 'api',
+      })
+      await client.endAsync()
+      await vi.waitFor(
+        () => expect(broker.stderr.some((l) => l.includes('mqtt-packet:parser'))).toBe(true),
+        { timeout: 5_000 },
+      )
+      expect(broker.stderr.join('\n')).not.toContain('mqtt-packet:writeToStream')
+    } finally {
+      await broker.stop()
+    }
+  })
 
   it('stops with a message naming the variable when a value is bad', async () => {
     await expect(
