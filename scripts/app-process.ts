@@ -20,7 +20,7 @@ export interface AppProcess {
 }
 
 /**
- * Runs `node script args` with `env`. Every output line goes to `onLine`.
+ * Runs `node nodeFlags script args` with `env`. Every output line goes to `onLine`.
  * The child gets its own process group (detached): a Ctrl-C on the terminal reaches
  * the launcher only, which then stops the apps one by one in its own order.
  */
@@ -30,8 +30,9 @@ export function startApp(
   args: string[],
   env: NodeJS.ProcessEnv,
   onLine: (line: string, stream: 'stdout' | 'stderr') => void,
+  nodeFlags: readonly string[] = [],
 ): AppProcess {
-  const child = spawn(process.execPath, ['--enable-source-maps', script, ...args], {
+  const child = spawn(process.execPath, [...nodeFlags, '--enable-source-maps', script, ...args], {
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,

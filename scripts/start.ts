@@ -15,6 +15,7 @@ import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { resolveTokenSecret, signDeviceToken } from '@skyline/broker/auth'
+import { BROKER_NODE_FLAGS } from '@skyline/broker/node-flags'
 import { startApp } from './app-process.ts'
 import type { AppProcess } from './app-process.ts'
 import { StartConfigError, loadStartConfig, simArgs } from './start-config.ts'
@@ -72,9 +73,20 @@ function parseLog(line: string): { level: number; msg: string; [k: string]: unkn
   return undefined
 }
 
-function run(name: string, script: string, args: string[], env: NodeJS.ProcessEnv): AppProcess {
-  const app = startApp(name, join(ROOT, script), args, env, (line, stream) =>
-    printLine(name, line, stream),
+function run(
+  name: string,
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  nodeFlags: readonly string[] = [],
+): AppProcess {
+  const app = startApp(
+    name,
+    join(ROOT, script),
+    args,
+    env,
+    (line, stream) => printLine(name, line, stream),
+    nodeFlags,
   )
   apps.push(app)
   // An app that ends on its own ends the whole: its message has been printed above.
@@ -165,7 +177,7 @@ async function main(): Promise<void> {
   if (stopping) return
   const env: NodeJS.ProcessEnv = { ...process.env, DATA_DIR: config.dataDir }
 
-  const broker = run('broker', 'apps/broker/dist/main.js', [], env)
+  const broker = run('broker', 'apps/broker/dist/main.js', [], env, BROKER_NODE_FLAGS)
   const mqttPort = await broker.waitForLine((line) => {
     const entry = parseLog(line)
     return entry?.msg === 'broker listening' ? (entry.mqtt as number) : undefined

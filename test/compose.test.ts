@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { loadConfig as loadApiConfig } from '../apps/api/src/config.ts'
 import { loadConfig as loadBrokerConfig } from '../apps/broker/src/config.ts'
+import { BROKER_NODE_FLAGS } from '../apps/broker/src/node-flags.ts'
 import { loadConfig as loadSimConfig } from '../apps/drone-sim/src/config.ts'
 import { loadStartConfig } from '../scripts/start-config.ts'
 import {
@@ -271,6 +272,16 @@ describe('the Dockerfiles', () => {
       expect(check).toContain(`${path}\``)
     },
   )
+
+  it('broker: runs node with the flags the broker is tuned for, as the npm scripts do', () => {
+    const cmd = finalStage('broker').filter((i) => i.keyword === 'CMD')
+    const start = execForm(cmd.at(-1)!.args)
+    expect(start.slice(1, 1 + BROKER_NODE_FLAGS.length)).toEqual(BROKER_NODE_FLAGS)
+    const scriptsOf = (file: string) =>
+      (JSON.parse(readRepoFile(file)) as { scripts: Record<string, string> }).scripts
+    const scripts = [scriptsOf('package.json').broker, scriptsOf('apps/broker/package.json').start]
+    for (const script of scripts) expect(script).toContain(`tsx ${BROKER_NODE_FLAGS.join(' ')} `)
+  })
 
   it('api: carries the migrations and the built web map beside its bundle', () => {
     const stages = dockerfileStages(dockerfileOf('api'))

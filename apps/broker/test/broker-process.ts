@@ -3,6 +3,7 @@ import type { ChildProcess } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { createInterface } from 'node:readline'
+import { BROKER_NODE_FLAGS } from '../src/node-flags.ts'
 
 const MAIN = fileURLToPath(new URL('../src/main.ts', import.meta.url))
 const TSX_LOADER = new URL('../../../node_modules/tsx/dist/loader.mjs', import.meta.url).href
@@ -41,18 +42,22 @@ export async function spawnBroker(
   // of its own: child.pid must be the broker, for its memory and for signals.
   // SKYLINE_CPU_PROF_DIR=/some/dir: the broker writes a V8 CPU profile there when it
   // exits (node --cpu-prof is not allowed in NODE_OPTIONS).
-  const child = spawn(process.execPath, [...profileArgs(), '--import', TSX_LOADER, MAIN], {
-    env: {
-      ...process.env,
-      MQTT_PORT: '0',
-      MQTT_WS_PORT: '0',
-      BROKER_METRICS_PORT: '0',
-      HOST: '127.0.0.1',
-      LOG_LEVEL: 'info',
-      ...env,
+  const child = spawn(
+    process.execPath,
+    [...profileArgs(), ...BROKER_NODE_FLAGS, '--import', TSX_LOADER, MAIN],
+    {
+      env: {
+        ...process.env,
+        MQTT_PORT: '0',
+        MQTT_WS_PORT: '0',
+        BROKER_METRICS_PORT: '0',
+        HOST: '127.0.0.1',
+        LOG_LEVEL: 'info',
+        ...env,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  })
+  )
   const logs: Record<string, unknown>[] = []
   const stderr: string[] = []
   createInterface({ input: child.stderr }).on('line', (line) => stderr.push(line))
