@@ -118,6 +118,9 @@ async function main(): Promise<void> {
     bundle: true,
     platform: 'node',
     format: 'esm',
+    // A dynamic import stays one: the module it loads, and the npm packages that module
+    // imports, load when it runs, not with the entry (apps/broker/src/main.ts needs that).
+    splitting: true,
     target: 'node20',
     sourcemap: true,
     logLevel: 'warning',

@@ -1,40 +1,60 @@
 import { createRequire } from 'node:module'
 import { describe, expect, it } from 'vitest'
-import { quietDebugFor } from '../src/quiet-debug.ts'
+import { installQuietDebug, quietDebug } from '../src/quiet-debug.ts'
+import type { DebugFactory, DebugLogger } from '../src/quiet-debug.ts'
 
-interface Logger {
-  (...args: unknown[]): void
-  enabled: boolean
-  useColors?: boolean
-  extend(sub: string): Logger
+// The `debug` package as mqtt-packet requires it (the broker does not depend on it itself).
+const fromMqttPacket = createRequire(createRequire(import.meta.url).resolve('mqtt-packet'))
+type Real = DebugFactory & {
+  enable(namespaces: string): void
+  disable(): string
+  default: DebugFactory
 }
-type Factory = ((namespace: string) => Logger) & { enable(namespaces: string): void }
+const real = fromMqttPacket('debug') as Real
 
-// The `debug` that mqtt-packet's own require finds.
-const requireFromMqttPacket = createRequire(createRequire(import.meta.url).resolve('mqtt-packet'))
-const debugOfMqttPacket = () => requireFromMqttPacket('debug') as Factory
+/** Runs `f` with exactly `namespaces` switched on, then restores what DEBUG had on. */
+function withDebug(namespaces: string, f: () => void): void {
+  const before = real.disable()
+  real.enable(namespaces)
+  try {
+    f()
+  } finally {
+    real.enable(before)
+  }
+}
 
-describe('quietDebugFor', () => {
-  it('gives mqtt-packet a logger that does nothing for a namespace DEBUG leaves off', () => {
-    quietDebugFor('mqtt-packet')
-    const log = debugOfMqttPacket()('mqtt-packet:parser')
-    expect(log.enabled).toBe(false)
-    // debug's own loggers carry their colour settings; the silent one has none.
-    expect(log.useColors).toBeUndefined()
-    expect(log.extend('more').enabled).toBe(false)
-    expect(() => log('parse: %o', { cmd: 'publish' })).not.toThrow()
+const ownLogger = (log: DebugLogger) => typeof (log as { useColors?: unknown }).useColors
+
+describe('quietDebug', () => {
+  it('hands out a logger that does nothing for a namespace that is off', () => {
+    withDebug('', () => {
+      const debug = quietDebug(real)
+      const log = debug('mqtt-packet:parser')
+      expect(log.enabled).toBe(false)
+      // debug's own loggers carry their colour settings; the silent one has none.
+      expect(ownLogger(log)).toBe('undefined')
+      expect(ownLogger(real('mqtt-packet:parser'))).toBe('boolean')
+      expect(() => log('parse: %o', { cmd: 'publish' })).not.toThrow()
+      expect((debug as unknown as Real).default('mqtt-packet:parser').enabled).toBe(false)
+    })
   })
 
-  it("gives debug's own logger for a namespace that is switched on", () => {
-    quietDebugFor('mqtt-packet')
-    const debug = debugOfMqttPacket()
-    debug.enable('skyline-quiet-debug-test')
-    try {
-      const log = debug('skyline-quiet-debug-test')
-      expect(log.enabled).toBe(true)
-      expect(typeof log.useColors).toBe('boolean')
-    } finally {
-      debug.enable('')
-    }
+  it("hands out debug's own logger for a namespace that is on, extended ones too", () => {
+    withDebug('skyline-test:*', () => {
+      const debug = quietDebug(real)
+      const on = debug('skyline-test:a')
+      expect(on.enabled).toBe(true)
+      expect(ownLogger(on)).toBe('boolean')
+      expect(debug('skyline-other').extend('a').enabled).toBe(false)
+      expect(debug('skyline').extend('a', '-').enabled).toBe(false)
+      expect(debug('skyline-test').extend('b').enabled).toBe(true)
+    })
+  })
+})
+
+describe('installQuietDebug', () => {
+  it('refuses once mqtt-packet is loaded: its loggers would stay as they are', () => {
+    createRequire(import.meta.url)('mqtt-packet')
+    expect(() => installQuietDebug()).toThrow(/mqtt-packet is loaded already/)
   })
 })
