@@ -279,8 +279,10 @@ describe('the Dockerfiles', () => {
     expect(start.slice(1, 1 + BROKER_NODE_FLAGS.length)).toEqual(BROKER_NODE_FLAGS)
     const scriptsOf = (file: string) =>
       (JSON.parse(readRepoFile(file)) as { scripts: Record<string, string> }).scripts
-    const scripts = [scriptsOf('package.json').broker, scriptsOf('apps/broker/package.json').start]
-    for (const script of scripts) expect(script).toContain(`tsx ${BROKER_NODE_FLAGS.join(' ')} `)
+    const broker = scriptsOf('apps/broker/package.json')
+    for (const script of [scriptsOf('package.json').broker, broker.start, broker.dev]) {
+      expect(script).toContain(`${BROKER_NODE_FLAGS.join(' ')} `)
+    }
   })
 
   it('api: carries the migrations and the built web map beside its bundle', () => {
