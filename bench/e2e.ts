@@ -85,7 +85,8 @@ export async function benchEndToEnd(
         for (const { qos, rates } of plan) {
           for (const ratePerS of rates) {
             signal.throwIfAborted()
-            if (!(await ingestDrained(stack.apiUrl))) log(`e2e ${database}: backlog not drained`)
+            if (!(await ingestDrained(stack.apiUrl, signal)))
+              log(`e2e ${database}: backlog not drained`)
             const pids = { api: stack.api.pid!, broker: stack.broker.child.pid!, fleet: fleet.pid }
             const ticks0 = Object.values(pids).map(cpuTicks)
             const t0 = performance.now()

@@ -5,6 +5,7 @@
 // Publish-to-commit latency comes from the api's skyline_ingest_commit_delay_seconds
 // histogram: the api observes, right after each COMMIT returns, now - the message's own
 // `ts`; publisher and api share this machine's clock, so no skew enters it.
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Sql } from 'postgres'
 import type { FleetProcess } from './fleet-process.ts'
 import type { FleetStepResult } from './fleet-publish.ts'
@@ -92,13 +93,18 @@ export async function ingestStep(
  * backed-up connection measures the backlog's drops, not its own). Resolves with
  * whether it drained within `maxS`.
  */
-export async function ingestDrained(apiUrl: string, maxS = 120, quietMs = 2_000): Promise<boolean> {
+export async function ingestDrained(
+  apiUrl: string,
+  signal: AbortSignal,
+  maxS = 120,
+  quietMs = 2_000,
+): Promise<boolean> {
   const committed = async () => committedIn(await commitDelays(apiUrl))
   const deadline = performance.now() + maxS * 1_000
   let last = await committed()
   let quietSince = performance.now()
   while (performance.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 250))
+    await sleep(250, undefined, { signal }) // Ctrl-C ends the wait
     const now = await committed()
     if (now !== last) {
       last = now
