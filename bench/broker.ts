@@ -113,6 +113,7 @@ interface Target {
   port: number
   pid: number
   metrics?: () => Promise<string>
+  metricsPort?: number
   recentLog?: () => string[]
   close(): Promise<void>
 }
@@ -140,6 +141,7 @@ async function open(broker: BrokerName, purpose: Purpose): Promise<Target> {
     port: proc.ports.mqtt,
     pid: proc.child.pid!, // the broker itself: spawnBroker runs `node --import tsx`
     metrics: () => proc.metrics(),
+    metricsPort: proc.ports.metrics,
     recentLog: () =>
       [
         ...proc.logs.filter((l) => Number(l.level) >= 40).map((l) => JSON.stringify(l)),
@@ -264,6 +266,7 @@ export async function benchBrokers(
             batch: 100,
             settleMs: s.idleSettleMs,
             steadyMs: s.idleSteadyMs,
+            metricsPort: target.metricsPort,
           },
           120_000 + 2 * s.idleSteadyMs,
           signal,

@@ -9,6 +9,13 @@ import type { IdleConfig, IdleResult } from './load-types.ts'
 import { connectInBatches } from './mqtt-raw.ts'
 import type { RawConnection } from './mqtt-raw.ts'
 import { rssBytes } from './proc.ts'
+import { sample } from '../apps/broker/test/broker-process.ts'
+
+/** V8's new space as the broker's Prometheus metrics give it, bytes. */
+async function youngGenBytes(metricsPort: number): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`)
+  return sample(await res.text(), 'nodejs_heap_space_size_total_bytes', 'space="new"')
+}
 
 export async function runIdle(cfg: IdleConfig): Promise<IdleResult> {
   const open: RawConnection[] = []
@@ -16,14 +23,18 @@ export async function runIdle(cfg: IdleConfig): Promise<IdleResult> {
     open.push(...(await connectInBatches(cfg.port, cfg.warmup, cfg.batch)))
     // The baseline settles too: a just-started broker still holds its start-up garbage.
     await sleep(cfg.steadyMs)
+    const young = cfg.metricsPort === undefined ? undefined : youngGenBytes
+    const youngBefore = await young?.(cfg.metricsPort!)
     const rssBeforeBytes = rssBytes(cfg.brokerPid)
     const t0 = performance.now()
     open.push(...(await connectInBatches(cfg.port, cfg.clients, cfg.batch)))
     const connectMs = performance.now() - t0
     await sleep(cfg.settleMs)
     const rssAfterBytes = rssBytes(cfg.brokerPid)
+    const youngAfter = await young?.(cfg.metricsPort!)
     await sleep(cfg.steadyMs)
     const rssSteadyBytes = rssBytes(cfg.brokerPid)
+    const youngSteady = await young?.(cfg.metricsPort!)
     return {
       clients: cfg.clients.length,
       rssBeforeBytes,
@@ -31,6 +42,10 @@ export async function runIdle(cfg: IdleConfig): Promise<IdleResult> {
       bytesPerClient: (rssAfterBytes - rssBeforeBytes) / cfg.clients.length,
       rssSteadyBytes,
       steadyBytesPerClient: (rssSteadyBytes - rssBeforeBytes) / cfg.clients.length,
+      youngGenBytes:
+        youngBefore === undefined
+          ? undefined
+          : { before: youngBefore, after: youngAfter!, steady: youngSteady! },
       connectMs,
     }
   } finally {

@@ -75,6 +75,12 @@ export interface IdleConfig {
    * before RSS is read a second time: the figure once garbage is collected, ms.
    */
   steadyMs: number
+  /**
+   * The bundled broker's metrics port: its young generation's size (V8's new space) is
+   * read beside each RSS figure. It grows and shrinks by tens of MiB with the garbage
+   * collector's pace, whatever the number of connections.
+   */
+  metricsPort?: number
 }
 
 export interface IdleResult {
@@ -85,6 +91,8 @@ export interface IdleResult {
   /** RSS steadyMs later, and per client against the same baseline. */
   rssSteadyBytes: number
   steadyBytesPerClient: number
+  /** The young generation's size at the three readings (with metricsPort). */
+  youngGenBytes?: { before: number; after: number; steady: number }
   connectMs: number
 }
 

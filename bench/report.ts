@@ -54,6 +54,8 @@ function throughputRows(runs: ThroughputRun[], qos: 0 | 1, load: string): Row[] 
   ]
 }
 
+const label0 = (s: BrokerBenchResult['settings']) => `${s.idleSettleMs / 1000} s after connecting`
+
 export function brokerTable(
   result: BrokerBenchResult,
   machine: MachineInfo,
@@ -71,7 +73,7 @@ export function brokerTable(
   for (const clients of s.idleClients) {
     const at = clients >= 1000 ? `${clients / 1000}k` : String(clients)
     const when = [
-      ['bytesPerClient', `${s.idleSettleMs / 1000} s after connecting`],
+      ['bytesPerClient', label0(s)],
       ['steadyBytesPerClient', `steady, ${s.idleSteadyMs / 1000} s later`],
     ] as const
     for (const [field, label] of when) {
@@ -83,6 +85,20 @@ export function brokerTable(
         dec(1)(kb('bundled')),
         dec(1)(kb('mosquitto')),
         ratio(kb('bundled'), kb('mosquitto')),
+      ])
+    }
+    // The young generation grows and shrinks by tens of MiB with the garbage collector's
+    // pace: when it differs between the baseline and a reading, so does that figure.
+    const young = result.idle.find(
+      (r) => r.broker === 'bundled' && r.clients === clients,
+    )?.youngGenBytes
+    if (young !== undefined) {
+      const mib = (bytes: number) => dec(0)(bytes / 1024 / 1024)
+      rows.push([
+        `@${at}: V8 young generation at the baseline / ${label0(s)} / steady (MiB)`,
+        `${mib(young.before)} / ${mib(young.after)} / ${mib(young.steady)}`,
+        'n/a',
+        '',
       ])
     }
   }
