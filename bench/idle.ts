@@ -8,11 +8,12 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { IdleConfig, IdleResult } from './load-types.ts'
 import { connectInBatches } from './mqtt-raw.ts'
 import type { RawConnection } from './mqtt-raw.ts'
-import { rssBytes } from './proc.ts'
 import { sample } from '../apps/broker/test/broker-process.ts'
+import { rssBytes } from './proc.ts'
 
-/** V8's new space as the broker's Prometheus metrics give it, bytes. */
-async function youngGenBytes(metricsPort: number): Promise<number> {
+/** V8's new space as the broker's Prometheus metrics give it, bytes; none without them. */
+async function youngGenBytes(metricsPort: number | undefined): Promise<number | undefined> {
+  if (metricsPort === undefined) return undefined
   const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`)
   return sample(await res.text(), 'nodejs_heap_space_size_total_bytes', 'space="new"')
 }
@@ -23,18 +24,17 @@ export async function runIdle(cfg: IdleConfig): Promise<IdleResult> {
     open.push(...(await connectInBatches(cfg.port, cfg.warmup, cfg.batch)))
     // The baseline settles too: a just-started broker still holds its start-up garbage.
     await sleep(cfg.steadyMs)
-    const young = cfg.metricsPort === undefined ? undefined : youngGenBytes
-    const youngBefore = await young?.(cfg.metricsPort!)
+    const youngBefore = await youngGenBytes(cfg.metricsPort)
     const rssBeforeBytes = rssBytes(cfg.brokerPid)
     const t0 = performance.now()
     open.push(...(await connectInBatches(cfg.port, cfg.clients, cfg.batch)))
     const connectMs = performance.now() - t0
     await sleep(cfg.settleMs)
     const rssAfterBytes = rssBytes(cfg.brokerPid)
-    const youngAfter = await young?.(cfg.metricsPort!)
+    const youngAfter = await youngGenBytes(cfg.metricsPort)
     await sleep(cfg.steadyMs)
     const rssSteadyBytes = rssBytes(cfg.brokerPid)
-    const youngSteady = await young?.(cfg.metricsPort!)
+    const youngSteady = await youngGenBytes(cfg.metricsPort)
     return {
       clients: cfg.clients.length,
       rssBeforeBytes,

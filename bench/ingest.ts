@@ -134,10 +134,10 @@ export function postgresRows(sql: Sql, fleet: string): RowCounter {
   }
 }
 
-/** The cumulative buckets of skyline_ingest_commit_delay_seconds, from the api's /metrics. */
 /** Telemetry messages committed so far: the histogram's +Inf bucket. */
 const committedIn = (buckets: { count: number }[]) => buckets.at(-1)?.count ?? 0
 
+/** The cumulative buckets of skyline_ingest_commit_delay_seconds, from the api's /metrics. */
 async function commitDelays(apiUrl: string): Promise<{ le: number; count: number }[]> {
   const text = await (await fetch(`${apiUrl}/metrics`)).text()
   const re = /^skyline_ingest_commit_delay_seconds_bucket\{le="([^"]+)"\} (\d+)/gm

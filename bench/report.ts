@@ -54,7 +54,8 @@ function throughputRows(runs: ThroughputRun[], qos: 0 | 1, load: string): Row[] 
   ]
 }
 
-const label0 = (s: BrokerBenchResult['settings']) => `${s.idleSettleMs / 1000} s after connecting`
+const settleLabel = (s: BrokerBenchResult['settings']) =>
+  `${s.idleSettleMs / 1000} s after connecting`
 
 export function brokerTable(
   result: BrokerBenchResult,
@@ -73,7 +74,7 @@ export function brokerTable(
   for (const clients of s.idleClients) {
     const at = clients >= 1000 ? `${clients / 1000}k` : String(clients)
     const when = [
-      ['bytesPerClient', label0(s)],
+      ['bytesPerClient', settleLabel(s)],
       ['steadyBytesPerClient', `steady, ${s.idleSteadyMs / 1000} s later`],
     ] as const
     for (const [field, label] of when) {
@@ -95,7 +96,7 @@ export function brokerTable(
     if (young !== undefined) {
       const mib = (bytes: number) => dec(0)(bytes / 1024 / 1024)
       rows.push([
-        `@${at}: V8 young generation at the baseline / ${label0(s)} / steady (MiB)`,
+        `@${at}: V8 young generation at the baseline / ${settleLabel(s)} / steady (MiB)`,
         `${mib(young.before)} / ${mib(young.after)} / ${mib(young.steady)}`,
         'n/a',
         '',

@@ -75,9 +75,8 @@ function batchedWrite(this: Batched, chunk: unknown, encoding?: unknown, cb?: un
     flush(this)
     return own(this).write.call(this, chunk, encoding, cb)
   }
-  const piece = chunk
-  ;(this[PIECES] ??= []).push(piece)
-  this[BYTES] += typeof piece === 'string' ? Buffer.byteLength(piece) : piece.length
+  ;(this[PIECES] ??= []).push(chunk)
+  this[BYTES] += typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length
   // What the stream's write would say now: held bytes are bounded in batchedCork.
   return !this.writableNeedDrain
 }
