@@ -3,6 +3,8 @@ import type { FastifyInstance } from 'fastify'
 import { Fleet } from '@skyline/drone-sim'
 import type { FleetOptions } from '@skyline/drone-sim'
 import { count, eq } from 'drizzle-orm'
+import mqttPacket from 'mqtt-packet'
+import type { Packet } from 'mqtt-packet'
 import { droneEvents, drones, rejectedMessages, telemetry } from '../src/db/schema.ts'
 import type { Database } from '../src/db/client.ts'
 import { DATABASES, buildApi, connectDrone, eventually, startBroker, testFleet } from './helpers.ts'
@@ -227,6 +229,43 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
     const metrics = (await api.inject({ method: 'GET', url: '/metrics' })).body
     const batches = Number(/^skyline_ingest_batch_size_count (\d+)$/m.exec(metrics)?.[1])
     expect(batches).toBeLessThan(total / 5)
+  })
+
+  it('acknowledges the QoS 1 messages of a commit together, each once', async () => {
+    api = await buildApi(broker.url, database)
+    // What the api writes to the broker, packet by packet, per write.
+    const pubacksPerWrite: number[] = []
+    const stream = api.ingest.client.stream
+    const write = stream.write.bind(stream)
+    stream.write = ((chunk: Buffer, ...rest: never[]) => {
+      const parser = mqttPacket.parser()
+      let pubacks = 0
+      parser.on('packet', (p: Packet) => void (p.cmd === 'puback' && pubacks++))
+      parser.parse(chunk)
+      if (pubacks > 0) pubacksPerWrite.push(pubacks)
+      return write(chunk, ...rest)
+    }) as typeof stream.write
+    const drone = await connectDrone(broker.url, 'd8')
+    cleanup.push(() => drone.endAsync())
+    const total = 400
+    await Promise.all(
+      Array.from({ length: total }, (_, i) =>
+        drone.publishAsync(
+          'fleet/f1/drones/d8/events',
+          JSON.stringify({ v: 1, ts: Date.now(), id: `a-${i}`, type: 'battery.low' }),
+          { qos: 1 },
+        ),
+      ),
+    )
+    await eventually(() => {
+      expect(pubacksPerWrite.reduce((a, b) => a + b, 0)).toBe(total)
+    })
+    const metrics = (await api.inject({ method: 'GET', url: '/metrics' })).body
+    const batches = Number(/^skyline_ingest_batch_size_count (\d+)$/m.exec(metrics)?.[1])
+    // One write per committed batch (a batch of events may commit in two turns at most).
+    expect(pubacksPerWrite.length).toBeLessThanOrEqual(batches)
+    const [row] = await database.db.select({ n: count() }).from(droneEvents)
+    expect(row!.n).toBe(total)
   })
 
   it('loses and duplicates no QoS 1 event when the ingest restarts mid-stream', async () => {

@@ -1,10 +1,10 @@
 import fp from 'fastify-plugin'
 import mqtt from 'mqtt'
 import type { MqttClient } from 'mqtt'
-import mqttPacket from 'mqtt-packet'
 import { API_SUBSCRIPTIONS } from '@skyline/schemas'
 import { signDeviceToken } from '@skyline/broker/auth'
 import { TelemetryPartitions } from '../../db/partitions.ts'
+import { AckWriter } from '../../ingest/acks.ts'
 import { Batcher } from '../../ingest/batcher.ts'
 import { Ingest } from '../../ingest/ingest.ts'
 import { EtaEstimator } from '../../ingest/eta.ts'
@@ -102,11 +102,16 @@ export default fp(
     // batch commits, in arrival order (MQTT-4.6.0-2), and only on the connection the
     // message came in on: after a reconnect the broker redelivers it anyway. Past
     // MAX_UNACKED waiting messages (a database outage) the old backpressure returns.
+    const acks = new AckWriter((stream) => client.stream === stream && client.connected)
     client.handleMessage = (packet, done) => {
       const committed = ingest.handle(packet.topic, packet.payload as Buffer, packet.qos)
       if (committed === undefined || packet.messageId === undefined) return done()
       if (unacked >= MAX_UNACKED) {
-        void committed.then(() => done())
+        // mqtt.js sends this PUBACK itself: the ones held before it go first.
+        void committed.then(() => {
+          acks.flush()
+          done()
+        })
         return
       }
       unacked++
@@ -114,9 +119,7 @@ export default fp(
       const messageId = packet.messageId
       void committed.then(() => {
         unacked--
-        if (client.stream === stream && client.connected) {
-          stream.write(mqttPacket.generate({ cmd: 'puback', messageId }))
-        }
+        acks.ack(stream, messageId)
       })
       done(DEFERRED_ACK)
     }
