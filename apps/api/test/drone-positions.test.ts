@@ -1,0 +1,90 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { sql } from 'drizzle-orm'
+import type { Database } from '../src/db/client.ts'
+import { TelemetryPartitions, rowsOf } from '../src/db/partitions.ts'
+import { EtaEstimator } from '../src/ingest/eta.ts'
+import type { IngestItem } from '../src/ingest/items.ts'
+import { writeBatch } from '../src/ingest/writer.ts'
+import { DATABASES } from './helpers.ts'
+
+const TS = 1_767_225_600_000
+const DRONES = 1_000
+
+/** Telemetry of drone `droneId` at second `s`. */
+const point = (droneId: string, s: number, lat = 47.37 + s * 1e-4): IngestItem => ({
+  kind: 'telemetry',
+  fleetId: 'f1',
+  droneId,
+  receivedAt: new Date(TS + s * 1_000),
+  msg: {
+    v: 1,
+    ts: TS + s * 1_000,
+    seq: s,
+    lat,
+    lon: 8.54,
+    altM: 120,
+    speedMps: 12,
+    headingDeg: 90,
+    batteryPct: 90 - s,
+    state: 'en_route',
+  },
+})
+
+/** Telemetry of every drone at second `s`. */
+const tick = (s: number): IngestItem[] =>
+  Array.from({ length: DRONES }, (_, i) => point(`d${i}`, s))
+
+describe.each(DATABASES)('drone positions on %s', (_name, open) => {
+  let database: Database | undefined
+  afterEach(async () => {
+    await database?.close()
+    database = undefined
+  })
+
+  const write = (d: Database, items: IngestItem[]) =>
+    writeBatch(d.db, new TelemetryPartitions(d.db), new EtaEstimator(), items)
+  const position = async (d: Database, id: string) => {
+    const [row] = rowsOf<{ lat: number; seq: number }>(
+      await d.db.execute(sql`SELECT lat, last_seq AS seq FROM drones WHERE id = ${id}`),
+    )
+    return row
+  }
+
+  it("takes each drone's newest point of a batch, and of equal times the last one", async () => {
+    database = await open()
+    await write(database, [point('a', 3), point('b', 5, 1), point('a', 1), point('b', 5, 2)])
+    expect(await position(database, 'a')).toEqual({ lat: 47.37 + 3e-4, seq: 3 })
+    expect(await position(database, 'b')).toEqual({ lat: 2, seq: 5 })
+  })
+
+  it('stores a late point but does not move the drone back to it', async () => {
+    database = await open()
+    await write(database, [point('a', 4)])
+    await write(database, [point('a', 2), point('a', 4)]) // a late point, and a redelivery
+    expect(await position(database, 'a')).toEqual({ lat: 47.37 + 4e-4, seq: 4 })
+    const [{ n }] = rowsOf<{ n: number }>(
+      await database.db.execute(sql`SELECT count(*)::int AS n FROM telemetry WHERE drone_id = 'a'`),
+    ) as [{ n: number }]
+    expect(n).toBe(2)
+  })
+
+  // Every telemetry message rewrites its drone's row (0003_drones_fillfactor.sql).
+  it('updates the latest positions in place (HOT), leaving the primary key alone', async () => {
+    database = await open()
+    const { db } = database
+    const partitions = new TelemetryPartitions(db)
+    const eta = new EtaEstimator()
+    const seconds = 10
+    for (let s = 0; s < seconds; s++) await writeBatch(db, partitions, eta, tick(s))
+    await db.execute(sql`SELECT pg_stat_force_next_flush()`)
+    const [stats] = rowsOf<{ upd: string; hot: string; lat: number }>(
+      await db.execute(sql`
+        SELECT n_tup_upd AS upd, n_tup_hot_upd AS hot,
+          (SELECT lat FROM drones WHERE id = 'd7') AS lat
+        FROM pg_stat_user_tables WHERE relname = 'drones'`),
+    )
+    expect(stats!.lat).toBeCloseTo(47.37 + (seconds - 1) * 1e-4, 6)
+    expect(Number(stats!.upd)).toBe(DRONES * (seconds - 1))
+    expect(Number(stats!.hot) / Number(stats!.upd)).toBeGreaterThan(0.95)
+  })
+})
