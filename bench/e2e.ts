@@ -11,6 +11,8 @@ import { clockTicksPerS, cpuTicks } from './proc.ts'
 import { startStack } from './stack.ts'
 import { copyTelemetry, ensurePartitions } from './telemetry-copy.ts'
 import type { CopyRow } from './telemetry-copy.ts'
+import { writerCeiling } from './writer-ceiling.ts'
+import type { WriterCeiling } from './writer-ceiling.ts'
 
 export interface EndToEndSettings {
   drones: number
@@ -22,6 +24,8 @@ export interface EndToEndSettings {
   stepS: number
   liveS: number
   copyRows: number
+  /** Rows through the api's writer alone (writer-ceiling.ts). */
+  writerRows: number
 }
 
 export const endToEndSettingsFor = (quick: boolean): EndToEndSettings =>
@@ -34,6 +38,7 @@ export const endToEndSettingsFor = (quick: boolean): EndToEndSettings =>
         stepS: 3,
         liveS: 3,
         copyRows: 100_000,
+        writerRows: 20_000,
       }
     : {
         drones: 10_000,
@@ -43,6 +48,7 @@ export const endToEndSettingsFor = (quick: boolean): EndToEndSettings =>
         stepS: 10,
         liveS: 20,
         copyRows: 1_000_000,
+        writerRows: 200_000,
       }
 
 export interface StepWithCpu extends IngestStepResult {
@@ -53,6 +59,7 @@ export interface StepWithCpu extends IngestStepResult {
 export interface EndToEndResult extends EndToEndSettings {
   steps: StepWithCpu[]
   copyRowsPerS: number
+  writer: WriterCeiling | undefined
   live: LiveResult | undefined
 }
 
@@ -63,7 +70,13 @@ export async function benchEndToEnd(
   signal: AbortSignal,
   log: (line: string) => void,
 ): Promise<EndToEndResult> {
-  const result: EndToEndResult = { ...s, steps: [], copyRowsPerS: NaN, live: undefined }
+  const result: EndToEndResult = {
+    ...s,
+    steps: [],
+    copyRowsPerS: NaN,
+    writer: undefined,
+    live: undefined,
+  }
   for (const database of ['postgres', 'pglite'] as const) {
     if (database === 'pglite' && s.pgliteSteps.length === 0) continue
     const stack = await startStack({ database, signal, log })
@@ -117,9 +130,14 @@ export async function benchEndToEnd(
       } finally {
         await fleet.stop()
       }
-      if (sql !== undefined) {
+      if (sql !== undefined && stack.databaseUrl !== undefined) {
         result.copyRowsPerS = await copyCeiling(sql, s.copyRows, s.drones)
         log(`e2e COPY ceiling: ${result.copyRowsPerS.toFixed(0)} rows/s`)
+        const w = (result.writer = await writerCeiling(stack.databaseUrl, s.writerRows, s.drones))
+        log(
+          `e2e writer alone: ${w.rowsPerS.toFixed(0)} rows/s, Postgres ${w.postgresUsPerRow.toFixed(1)} µs/row, ` +
+            `writer ${w.writerUsPerRow.toFixed(1)} µs/row`,
+        )
       }
     } finally {
       await sql?.end()
@@ -168,6 +186,11 @@ export function endToEndTable(r: EndToEndResult): string {
     ...rows,
     `| highest rate kept up (msg/s) | Postgres QoS 1: ${f(best('postgres', 1))}, QoS 0: ${f(best('postgres', 0))}; PGlite QoS 1: ${f(best('pglite', 1))} | | | | | | | | | |`,
     `| COPY ceiling, same rows into the same partitioned table | ${f(r.copyRowsPerS)} rows/s (${f(r.copyRows)} rows, one COPY) | | | | | | | | | |`,
+    ...(r.writer === undefined
+      ? []
+      : [
+          `| the ingest's writer alone, same rows, no MQTT | ${f(r.writer.rowsPerS)} rows/s (${f(r.writer.batchRows)}-row batches one after another); CPU per row: Postgres ${f(r.writer.postgresUsPerRow, 1)} µs, writer ${f(r.writer.writerUsPerRow, 1)} µs | | | | | | | | | |`,
+        ]),
     `Kept up: every message stored, no seq gap, ≥ 95% of the offered rate sent, and the last row ` +
       `stored ≤ 2 s after the last message was sent. Rows are counted in Postgres by the publisher's ts; ` +
       `on PGlite from the api's count of committed telemetry. Publish-to-commit from the api's ` +
