@@ -1,7 +1,9 @@
 // The ingest's write path alone, without MQTT: the api's own writeBatch, batches of the
 // api's default size written one after another as its batcher writes them. Beside the
 // COPY ceiling it says what the database side of the ingest takes on this machine, and
-// at what cost per row to Postgres and to the api.
+// at what cost per row to Postgres and to the api: the end-to-end figures mix these with
+// the broker's and the load generator's, on the same cores.
+import { existsSync, readFileSync } from 'node:fs'
 import { sql } from 'drizzle-orm'
 import { loadConfig } from '../apps/api/src/config.ts'
 import { openDatabase } from '../apps/api/src/db/client.ts'
@@ -14,7 +16,10 @@ import { clockTicksPerS, cpuTicks } from './proc.ts'
 export interface WriterCeiling {
   batchRows: number
   rowsPerS: number
-  /** CPU time of the Postgres backend per row, µs. */
+  /**
+   * CPU time of the writer's Postgres backend per row, µs (not the WAL writer's or
+   * autovacuum's); NaN when that backend is not a process of this machine.
+   */
   postgresUsPerRow: number
   /** CPU time of this process (the writer, drizzle, postgres.js) per row, µs. */
   writerUsPerRow: number
@@ -22,7 +27,8 @@ export interface WriterCeiling {
 
 /**
  * Writes `rows` telemetry rows of `drones` drones (round robin, as a fleet at a steady
- * rate) into the database at `url`, after one unmeasured round that creates the drones.
+ * rate) into the database at `url`, after one unmeasured round that creates the drones,
+ * so that every measured row also moves its drone, as in a fleet already flying.
  */
 export async function writerCeiling(
   url: string,
@@ -41,13 +47,14 @@ export async function writerCeiling(
     let n = 0
     const batch = (): IngestItem[] =>
       Array.from({ length: batchRows }, () => {
-        const seq = Math.floor(n / drones)
+        const droneId = `d${n % drones}`
+        const seq = Math.floor(n++ / drones)
         const a = (seq % 360) * (Math.PI / 180)
         const ts = from + seq * 1_000
         return {
           kind: 'telemetry',
           fleetId: 'writer',
-          droneId: `d${n++ % drones}`,
+          droneId,
           receivedAt: new Date(ts),
           msg: {
             v: 1,
@@ -64,22 +71,30 @@ export async function writerCeiling(
         }
       })
     while (n < drones) await writeBatch(db, partitions, eta, batch())
+    // Made before the clock starts: what is measured is the writer, not the fleet.
+    const batches = Array.from({ length: Math.max(1, Math.round(rows / batchRows)) }, batch)
     const [backend] = rowsOf<{ pid: number }>(await db.execute(sql`SELECT pg_backend_pid() AS pid`))
-    const batches = Math.max(1, Math.round(rows / batchRows))
-    const ticks0 = cpuTicks(backend!.pid)
+    const backendTicks = localPostgres(backend!.pid) ? () => cpuTicks(backend!.pid) : () => NaN
+    const ticks0 = backendTicks()
     const cpu0 = process.cpuUsage()
     const t0 = performance.now()
-    for (let i = 0; i < batches; i++) await writeBatch(db, partitions, eta, batch())
+    for (const items of batches) await writeBatch(db, partitions, eta, items)
     const seconds = (performance.now() - t0) / 1_000
     const cpu = process.cpuUsage(cpu0)
-    const written = batches * batchRows
+    const written = batches.length * batchRows
     return {
       batchRows,
       rowsPerS: written / seconds,
-      postgresUsPerRow: ((cpuTicks(backend!.pid) - ticks0) / clockTicksPerS() / written) * 1e6,
+      postgresUsPerRow: ((backendTicks() - ticks0) / clockTicksPerS() / written) * 1e6,
       writerUsPerRow: (cpu.user + cpu.system) / written,
     }
   } finally {
     await database.close()
   }
+}
+
+/** Whether `pid` is a Postgres process here (a server in a container has pids of its own). */
+function localPostgres(pid: number): boolean {
+  const comm = `/proc/${pid}/comm`
+  return existsSync(comm) && readFileSync(comm, 'utf8').trim() === 'postgres'
 }
