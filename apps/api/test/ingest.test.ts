@@ -31,6 +31,21 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
     await broker.close()
   })
 
+  /** `total` QoS 1 events from drone `droneId`, all at once; resolves on their PUBACKs. */
+  const publishEvents = async (droneId: string, total: number) => {
+    const drone = await connectDrone(broker.url, droneId)
+    cleanup.push(() => drone.endAsync())
+    await Promise.all(
+      Array.from({ length: total }, (_, i) =>
+        drone.publishAsync(
+          `fleet/f1/drones/${droneId}/events`,
+          JSON.stringify({ v: 1, ts: Date.now(), id: `e-${i}`, type: 'battery.low' }),
+          { qos: 1 },
+        ),
+      ),
+    )
+  }
+
   const get = async <T>(url: string) => {
     const res = await api!.inject({ method: 'GET', url })
     expect(res.statusCode, res.body).toBe(200)
@@ -210,18 +225,8 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
 
   it('writes QoS 1 messages in batches, not one transaction each', async () => {
     api = await buildApi(broker.url, database)
-    const drone = await connectDrone(broker.url, 'd6')
-    cleanup.push(() => drone.endAsync())
     const total = 500
-    await Promise.all(
-      Array.from({ length: total }, (_, i) =>
-        drone.publishAsync(
-          'fleet/f1/drones/d6/events',
-          JSON.stringify({ v: 1, ts: Date.now(), id: `b-${i}`, type: 'battery.low' }),
-          { qos: 1 },
-        ),
-      ),
-    )
+    await publishEvents('d6', total)
     await eventually(async () => {
       const [row] = await database.db.select({ n: count() }).from(droneEvents)
       expect(row!.n).toBe(total)
@@ -246,18 +251,8 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
       if (ids.length > 0) pubacks.push(ids)
       return write(chunk, ...rest)
     }) as typeof stream.write
-    const drone = await connectDrone(broker.url, 'd8')
-    cleanup.push(() => drone.endAsync())
     const total = 400
-    await Promise.all(
-      Array.from({ length: total }, (_, i) =>
-        drone.publishAsync(
-          'fleet/f1/drones/d8/events',
-          JSON.stringify({ v: 1, ts: Date.now(), id: `a-${i}`, type: 'battery.low' }),
-          { qos: 1 },
-        ),
-      ),
-    )
+    await publishEvents('d8', total)
     await eventually(() => expect(pubacks.flat()).toHaveLength(total))
     // aedes numbers its deliveries to a client one up from a random start (65,535 wraps
     // to 1): they are acknowledged in that order, each once.
