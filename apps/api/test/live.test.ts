@@ -2,6 +2,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import { Fleet } from '@skyline/drone-sim'
 import type { Database } from '../src/db/client.ts'
+import type { IngestItem } from '../src/ingest/items.ts'
 import { FRAME_MS, KEEPALIVE_MS } from '../src/plugins/app/live.ts'
 import { DATABASES, buildApi, eventually, startBroker, testFleet } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
@@ -88,6 +89,66 @@ describe('GET /api/live', () => {
     ws.send('not json')
     await eventually(() => expect(frames.some((f) => f.type === 'error')).toBe(true))
     ws.terminate()
+  })
+})
+
+describe('GET /api/live after its last client left', () => {
+  it('sends a new client no change from before, which could undo its snapshot', async () => {
+    const broker = await startBroker()
+    const database = await DATABASES[0]![1]()
+    const api = await buildApi(broker.url, database)
+    const telemetry = (droneId: string, state: 'charging' | 'en_route'): IngestItem => ({
+      kind: 'telemetry',
+      fleetId: 'f1',
+      droneId,
+      receivedAt: new Date(),
+      msg: {
+        v: 1,
+        ts: Date.now(),
+        seq: 1,
+        lat: 47.37,
+        lon: 8.54,
+        altM: 0,
+        speedMps: 0,
+        headingDeg: 0,
+        batteryPct: 50,
+        state,
+      },
+    })
+    const connect = async () => {
+      const frames: Frame[] = []
+      const ws = await api.injectWS(
+        '/api/live',
+        {},
+        {
+          onInit: (socket) =>
+            socket.on('message', (data: Buffer) =>
+              frames.push(JSON.parse(data.toString()) as Frame),
+            ),
+        },
+      )
+      await eventually(() => expect(frames[0]?.type).toBe('snapshot'))
+      return { ws, frames }
+    }
+    try {
+      // A change waits for its frame when the only client goes; while nobody listens,
+      // what follows (the drone's will) is not recorded.
+      const first = await connect()
+      api.live.committed([telemetry('d1', 'charging')])
+      first.ws.terminate()
+      await eventually(() => expect(api.live.size).toBe(0))
+      const second = await connect()
+      api.live.committed([telemetry('d2', 'en_route')])
+      await eventually(() =>
+        expect(second.frames.flatMap((f) => f.drones).map((d) => d.id)).toContain('d2'),
+      )
+      expect(second.frames.flatMap((f) => f.drones).map((d) => d.id)).not.toContain('d1')
+      second.ws.terminate()
+    } finally {
+      await api.close()
+      await database.close()
+      await broker.close()
+    }
   })
 })
 

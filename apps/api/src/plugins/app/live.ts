@@ -123,7 +123,7 @@ export class LiveHub {
           }),
         )
     })
-    socket.on('close', () => this.clients.delete(socket))
+    socket.on('close', () => this.forget(socket))
   }
 
   /** Takes what changed since the last frame. */
@@ -140,7 +140,7 @@ export class LiveHub {
   }
 
   remove(socket: WebSocket): void {
-    this.clients.delete(socket)
+    this.forget(socket)
   }
 
   /** Frames for a new client wait for its snapshot: none is lost, none comes first. */
@@ -155,7 +155,7 @@ export class LiveHub {
   ping(): void {
     for (const socket of this.clients.keys()) {
       if (!this.alive.has(socket)) {
-        this.clients.delete(socket)
+        this.forget(socket)
         socket.terminate()
         continue
       }
@@ -173,7 +173,7 @@ export class LiveHub {
     this.lastSentAt = Date.now()
     for (const [socket, client] of this.clients) {
       if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
-        this.clients.delete(socket)
+        this.forget(socket)
         socket.close(1013, 'too far behind: reconnect for a fresh snapshot')
         continue
       }
@@ -187,6 +187,18 @@ export class LiveHub {
 
   get size(): number {
     return this.clients.size
+  }
+
+  /**
+   * Drops a client. With none left, the changes waiting for the next frame go too: no
+   * change is recorded while nobody listens, so a later one (a drone's will) would be
+   * missing from them, and the next client would get them after its snapshot, which
+   * already holds what they say, and the state they undo (a drone shown flying again
+   * after it went offline).
+   */
+  private forget(socket: WebSocket): void {
+    this.clients.delete(socket)
+    if (this.clients.size === 0) this.drain()
   }
 
   private mergeDrone(fleetId: string, id: string, change: Record<string, unknown>): void {
