@@ -6,8 +6,7 @@ import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { eventually } from '../apps/api/test/helpers.ts'
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
 import { ROOT } from './deploy-files.ts'
 import { freePorts, npmStart, processesUsing } from './npm-start.ts'
 import type { NpmStart } from './npm-start.ts'
@@ -49,11 +48,14 @@ const getJson = async <T>(url: string) => (await (await fetch(url)).json()) as T
 
 /** GET /api/fleet until `done` holds, bounded. */
 const fleetUntil = (api: string, done: (drones: DroneView[]) => boolean, timeoutMs = 15_000) =>
-  eventually(async () => {
-    const { drones } = await getJson<{ drones: DroneView[] }>(`${api}/api/fleet`)
-    expect(done(drones), JSON.stringify(drones)).toBe(true)
-    return drones
-  }, timeoutMs)
+  vi.waitFor(
+    async () => {
+      const { drones } = await getJson<{ drones: DroneView[] }>(`${api}/api/fleet`)
+      expect(done(drones), JSON.stringify(drones)).toBe(true)
+      return drones
+    },
+    { timeout: timeoutMs, interval: 100 },
+  )
 
 beforeAll(async () => {
   await run('git', ['clone', '--quiet', ROOT, clone])
