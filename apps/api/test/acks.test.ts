@@ -2,23 +2,13 @@ import { PassThrough } from 'node:stream'
 import type { Duplex } from 'node:stream'
 import { describe, expect, it } from 'vitest'
 import mqttPacket from 'mqtt-packet'
-import type { Packet } from 'mqtt-packet'
 import { AckWriter } from '../src/ingest/acks.ts'
+import { recordWrites } from './helpers.ts'
 
 /** A connection that records what is written to it, write by write, as packets. */
 function connection() {
   const stream = new PassThrough()
-  const writes: string[][] = []
-  const write = stream.write.bind(stream)
-  stream.write = ((chunk: Buffer) => {
-    const packets: string[] = []
-    const parser = mqttPacket.parser()
-    parser.on('packet', (p: Packet) => packets.push(`${p.cmd} ${p.messageId}`))
-    parser.parse(chunk)
-    writes.push(packets)
-    return write(chunk)
-  }) as typeof stream.write
-  return { stream, writes }
+  return { stream, writes: recordWrites(stream) }
 }
 
 const turn = () => new Promise((resolve) => setImmediate(resolve))

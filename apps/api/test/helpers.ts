@@ -2,9 +2,12 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Duplex } from 'node:stream'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import { connectAsync } from 'mqtt'
+import mqttPacket from 'mqtt-packet'
+import type { Packet } from 'mqtt-packet'
 import type { MqttClient } from 'mqtt'
 import postgres from 'postgres'
 import type { FleetOptions } from '@skyline/drone-sim'
@@ -126,3 +129,23 @@ export const testFleet = (url: string, o: Partial<FleetOptions> = {}): FleetOpti
     tokenSecret: SECRET,
     ...o,
   })
+
+/**
+ * Records the MQTT packets written to `stream`, write by write, as `cmd messageId`
+ * (one array per write that held whole packets). A packet written in pieces (mqtt.js
+ * writes some that way) is not whole in any one write and is left out.
+ */
+export function recordWrites(stream: Duplex): string[][] {
+  const writes: string[][] = []
+  const write = stream.write.bind(stream)
+  stream.write = ((chunk: Buffer, ...rest: never[]) => {
+    const packets: string[] = []
+    const parser = mqttPacket.parser()
+    parser.on('packet', (p: Packet) => packets.push(`${p.cmd} ${p.messageId}`))
+    parser.on('error', () => {})
+    parser.parse(chunk)
+    if (packets.length > 0) writes.push(packets)
+    return write(chunk, ...rest)
+  }) as typeof stream.write
+  return writes
+}

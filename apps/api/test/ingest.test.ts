@@ -3,11 +3,17 @@ import type { FastifyInstance } from 'fastify'
 import { Fleet } from '@skyline/drone-sim'
 import type { FleetOptions } from '@skyline/drone-sim'
 import { count, eq } from 'drizzle-orm'
-import mqttPacket from 'mqtt-packet'
-import type { Packet } from 'mqtt-packet'
 import { droneEvents, drones, rejectedMessages, telemetry } from '../src/db/schema.ts'
 import type { Database } from '../src/db/client.ts'
-import { DATABASES, buildApi, connectDrone, eventually, startBroker, testFleet } from './helpers.ts'
+import {
+  DATABASES,
+  buildApi,
+  connectDrone,
+  eventually,
+  recordWrites,
+  startBroker,
+  testFleet,
+} from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 const fleetOptions = (url: string, o: Partial<FleetOptions> = {}): FleetOptions =>
@@ -238,31 +244,23 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
 
   it('acknowledges the QoS 1 messages of a commit together, each once, in order', async () => {
     api = await buildApi(broker.url, database)
-    // The packet ids of the PUBACKs the api writes to the broker, write by write.
-    const pubacks: number[][] = []
-    const stream = api.ingest.client.stream
-    const write = stream.write.bind(stream)
-    stream.write = ((chunk: Buffer, ...rest: never[]) => {
-      const ids: number[] = []
-      const parser = mqttPacket.parser()
-      parser.on('packet', (p: Packet) => void (p.cmd === 'puback' && ids.push(p.messageId!)))
-      parser.on('error', () => {}) // a packet mqtt.js writes in pieces: not a PUBACK of ours
-      parser.parse(chunk)
-      if (ids.length > 0) pubacks.push(ids)
-      return write(chunk, ...rest)
-    }) as typeof stream.write
+    // The PUBACKs the api writes to the broker, write by write.
+    const writes = recordWrites(api.ingest.client.stream)
+    const pubacks = () =>
+      writes.map((w) => w.filter((p) => p.startsWith('puback '))).filter((w) => w.length > 0)
+    const ackedIds = () => pubacks().flatMap((w) => w.map((p) => Number(p.split(' ')[1])))
     const total = 400
     await publishEvents('d8', total)
-    await eventually(() => expect(pubacks.flat()).toHaveLength(total))
+    await eventually(() => expect(ackedIds()).toHaveLength(total))
     // aedes numbers its deliveries to a client one up from a random start (65,535 wraps
     // to 1): they are acknowledged in that order, each once.
-    const acked = pubacks.flat()
+    const acked = ackedIds()
     const first = acked[0]!
     expect(acked).toEqual(Array.from({ length: total }, (_, i) => ((first - 1 + i) % 65_535) + 1))
     // A batch's messages settle together, so their PUBACKs leave in one write.
     const metrics = (await api.inject({ method: 'GET', url: '/metrics' })).body
     const batches = Number(/^skyline_ingest_batch_size_count (\d+)$/m.exec(metrics)?.[1])
-    expect(pubacks.length).toBeLessThanOrEqual(batches)
+    expect(pubacks().length).toBeLessThanOrEqual(batches)
     const [row] = await database.db.select({ n: count() }).from(droneEvents)
     expect(row!.n).toBe(total)
   })

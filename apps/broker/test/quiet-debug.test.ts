@@ -12,12 +12,15 @@ type Real = DebugFactory & {
 }
 const real = fromMqttPacket('debug') as Real
 
-/** Runs `f` with exactly `namespaces` switched on, then restores what DEBUG had on. */
-function withDebug(namespaces: string, f: () => void): void {
+/**
+ * Runs `f` with a quietDebug over `real` and exactly `namespaces` switched on, then
+ * restores what DEBUG had on.
+ */
+function withDebug(namespaces: string, f: (debug: DebugFactory) => void): void {
   const before = real.disable()
   real.enable(namespaces)
   try {
-    f()
+    f(quietDebug(real))
   } finally {
     real.enable(before)
   }
@@ -27,8 +30,7 @@ const ownLogger = (log: DebugLogger) => typeof (log as { useColors?: unknown }).
 
 describe('quietDebug', () => {
   it('hands out a logger that does nothing for a namespace that is off', () => {
-    withDebug('', () => {
-      const debug = quietDebug(real)
+    withDebug('', (debug) => {
       const log = debug('mqtt-packet:parser')
       expect(log.enabled).toBe(false)
       // debug's own loggers carry their colour settings; the silent one has none.
@@ -40,8 +42,7 @@ describe('quietDebug', () => {
   })
 
   it("hands out debug's own logger for a namespace that is on, extended ones too", () => {
-    withDebug('skyline-test:*', () => {
-      const debug = quietDebug(real)
+    withDebug('skyline-test:*', (debug) => {
       const on = debug('skyline-test:a')
       expect(on.enabled).toBe(true)
       expect(ownLogger(on)).toBe('boolean')
