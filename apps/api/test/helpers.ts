@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import Fastify from 'fastify'
+import { expect } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import { connectAsync } from 'mqtt'
 import mqttPacket from 'mqtt-packet'
@@ -13,6 +14,7 @@ import postgres from 'postgres'
 import type { FleetOptions } from '@skyline/drone-sim'
 import { fleetOptions as simFleetOptions } from '../../drone-sim/test/helpers.ts'
 import { createBroker, signDeviceToken, startListeners } from '@skyline/broker'
+import type { SkylineBroker } from '@skyline/broker'
 import app from '../src/app.ts'
 import { loadConfig } from '../src/config.ts'
 import type { ApiConfig } from '../src/config.ts'
@@ -59,13 +61,18 @@ export async function freshPostgres(
 
 export interface TestBroker {
   url: string
+  broker: SkylineBroker
   close(): Promise<void>
 }
 
 export async function startBroker(): Promise<TestBroker> {
   const broker = await createBroker({ tokenSecret: SECRET, rateLimit: null })
   const listening = await startListeners(broker, { host: '127.0.0.1', mqttPort: 0 })
-  return { url: `mqtt://127.0.0.1:${listening.mqtt.port}`, close: () => listening.close() }
+  return {
+    url: `mqtt://127.0.0.1:${listening.mqtt.port}`,
+    broker,
+    close: () => listening.close(),
+  }
 }
 
 /** The api wired to a real broker and database, with no HTTP port (requests go through inject). */
@@ -83,11 +90,7 @@ export async function buildApi(
   const fastify = Fastify({ logger: { level: config.LOG_LEVEL } })
   await fastify.register(app, { config, database, tokenSecret: SECRET })
   await fastify.ready()
-  await new Promise<void>((resolve) =>
-    fastify.ingest.client.connected
-      ? resolve()
-      : fastify.ingest.client.once('connect', () => resolve()),
-  )
+  await eventually(() => expect(fastify.ingest.subscribed).toBe(true))
   return fastify
 }
 

@@ -51,7 +51,7 @@ describe('HTTP errors', () => {
     expect(res.statusCode).toBe(200)
     expect(res.json()).toEqual({
       ready: true,
-      checks: { database: true, broker: true, ingest: true },
+      checks: { database: true, broker: true, subscribed: true, ingest: true },
     })
   })
 

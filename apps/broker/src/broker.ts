@@ -4,9 +4,6 @@ import type { Duplex } from 'node:stream'
 import { Aedes } from 'aedes'
 import type { AedesOptions, AuthenticateError, Client, ConnectPacket, PublishPacket } from 'aedes'
 import mqemitter from 'mqemitter'
-import mqemitterRedis from 'mqemitter-redis'
-import aedesPersistenceRedis from 'aedes-persistence-redis'
-import { Redis } from 'ioredis'
 import { pino } from 'pino'
 import type { Logger } from 'pino'
 import { mayLeaveWill, mayRetain, maySubscribe, publishAuthorizer } from './acl.ts'
@@ -21,6 +18,8 @@ import { packetSizeLimit } from './packet-size.ts'
 import { lightParserBuffer } from './parser-buffer.ts'
 import { batchWrites } from './write-batching.ts'
 import { indexedMemoryPersistence } from './retained-index.ts'
+import { redisCluster } from './redis-cluster.ts'
+import { guardSubscriptionWrites } from './subscription-store.ts'
 
 export interface BrokerOptions {
   /** HS256 secret that device tokens are verified with. */
@@ -43,6 +42,8 @@ export interface BrokerOptions {
   drainTimeoutMs?: number
   /** Redis URL for durable sessions and retained messages, shared by every broker on it. Default: in memory. */
   redisUrl?: string
+  /** Name of the brokers sharing Redis; prefixes every key and channel. Default 'skyline'. */
+  cluster?: string
   /** Unique broker id; brokers sharing Redis must differ. Default random. */
   id?: string
   metrics?: BrokerMetrics
@@ -141,15 +142,22 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
 
   // concurrency 0: BoundedEmitter does the bounding, see there.
   const redisError = (err: Error) => log.error({ err: err.message }, 'Redis error (REDIS_URL)')
-  const inner: MessageEmitter = options.redisUrl
-    ? redisEmitter(options.redisUrl, redisError)
-    : mqemitter({ concurrency: 0, matchEmptyLevels: true }) // [MQTT-4.7.1-3]
+  const redis = options.redisUrl
+    ? redisCluster(options.redisUrl, options.cluster ?? 'skyline', redisError)
+    : undefined
+  const inner: MessageEmitter =
+    redis?.emitter ?? mqemitter({ concurrency: 0, matchEmptyLevels: true }) // [MQTT-4.7.1-3]
   const mq = new BoundedEmitter(inner, options.maxInFlight ?? 10_000, () =>
     metrics.drop('overload'),
   )
-  const persistence = options.redisUrl
-    ? aedesPersistenceRedis({ conn: new Redis(options.redisUrl).on('error', redisError) })
-    : indexedMemoryPersistence()
+  // A persistent session stores only the filters it was granted (see subscription-store.ts).
+  const persistence = guardSubscriptionWrites(
+    redis?.persistence ?? (indexedMemoryPersistence() as object),
+    (client, topic) => {
+      const who = admitted.get(client)?.who
+      return who !== undefined && maySubscribe(who, topic)
+    },
+  )
 
   function refuse(
     done: (error: AuthenticateError | null, success: boolean | null) => void,
@@ -313,13 +321,6 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
       return closed
     },
   }
-}
-
-/** mqemitter-redis reports its connections' errors on `state`, which nobody listens to by default. */
-function redisEmitter(url: string, onError: (err: Error) => void): MessageEmitter {
-  const emitter = mqemitterRedis({ connectionString: url, concurrency: 0 })
-  ;(emitter as unknown as { state: EventEmitter }).state.on('error', onError)
-  return emitter
 }
 
 /**

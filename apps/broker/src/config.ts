@@ -5,6 +5,9 @@ export class ConfigError extends Error {
   readonly code = 'invalid_config'
 }
 
+/** A cluster name: it prefixes Redis keys and pub/sub channels, so it is kept plain. */
+export const CLUSTER_NAME = /^[A-Za-z0-9_-]{1,64}$/
+
 const port = z.coerce.number().int().min(0).max(65535)
 const positiveInt = z.coerce.number().int().positive()
 const flag = z
@@ -35,6 +38,11 @@ const EnvSchema = z
     MQTT_ALLOW_ANONYMOUS: flag,
     /** Redis for durable sessions, retained messages and several brokers per fleet. */
     REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional(),
+    /** Name of the brokers that share one Redis: prefixes every key and channel. Default skyline. */
+    BROKER_CLUSTER: z
+      .string()
+      .regex(CLUSTER_NAME, 'must be 1-64 letters, digits, _ or -')
+      .default('skyline'),
     /** Largest MQTT packet accepted, bytes. Default 64 KiB. */
     MQTT_MAX_PACKET_BYTES: positiveInt.max(268_435_455).default(65_536),
     /** Sustained publishes per second per client; 0 disables the limit. Default 100/s. */

@@ -27,6 +27,7 @@ async function main(): Promise<void> {
         : null,
     maxConnections: config.MQTT_MAX_CONNECTIONS,
     redisUrl: config.REDIS_URL,
+    cluster: config.BROKER_CLUSTER,
     metrics: new BrokerMetrics(true),
     logger: log,
   })

@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto'
+import { Redis } from 'ioredis'
 import { connectAsync } from 'mqtt'
 import type { IClientOptions, MqttClient, Packet } from 'mqtt'
 import { createBroker, startListeners, signDeviceToken } from '../src/index.ts'
@@ -108,4 +110,21 @@ export function closedWithin(client: MqttClient, timeoutMs = 5_000): Promise<voi
       resolve()
     })
   })
+}
+
+/** The machine's Redis (CI has one). Shared: tests keep to their own cluster name. */
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379'
+
+/** A cluster name of its own for one test file's run, so runs never see each other's keys. */
+export const testClusterName = (label: string) => `test-${label}-${randomBytes(4).toString('hex')}`
+
+/** Deletes every key of `cluster` (never the whole database: the Redis is shared). */
+export async function dropClusterKeys(cluster: string, url = TEST_REDIS_URL): Promise<void> {
+  const redis = new Redis(url)
+  try {
+    for await (const keys of redis.scanStream({ match: `${cluster}:*`, count: 1_000 }))
+      if ((keys as string[]).length > 0) await redis.del(...(keys as string[]))
+  } finally {
+    redis.disconnect()
+  }
 }

@@ -168,6 +168,7 @@ describe('configuration', () => {
     [{ MQTT_RATE_LIMIT: '-1' }, 'MQTT_RATE_LIMIT'],
     [{ MQTT_ALLOW_ANONYMOUS: 'yes' }, 'MQTT_ALLOW_ANONYMOUS'],
     [{ REDIS_URL: 'http://localhost' }, 'REDIS_URL'],
+    [{ BROKER_CLUSTER: 'a/b' }, 'BROKER_CLUSTER'],
     [{ TLS_CERT: '/tmp/cert.pem' }, 'TLS_CERT'],
   ])('rejects %o naming %s', (env, variable) => {
     expect(() => loadConfig(env)).toThrow(new RegExp(`${variable}:`))

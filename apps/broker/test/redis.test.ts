@@ -1,42 +1,44 @@
-import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import mqtt from 'mqtt'
 import type { MqttClient } from 'mqtt'
-import { collect, connectAs, nextMessage, optionsFor, startTestBroker } from './helpers.ts'
+import type { BrokerOptions } from '../src/index.ts'
+import {
+  collect,
+  connectAs,
+  dropClusterKeys,
+  nextMessage,
+  optionsFor,
+  startTestBroker,
+  TEST_REDIS_URL,
+  testClusterName,
+} from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 // With REDIS_URL the broker keeps sessions and retained messages in Redis and routes
 // through Redis pub/sub, so they survive a restart and several brokers serve one fleet.
-// Runs against the machine's Redis (CI has one); database 7 is flushed for the test.
-const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/7'
-
+// Runs against the machine's Redis (CI has one), under cluster names of its own.
 describe('Redis persistence and clustering', () => {
   const brokers: TestBroker[] = []
   const clients: MqttClient[] = []
-  // Redis pub/sub is not scoped by database: a fresh fleet per run keeps runs apart.
-  const fleet = `r${randomBytes(4).toString('hex')}`
+  const cluster = testClusterName('redis')
+  const others: string[] = []
+  const fleet = 'f1'
 
-  const start = async () => {
-    const tb = await startTestBroker({ redisUrl: REDIS_URL })
+  const start = async (options: Partial<BrokerOptions> = {}) => {
+    const tb = await startTestBroker({ redisUrl: TEST_REDIS_URL, cluster, ...options })
     brokers.push(tb)
     return tb
   }
   const track = (c: MqttClient) => (clients.push(c), c)
 
-  beforeAll(async () => {
-    const redis = new Redis(REDIS_URL)
-    await redis.flushdb()
-    redis.disconnect()
-  })
   afterEach(async () => {
     await Promise.all(clients.splice(0).map((c) => c.endAsync(true)))
     await Promise.all(brokers.splice(0).map((b) => b.close()))
   })
   afterAll(async () => {
-    const redis = new Redis(REDIS_URL)
-    await redis.flushdb()
-    redis.disconnect()
+    await dropClusterKeys(cluster)
+    for (const other of others) await dropClusterKeys(other, `${TEST_REDIS_URL}/4`)
   })
 
   it('keeps a retained status across a broker restart', async () => {
@@ -93,6 +95,44 @@ describe('Redis persistence and clustering', () => {
       expect((await arrival).payload).toBe('across')
     } finally {
       clearInterval(retry)
+    }
+  })
+
+  it('keeps clusters on one Redis apart, whatever database each names', async () => {
+    // Issue 14, item 2: pub/sub ignores the database number.
+    const other = testClusterName('other')
+    others.push(other)
+    const a = await start({ redisUrl: `${TEST_REDIS_URL}/3` })
+    const b = await start({ redisUrl: `${TEST_REDIS_URL}/4`, cluster: other })
+    const onA = track(await connectAs(a.url, { role: 'service', sub: 'on-a' }))
+    const onB = track(await connectAs(b.url, { role: 'service', sub: 'on-b' }))
+    await onA.subscribeAsync(`fleet/${fleet}/#`, { qos: 0 })
+    await onB.subscribeAsync(`fleet/${fleet}/#`, { qos: 0 })
+    const seenOnB = collect(onB)
+
+    // A's own subscriber hears it only once Redis has routed it ...
+    const droneA = track(await connectAs(a.url, { role: 'drone', sub: 'd5', fleet }))
+    const routed = nextMessage(onA)
+    droneA.publish(`fleet/${fleet}/drones/d5/telemetry`, 'cluster a')
+    expect((await routed).payload).toBe('cluster a')
+    // ... and whatever Redis routed to B's connection before B's own message comes first.
+    const droneB = track(await connectAs(b.url, { role: 'drone', sub: 'd5', fleet }))
+    const marker = nextMessage(onB, (topic) => topic.endsWith('/telemetry'))
+    droneB.publish(`fleet/${fleet}/drones/d5/telemetry`, 'cluster b')
+    expect((await marker).payload).toBe('cluster b')
+    expect(seenOnB.map((m) => m.payload)).toEqual(['cluster b'])
+  })
+
+  it('keeps its keys under its cluster name', async () => {
+    const tb = await start()
+    const d = track(await connectAs(tb.url, { role: 'drone', sub: 'd6', fleet }))
+    const topic = `fleet/${fleet}/drones/d6/status`
+    await d.publishAsync(topic, 'up', { qos: 1, retain: true })
+    const redis = new Redis(TEST_REDIS_URL)
+    try {
+      expect(await redis.hexists(`${cluster}:retained`, topic)).toBe(1)
+    } finally {
+      redis.disconnect()
     }
   })
 })

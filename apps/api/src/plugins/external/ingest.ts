@@ -22,6 +22,8 @@ declare module 'fastify' {
       batcher: Batcher
       ingest: Ingest
       partitions: TelemetryPartitions
+      /** The broker holds the ingest's subscriptions: granted in a SUBACK, or kept in its session. */
+      readonly subscribed: boolean
     }
   }
 }
@@ -124,17 +126,34 @@ export default fp(
       done(DEFERRED_ACK)
     }
     client.on('error', (err) => fastify.log.warn({ err: err.message }, 'ingest MQTT error'))
+    // Ready only once the broker holds the subscriptions: an ingest that is connected but
+    // whose SUBSCRIBE was never acknowledged receives nothing (issue 14, item 1: with
+    // Redis, aedes 1.2 never sent that SUBACK while /api/ready said the ingest was fine).
+    let subscribed = false
+    let subackTimer: NodeJS.Timeout | undefined
     client.on('connect', (connack) => {
       fastify.log.info({ sessionPresent: connack.sessionPresent }, 'ingest connected')
-      if (!connack.sessionPresent) {
-        client.subscribe(
-          Object.fromEntries(API_SUBSCRIPTIONS.map((s) => [s.filter, { qos: s.qos }])),
-          (err, granted) => {
-            fastify.log.info({ granted }, 'ingest subscribed')
-            if (err) fastify.log.error({ err }, 'ingest subscribe failed')
-          },
-        )
-      }
+      clearTimeout(subackTimer)
+      // A session the broker kept still has its subscriptions [MQTT-3.1.2-4].
+      subscribed = connack.sessionPresent
+      if (subscribed) return
+      subackTimer = setTimeout(
+        () => fastify.log.error('ingest: no SUBACK from the broker after 10 s: not ready'),
+        10_000,
+      ).unref()
+      client.subscribe(
+        Object.fromEntries(API_SUBSCRIPTIONS.map((s) => [s.filter, { qos: s.qos }])),
+        (err, granted) => {
+          clearTimeout(subackTimer)
+          if (err) return fastify.log.error({ err, granted }, 'ingest subscribe failed: not ready')
+          fastify.log.info({ granted }, 'ingest subscribed')
+          subscribed = true
+        },
+      )
+    })
+    client.on('close', () => {
+      clearTimeout(subackTimer)
+      subscribed = false
     })
     // Retention: whole days of telemetry older than TELEMETRY_RETENTION_DAYS go, hourly.
     const retain = () => {
@@ -157,8 +176,17 @@ export default fp(
       )
     }
     const staleSweep = setInterval(sweep, Math.min(5_000, staleAfterMs / 2))
-    fastify.decorate('ingest', { client, batcher, ingest, partitions })
+    fastify.decorate('ingest', {
+      client,
+      batcher,
+      ingest,
+      partitions,
+      get subscribed() {
+        return subscribed
+      },
+    })
     fastify.addHook('onClose', async () => {
+      clearTimeout(subackTimer)
       clearInterval(retention)
       clearInterval(staleSweep)
       // Stop taking messages, write what was taken, then leave (the session stays).

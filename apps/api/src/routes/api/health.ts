@@ -3,7 +3,13 @@ import { z } from 'zod'
 
 const ReadySchema = z.object({
   ready: z.boolean(),
-  checks: z.object({ database: z.boolean(), broker: z.boolean(), ingest: z.boolean() }),
+  checks: z.object({
+    database: z.boolean(),
+    broker: z.boolean(),
+    /** The broker acknowledged the ingest's subscriptions (or kept them in its session). */
+    subscribed: z.boolean(),
+    ingest: z.boolean(),
+  }),
 })
 
 const health: FastifyPluginAsyncZod = async (fastify) => {
@@ -17,7 +23,7 @@ const health: FastifyPluginAsyncZod = async (fastify) => {
 
   fastify.get('/ready', {
     schema: {
-      summary: 'Readiness: database and broker reachable, ingest writing',
+      summary: 'Readiness: database and broker reachable, ingest subscribed and writing',
       response: { 200: ReadySchema, 503: ReadySchema },
     },
     handler: async (_req, reply) => {
@@ -32,9 +38,10 @@ const health: FastifyPluginAsyncZod = async (fastify) => {
       const checks = {
         database,
         broker: fastify.ingest.client.connected,
+        subscribed: fastify.ingest.subscribed,
         ingest: fastify.ingest.batcher.isHealthy,
       }
-      const ready = checks.database && checks.broker && checks.ingest
+      const ready = checks.database && checks.broker && checks.subscribed && checks.ingest
       return reply.code(ready ? 200 : 503).send({ ready, checks })
     },
   })
