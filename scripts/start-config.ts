@@ -66,3 +66,22 @@ export function simArgs(sim: SimEnv): string[] {
     String(sim.SIM_TIME_SCALE),
   ]
 }
+
+/** A week of wall-clock time, s: how long a time-scaled demo's clock stays within the api's window. */
+const DEMO_WEEK_S = 7 * 86_400
+
+/**
+ * What `npm start` adds to the api's environment. A time-scaled simulator's clock runs
+ * ahead of the wall clock by (scale - 1) x the time elapsed, and the api refuses device
+ * times too far ahead (DEVICE_CLOCK_AHEAD_MAX_S, default 300 s): unless set, the window
+ * is widened to cover a week of the demo running.
+ */
+export function apiEnvFor(
+  sim: SimEnv,
+  env: Record<string, string | undefined>,
+): Record<string, string> {
+  if (sim.SIM_TIME_SCALE <= 1 || (env.DEVICE_CLOCK_AHEAD_MAX_S ?? '') !== '') return {}
+  return {
+    DEVICE_CLOCK_AHEAD_MAX_S: String(Math.ceil((sim.SIM_TIME_SCALE - 1) * DEMO_WEEK_S) + 300),
+  }
+}

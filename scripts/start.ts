@@ -18,7 +18,7 @@ import { resolveTokenSecret, signDeviceToken } from '@skyline/broker/auth'
 import { BROKER_NODE_FLAGS } from '@skyline/broker/node-flags'
 import { startApp } from './app-process.ts'
 import type { AppProcess } from './app-process.ts'
-import { StartConfigError, loadStartConfig, simArgs } from './start-config.ts'
+import { StartConfigError, apiEnvFor, loadStartConfig, simArgs } from './start-config.ts'
 
 const ROOT = dirname(import.meta.dirname)
 /** Bounds, ms: the broker to listen, the api to be ready (the first start creates PGlite). */
@@ -185,7 +185,7 @@ async function main(): Promise<void> {
   if (stopping) return
   env.MQTT_URL = `mqtt://127.0.0.1:${mqttPort}`
 
-  const api = run('api', 'apps/api/dist/server.js', [], env)
+  const api = run('api', 'apps/api/dist/server.js', [], { ...env, ...apiEnvFor(config.sim, env) })
   await apiReady(api, `http://127.0.0.1:${config.httpPort}/api/ready`, API_READY_MS)
   if (stopping) return
 

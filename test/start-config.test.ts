@@ -1,7 +1,7 @@
 import { resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { loadConfig as loadSimConfig } from '../apps/drone-sim/src/config.ts'
-import { loadStartConfig, simArgs } from '../scripts/start-config.ts'
+import { apiEnvFor, loadStartConfig, simArgs } from '../scripts/start-config.ts'
 
 describe("npm start's configuration", () => {
   it('applies the documented defaults', () => {
@@ -39,5 +39,15 @@ describe("npm start's configuration", () => {
     expect(() => loadStartConfig({ [variable]: out })).toThrow(variable)
     const flag = { SIM_DRONES: '--drones', SIM_STATIONS: '--stations' }[variable] ?? '--time-scale'
     expect(() => loadSimConfig([flag, out], {})).toThrow(flag)
+  })
+
+  it("widens the api's device clock window for a time-scaled demo, unless it is set", () => {
+    const sim = (scale: string) => loadStartConfig({ SIM_TIME_SCALE: scale }).sim
+    expect(apiEnvFor(sim('1'), {})).toEqual({})
+    // At x10 the demo's clock is 9 weeks ahead after a week.
+    expect(apiEnvFor(sim('10'), {})).toEqual({
+      DEVICE_CLOCK_AHEAD_MAX_S: String(9 * 7 * 86_400 + 300),
+    })
+    expect(apiEnvFor(sim('10'), { DEVICE_CLOCK_AHEAD_MAX_S: '60' })).toEqual({})
   })
 })

@@ -28,8 +28,13 @@ const EnvSchema = z.object({
   STALE_AFTER_S: int.positive().default(30),
   /** An assignment a drone has not accepted after this long goes to another drone, s. Default 20. */
   ACCEPT_TIMEOUT_S: int.positive().default(20),
-  /** Days of telemetry kept; older daily partitions are dropped. Default 30. */
+  /** Days of telemetry kept; older daily partitions are dropped, older points refused. Default 30. */
   TELEMETRY_RETENTION_DAYS: int.positive().default(30),
+  /**
+   * Largest lead of a device's `ts` over the time the api receives the message, s; a
+   * message further ahead is a dead letter (ingest/device-clock.ts). Default 300.
+   */
+  DEVICE_CLOCK_AHEAD_MAX_S: int.positive().default(300),
   /** Messages written per transaction at most. Default 2000. */
   INGEST_BATCH_MAX: int.positive().max(20_000).default(2_000),
   /** Longest a message waits for its batch, ms. Default 50. */

@@ -14,7 +14,9 @@ const TOPIC = 'fleet/f1/drones/d1/telemetry'
 /** Passes the schema (any safe integer) but not the `integer` column: SQLSTATE 22003. */
 const TOO_BIG_SEQ = 2 ** 31
 
-const point = (seq: number, ts = 1_767_225_600_000 + seq) =>
+/** An hour ago: within the telemetry kept (TELEMETRY_RETENTION_DAYS). */
+const BASE_TS = Date.now() - 3_600_000
+const point = (seq: number, ts = BASE_TS + seq) =>
   JSON.stringify({
     v: 1,
     ts,

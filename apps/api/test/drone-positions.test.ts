@@ -68,6 +68,24 @@ describe.each(DATABASES)('drone positions on %s', (_name, open) => {
     expect(n).toBe(2)
   })
 
+  it('counts a late point as heard: last_seen_at follows the api clock, not the point', async () => {
+    // Issue 14, item 3: a point dated far ahead froze last_seen_at, so the drone read
+    // stale while it kept sending. The time heard is the api's, whatever the point's ts.
+    database = await open()
+    await write(database, [point('a', 4)])
+    const late = point('a', 2)
+    const heardAt = new Date(TS + 60_000)
+    await write(database, [{ ...late, receivedAt: heardAt }])
+    expect(await position(database, 'a')).toEqual({ lat: 47.37 + 4e-4, seq: 4 })
+    const [row] = rowsOf<{ seen: string | Date; at: string | Date }>(
+      await database.db.execute(
+        sql`SELECT last_seen_at AS seen, position_at AS at FROM drones WHERE id = 'a'`,
+      ),
+    )
+    expect(new Date(row!.seen).getTime()).toBe(heardAt.getTime())
+    expect(new Date(row!.at).getTime()).toBe(TS + 4_000)
+  })
+
   // Every telemetry message rewrites its drone's row (0003_drones_fillfactor.sql). No
   // indexed column changes, so an update that stays on its row's page is HOT: read from
   // the rows' pages and the key's size rather than from the statistics collector, whose

@@ -85,6 +85,8 @@ export async function buildApi(
     MQTT_URL: brokerUrl,
     LOG_LEVEL: 'silent',
     INGEST_BATCH_DELAY_MS: '20',
+    // The test fleets fly time-scaled (testFleet): their clocks run hours ahead.
+    DEVICE_CLOCK_AHEAD_MAX_S: String(30 * 86_400),
     ...env,
   })
   const fastify = Fastify({ logger: { level: config.LOG_LEVEL } })

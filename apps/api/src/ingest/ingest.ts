@@ -1,7 +1,18 @@
 import { decodePayload, parseTopic, topicKind } from '@skyline/schemas'
 import type { Batcher } from './batcher.ts'
 import { rejectedItem } from './dead-letter.ts'
+import { deviceClockRefusal } from './device-clock.ts'
+import type { DeviceClockRule } from './device-clock.ts'
 import type { IngestItem } from './items.ts'
+
+export interface IngestOptions {
+  /** How far a device's clock may be off; beyond it, a message is a dead letter. */
+  clock: DeviceClockRule
+  /** The api's clock. Default the system's. */
+  now?: () => Date
+  /** Told the kind of every message taken (for metrics). */
+  counted?: (kind: IngestItem['kind']) => void
+}
 
 /**
  * Turns one MQTT message into an ingest item: decoded against the contract, or
@@ -12,16 +23,26 @@ export class Ingest {
   received = 0
   rejected = 0
 
+  private readonly clock: DeviceClockRule
+  private readonly now: () => Date
+  private readonly counted: (kind: IngestItem['kind']) => void
+
   constructor(
     private readonly batcher: Batcher,
-    private readonly now: () => Date = () => new Date(),
-    /** Told the kind of every message taken (for metrics). */
-    private readonly counted: (kind: IngestItem['kind']) => void = () => {},
-  ) {}
+    options: IngestOptions,
+  ) {
+    this.clock = options.clock
+    this.now = options.now ?? (() => new Date())
+    this.counted = options.counted ?? (() => {})
+  }
 
   handle(topic: string, payload: Buffer, qos: 0 | 1 | 2): Promise<void> | undefined {
     this.received++
-    const item = this.decode(topic, payload)
+    let item = this.decode(topic, payload)
+    if (item.kind !== 'rejected') {
+      const refusal = deviceClockRefusal(item, this.clock)
+      if (refusal !== undefined) item = rejectedItem(topic, payload, refusal, item.receivedAt)
+    }
     if (item.kind === 'rejected') this.rejected++
     this.counted(item.kind)
     if (qos === 0) {

@@ -109,22 +109,38 @@ async function writeTelemetry(tx: Tx, items: Of<'telemetry'>[]): Promise<void> {
       ON CONFLICT DO NOTHING
     )
     -- Each drone's latest point becomes its current state: the newest ts, and of equal
-    -- ones the last in the batch (n, its place).
-    INSERT INTO ${drones} (fleet_id, id, state, lat, lon, alt_m, speed_mps, heading_deg,
+    -- ones the last in the batch (n, its place). An older point arriving late (a
+    -- redelivery) does not move the drone back, but the drone was heard: last_seen_at
+    -- is the api's clock and always moves on, whatever the device's clock says.
+    INSERT INTO ${drones} AS d (fleet_id, id, state, lat, lon, alt_m, speed_mps, heading_deg,
       battery_pct, delivery_id, last_seq, position_at, last_seen_at)
     SELECT DISTINCT ON (fleet_id, drone_id) fleet_id, drone_id, state, lat, lon, alt_m,
       speed_mps, heading_deg, battery_pct, delivery_id, seq, ts, received_at
     FROM r ORDER BY fleet_id, drone_id, ts DESC, n DESC
     ON CONFLICT (fleet_id, id) DO UPDATE SET
-      state = CASE WHEN ${drones.online} THEN excluded.state ELSE ${drones.state} END,
-      lat = excluded.lat, lon = excluded.lon, alt_m = excluded.alt_m,
-      speed_mps = excluded.speed_mps, heading_deg = excluded.heading_deg,
-      battery_pct = excluded.battery_pct, delivery_id = excluded.delivery_id,
-      last_seq = excluded.last_seq, position_at = excluded.position_at,
-      last_seen_at = excluded.last_seen_at
-    -- An older position arriving late (a redelivery) does not move the drone back.
-    WHERE ${drones.positionAt} IS NULL OR excluded.position_at >= ${drones.positionAt}`)
+      state = CASE WHEN ${NEWER} AND d.online THEN excluded.state ELSE d.state END,
+      ${POSITION_UPDATES},
+      last_seen_at = GREATEST(d.last_seen_at, excluded.last_seen_at)`)
 }
+
+/** A point at least as new as the drone's position replaces it (state too, while online). */
+const NEWER_SQL = '(d.position_at IS NULL OR excluded.position_at >= d.position_at)'
+const NEWER = sql.raw(NEWER_SQL)
+const POSITION_UPDATES = sql.raw(
+  [
+    'lat',
+    'lon',
+    'alt_m',
+    'speed_mps',
+    'heading_deg',
+    'battery_pct',
+    'delivery_id',
+    'last_seq',
+    'position_at',
+  ]
+    .map((c) => `${c} = CASE WHEN ${NEWER_SQL} THEN excluded.${c} ELSE d.${c} END`)
+    .join(', '),
+)
 
 async function writeDroneStatus(
   tx: Tx,

@@ -83,9 +83,15 @@ export default fp(
         },
       },
     )
-    const ingest = new Ingest(batcher, undefined, (kind) => {
-      fastify.metrics.received.inc({ kind })
-      if (kind === 'rejected') fastify.metrics.rejected.inc()
+    const ingest = new Ingest(batcher, {
+      clock: {
+        aheadMaxMs: config.DEVICE_CLOCK_AHEAD_MAX_S * 1000,
+        telemetryBehindMaxMs: config.TELEMETRY_RETENTION_DAYS * 86_400_000,
+      },
+      counted: (kind) => {
+        fastify.metrics.received.inc({ kind })
+        if (kind === 'rejected') fastify.metrics.rejected.inc()
+      },
     })
     let unacked = 0
     const id = config.API_MQTT_CLIENT_ID
