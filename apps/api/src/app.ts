@@ -1,4 +1,10 @@
-import type { FastifyError, FastifyInstance } from 'fastify'
+import type {
+  FastifyError,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  FastifyServerOptions,
+} from 'fastify'
 import fp from 'fastify-plugin'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
@@ -40,6 +46,18 @@ export interface AppOptions {
   /** Secret that signs device tokens (the ingest's service token). */
   tokenSecret: string
 }
+
+/**
+ * Options for the Fastify factory (server.ts, the tests): what fails before routing (a
+ * malformed percent-escape, a path parameter past `maxParamLength`) never reaches the
+ * app's error handler, so Fastify's own body would go out instead of the error shape.
+ */
+export const serverOptions = {
+  frameworkErrors: (err: FastifyError, _req: FastifyRequest, reply: FastifyReply) => {
+    const code = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'uri_too_long' : 'bad_url'
+    void reply.code(err.statusCode ?? 400).send({ error: { code, message: err.message } })
+  },
+} satisfies FastifyServerOptions
 
 /**
  * The api as a Fastify plugin: everything it needs comes in as options. Not

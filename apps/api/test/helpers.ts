@@ -13,7 +13,7 @@ import postgres from 'postgres'
 import type { FleetOptions } from '@skyline/drone-sim'
 import { fleetOptions as simFleetOptions } from '../../drone-sim/test/helpers.ts'
 import { createBroker, signDeviceToken, startListeners } from '@skyline/broker'
-import app from '../src/app.ts'
+import app, { serverOptions } from '../src/app.ts'
 import { loadConfig } from '../src/config.ts'
 import type { ApiConfig } from '../src/config.ts'
 import { openDatabase } from '../src/db/client.ts'
@@ -80,7 +80,7 @@ export async function buildApi(
     INGEST_BATCH_DELAY_MS: '20',
     ...env,
   })
-  const fastify = Fastify({ logger: { level: config.LOG_LEVEL } })
+  const fastify = Fastify({ ...serverOptions, logger: { level: config.LOG_LEVEL } })
   await fastify.register(app, { config, database, tokenSecret: SECRET })
   await fastify.ready()
   await new Promise<void>((resolve) =>
