@@ -1,4 +1,10 @@
-import type { FastifyError, FastifyInstance } from 'fastify'
+import type {
+  FastifyError,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  FastifyServerOptions,
+} from 'fastify'
 import fp from 'fastify-plugin'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
@@ -8,9 +14,11 @@ import {
   serializerCompiler,
   validatorCompiler,
 } from 'fastify-type-provider-zod'
+import { ErrorSchema } from '@skyline/schemas'
 import type { ApiConfig } from './config.ts'
 import type { Database } from './db/client.ts'
-import { ApiError } from './errors.ts'
+import { isDatabaseUnavailable } from './db/errors.ts'
+import { ApiError, RETRY_AFTER_S } from './errors.ts'
 import databasePlugin from './plugins/external/database.ts'
 import ingestPlugin from './plugins/external/ingest.ts'
 import deliveryRepository from './plugins/app/delivery-repository.ts'
@@ -42,6 +50,18 @@ export interface AppOptions {
 }
 
 /**
+ * Options for the Fastify factory (server.ts, the tests): what fails before routing (a
+ * malformed percent-escape, a path parameter past `maxParamLength`) never reaches the
+ * app's error handler, so Fastify's own body would go out instead of the error shape.
+ */
+export const serverOptions = {
+  frameworkErrors: (err: FastifyError, _req: FastifyRequest, reply: FastifyReply) => {
+    const code = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'uri_too_long' : 'bad_url'
+    void reply.code(err.statusCode ?? 400).send({ error: { code, message: err.message } })
+  },
+} satisfies FastifyServerOptions
+
+/**
  * The api as a Fastify plugin: everything it needs comes in as options. Not
  * encapsulated (fastify-plugin), so whoever registers it sees its decorators.
  */
@@ -57,6 +77,32 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   fastify.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof ApiError) {
       return reply.code(err.statusCode).send({ error: { code: err.code, message: err.message } })
+    }
+    // An outage is the database's, not the request's: 503, and the same request may
+    // succeed in a moment (issue #14; it was a 500).
+    if (isDatabaseUnavailable(err)) {
+      req.log.warn({ err }, 'database unavailable')
+      return reply
+        .code(503)
+        .header('retry-after', RETRY_AFTER_S)
+        .send({
+          error: {
+            code: 'database_unavailable',
+            message: 'the database cannot be reached: try again shortly',
+          },
+        })
+    }
+    if (err.code === 'FST_ERR_HANDLER_TIMEOUT') {
+      req.log.warn({ err }, 'read timed out')
+      return reply
+        .code(503)
+        .header('retry-after', RETRY_AFTER_S)
+        .send({
+          error: {
+            code: 'timeout',
+            message: `no answer within ${req.routeOptions.handlerTimeout} ms (the database is slow or unreachable): try again shortly`,
+          },
+        })
     }
     if (hasZodFastifySchemaValidationErrors(err)) {
       const message = err.validation
@@ -81,6 +127,23 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
       .code(404)
       .send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url}` } }),
   )
+
+  // Every REST read answers within REST_READ_TIMEOUT_MS, 503 `timeout` otherwise: no
+  // driver timeout covers a server that stops answering on an open connection (Fastify's
+  // handlerTimeout; the query runs on, its late result is dropped). Writes are left
+  // alone: a 503 for a write that commits later would be a lie. Every route says in
+  // OpenAPI that it may answer 400 and 503 in the error shape.
+  fastify.addHook('onRoute', (route) => {
+    if (!route.url.startsWith('/api/') || route.websocket === true) return
+    const methods = [route.method].flat()
+    if (methods.every((m) => m === 'GET' || m === 'HEAD'))
+      route.handlerTimeout ??= opts.config.REST_READ_TIMEOUT_MS
+    const response = route.schema?.response as Record<number, unknown> | undefined
+    if (response !== undefined) {
+      response[400] ??= ErrorSchema
+      response[503] ??= ErrorSchema
+    }
+  })
 
   await fastify.register(swagger, {
     openapi: {

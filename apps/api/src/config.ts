@@ -39,6 +39,11 @@ const EnvSchema = z.object({
   INGEST_BATCH_MAX: int.positive().max(20_000).default(2_000),
   /** Longest a message waits for its batch, ms. Default 50. */
   INGEST_BATCH_DELAY_MS: int.min(0).max(10_000).default(50),
+  /**
+   * Longest a REST read (GET under /api) may take before it answers 503 `timeout`, ms.
+   * Default 2000: a slow or unreachable database must not hold clients (issue #14).
+   */
+  REST_READ_TIMEOUT_MS: int.positive().max(600_000).default(2_000),
   /** The built web map (apps/web/dist), served at `/`. */
   WEB_DIR: z
     .string()

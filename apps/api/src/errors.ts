@@ -11,3 +11,6 @@ export class ApiError extends Error {
 
 export const notFound = (what: string, id: string) =>
   new ApiError(404, 'not_found', `${what} ${id} not found`)
+
+/** What a 503 asks the client to wait before trying again, s (`Retry-After`). */
+export const RETRY_AFTER_S = 1

@@ -2,13 +2,14 @@
 // closes everything on SIGINT/SIGTERM. The app itself is ./app.ts.
 import Fastify from 'fastify'
 import { resolveTokenSecret } from '@skyline/broker/auth'
-import app from './app.ts'
+import app, { serverOptions } from './app.ts'
 import { ConfigError, loadConfig } from './config.ts'
 import { openDatabase } from './db/client.ts'
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env)
   const fastify = Fastify({
+    ...serverOptions,
     logger: { level: config.LOG_LEVEL, base: { app: 'api' } },
     forceCloseConnections: true,
   })

@@ -15,7 +15,7 @@ import type { FleetOptions } from '@skyline/drone-sim'
 import { fleetOptions as simFleetOptions } from '../../drone-sim/test/helpers.ts'
 import { createBroker, signDeviceToken, startListeners } from '@skyline/broker'
 import type { SkylineBroker } from '@skyline/broker'
-import app from '../src/app.ts'
+import app, { serverOptions } from '../src/app.ts'
 import { loadConfig } from '../src/config.ts'
 import type { ApiConfig } from '../src/config.ts'
 import { openDatabase } from '../src/db/client.ts'
@@ -89,7 +89,7 @@ export async function buildApi(
     DEVICE_CLOCK_AHEAD_MAX_S: String(30 * 86_400),
     ...env,
   })
-  const fastify = Fastify({ logger: { level: config.LOG_LEVEL } })
+  const fastify = Fastify({ ...serverOptions, logger: { level: config.LOG_LEVEL } })
   await fastify.register(app, { config, database, tokenSecret: SECRET })
   await fastify.ready()
   await eventually(() => expect(fastify.ingest.subscribed).toBe(true))

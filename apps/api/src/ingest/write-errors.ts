@@ -1,3 +1,5 @@
+import { serverError } from '../db/errors.ts'
+
 /**
  * What a failed batch write means for its items (issue #4):
  * - `transient`: the database is away or busy (connection lost, SQLSTATE classes 08, 53,
@@ -37,19 +39,4 @@ export function classifyWriteError(err: unknown): WriteFailure {
     code: server.code,
     reason: `write_refused: ${server.code} ${server.message}`,
   }
-}
-
-/**
- * The error the server sent, if any: postgres.js's PostgresError and PGlite's
- * DatabaseError carry the SQLSTATE in `code` and a `severity`; drizzle wraps either in a
- * DrizzleQueryError whose `cause` it is. Client-side errors (postgres.js's
- * CONNECTION_CLOSED, a socket's ECONNRESET, "PGlite is closed") have no severity.
- */
-function serverError(err: unknown): { code: string; message: string } | undefined {
-  for (let e = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    const { code, severity } = e as Error & { code?: unknown; severity?: unknown }
-    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && typeof severity === 'string')
-      return { code, message: e.message }
-  }
-  return undefined
 }

@@ -28,21 +28,14 @@ export interface DeliveryFilter {
   from?: Date
   to?: Date
   limit: number
-  cursor?: string
+  /** Rows after this one in the order (newest first): the previous page's `next`. */
+  after?: DeliveryPosition
 }
 
-/** Where the next page starts: the last row's request time and id, opaque to clients. */
-function encodeCursor(row: DeliveryRow): string {
-  return Buffer.from(`${row.requestedAt.toISOString()}|${row.id}`).toString('base64url')
-}
-
-function decodeCursor(cursor: string): { at: Date; id: string } {
-  const [iso, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|')
-  const at = new Date(iso ?? '')
-  if (id === undefined || id === '' || Number.isNaN(at.getTime())) {
-    throw new ApiError(400, 'bad_cursor', 'cursor is not one this api returned')
-  }
-  return { at, id }
+/** A row's place in the order: its request time and id. */
+export interface DeliveryPosition {
+  at: Date
+  id: string
 }
 
 export class DeliveryRepository {
@@ -109,8 +102,10 @@ export class DeliveryRepository {
   }
 
   /** Newest first, a page at a time. */
-  async list(f: DeliveryFilter): Promise<{ deliveries: DeliveryRow[]; nextCursor: string | null }> {
-    const after = f.cursor !== undefined ? decodeCursor(f.cursor) : undefined
+  async list(
+    f: DeliveryFilter,
+  ): Promise<{ deliveries: DeliveryRow[]; next: DeliveryPosition | null }> {
+    const { after } = f
     const rows = await this.db
       .select()
       .from(deliveries)
@@ -140,7 +135,7 @@ export class DeliveryRepository {
     const page = rows.slice(0, f.limit)
     return {
       deliveries: page,
-      nextCursor: rows.length > f.limit ? encodeCursor(page.at(-1)!) : null,
+      next: rows.length > f.limit ? { at: page.at(-1)!.requestedAt, id: page.at(-1)!.id } : null,
     }
   }
 

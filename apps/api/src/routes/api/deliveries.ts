@@ -13,6 +13,7 @@ import type { DeliveryView } from '@skyline/schemas'
 import type { DeliveryEventRow, DeliveryRow } from '../../plugins/app/delivery-repository.ts'
 import { ApiError } from '../../errors.ts'
 import { publishCommand } from '../../plugins/external/ingest.ts'
+import { CursorQuery, DateTimeQuery, encodeCursor } from './query.ts'
 
 const isoOrNull = (d: Date | null) => d?.toISOString() ?? null
 
@@ -54,10 +55,10 @@ const routes: FastifyPluginAsyncZod = async (fastify) => {
         status: z.enum(DELIVERY_STATUSES).optional(),
         droneId: IdSchema.optional(),
         stationId: IdSchema.optional().describe('pick-up or drop-off'),
-        from: z.iso.datetime({ offset: true }).optional().describe('requested at or after'),
-        to: z.iso.datetime({ offset: true }).optional().describe('requested at or before'),
+        from: DateTimeQuery.optional().describe('requested at or after'),
+        to: DateTimeQuery.optional().describe('requested at or before'),
         limit: z.coerce.number().int().min(1).max(200).default(50),
-        cursor: z.string().max(200).optional().describe('nextCursor of the previous page'),
+        cursor: CursorQuery.optional().describe('nextCursor of the previous page'),
       }),
       response: {
         200: z.object({ deliveries: z.array(DeliverySchema), nextCursor: z.string().nullable() }),
@@ -66,12 +67,14 @@ const routes: FastifyPluginAsyncZod = async (fastify) => {
     },
     handler: async (req) => {
       const q = req.query
-      const from = q.from !== undefined ? new Date(q.from) : undefined
-      const to = q.to !== undefined ? new Date(q.to) : undefined
-      if (from !== undefined && to !== undefined && from > to)
+      if (q.from !== undefined && q.to !== undefined && q.from > q.to)
         throw new ApiError(400, 'bad_range', '`from` must not be after `to`')
-      const page = await fastify.deliveries.list({ ...q, fleetId: q.fleet, from, to })
-      return { deliveries: page.deliveries.map(deliveryView), nextCursor: page.nextCursor }
+      const { cursor, ...filter } = q
+      const page = await fastify.deliveries.list({ ...filter, fleetId: q.fleet, after: cursor })
+      return {
+        deliveries: page.deliveries.map(deliveryView),
+        nextCursor: page.next !== null ? encodeCursor(page.next) : null,
+      }
     },
   })
 
@@ -105,7 +108,9 @@ const routes: FastifyPluginAsyncZod = async (fastify) => {
         fleet: IdSchema,
         pickupStationId: IdSchema,
         dropoffStationId: IdSchema,
-        payloadKg: z.number().positive().max(50),
+        // A gram at least: `payload_kg` is a 4-byte float, which refuses what would round
+        // to zero (5e-324 was a 500, issue #14).
+        payloadKg: z.number().min(0.001).max(50).describe('kilograms'),
       }),
       response: { 201: DeliverySchema, 400: ErrorSchema, 401: ErrorSchema, 403: ErrorSchema },
     },
