@@ -117,12 +117,17 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   }
 }
 
-/** `npm run api` in its own process; resolves with its URL from its "listening" log line. */
-async function spawnApi(
+/**
+ * `npm run api` in its own process; resolves with its URL from its "listening" log line.
+ * `root`: another checkout to run the api of (`npm run chaos -- --root DIR`).
+ */
+export async function spawnApi(
   env: Record<string, string>,
+  root?: string,
 ): Promise<{ child: ChildProcess; url: string }> {
+  const main = root === undefined ? API_MAIN : `${root}/apps/api/src/server.ts`
   // SKYLINE_CPU_PROF_DIR: a V8 CPU profile of the api too (see broker-process.ts).
-  const child = spawn(process.execPath, [...profileArgs(), '--import', TSX_LOADER, API_MAIN], {
+  const child = spawn(process.execPath, [...profileArgs(), '--import', TSX_LOADER, main], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -146,7 +151,7 @@ async function spawnApi(
 }
 
 /** SIGINT, then SIGKILL if it has not exited within 10 s. */
-async function stopChild(child: ChildProcess): Promise<void> {
+export async function stopChild(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const exited = once(child, 'exit')
   child.kill('SIGINT')

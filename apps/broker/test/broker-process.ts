@@ -37,6 +37,8 @@ export interface BrokerProcess {
 export async function spawnBroker(
   env: Record<string, string>,
   timeoutMs = 15_000,
+  /** Another checkout to run the broker of (`npm run chaos -- --root DIR`). Default this one. */
+  root?: string,
 ): Promise<BrokerProcess> {
   // `node --import tsx` rather than the tsx CLI, which would run the broker in a child
   // of its own: child.pid must be the broker, for its memory and for signals.
@@ -44,7 +46,13 @@ export async function spawnBroker(
   // exits (node --cpu-prof is not allowed in NODE_OPTIONS).
   const child = spawn(
     process.execPath,
-    [...profileArgs(), ...BROKER_NODE_FLAGS, '--import', TSX_LOADER, MAIN],
+    [
+      ...profileArgs(),
+      ...BROKER_NODE_FLAGS,
+      '--import',
+      TSX_LOADER,
+      root === undefined ? MAIN : `${root}/apps/broker/src/main.ts`,
+    ],
     {
       env: {
         ...process.env,

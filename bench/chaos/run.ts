@@ -1,0 +1,82 @@
+// Entry point of `npm run chaos [-- --quick] [--only NAME,...] [--root DIR]`: runs the
+// attacks of issue 14 against real processes (broker, api, Postgres, a private Redis)
+// and prints one table. --root runs another checkout's apps (e.g. a worktree of an older
+// commit) under the same attacks, for a before-and-after.
+import { resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import {
+  oneTokenManyConnections,
+  oneTokenManyPublishers,
+  protocolViolations,
+  rebindingOrigin,
+  refusedFlood,
+} from './broker-attacks.ts'
+import { badClock, clusterCrosstalk, hostileRest, redisQos1 } from './ingest-attacks.ts'
+import { Parts } from './parts.ts'
+import { chaosTable } from './report.ts'
+import type { Attack, Row } from './report.ts'
+
+const ATTACKS: Attack[] = [
+  redisQos1,
+  clusterCrosstalk,
+  badClock,
+  hostileRest,
+  oneTokenManyConnections,
+  oneTokenManyPublishers,
+  refusedFlood,
+  protocolViolations,
+  rebindingOrigin,
+]
+
+const controller = new AbortController()
+function interrupt(signal: NodeJS.Signals): void {
+  console.error(`\n${signal}: stopping the attack and its processes (again to force)`)
+  controller.abort(new Error(`interrupted by ${signal}`))
+  process.once(signal, () => process.exit(130))
+}
+process.once('SIGINT', interrupt)
+process.once('SIGTERM', interrupt)
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      only: { type: 'string' },
+      root: { type: 'string' },
+    },
+  })
+  const only = values.only?.split(',')
+  const unknown = only?.filter((name) => !ATTACKS.some((a) => a.name === name)) ?? []
+  if (unknown.length > 0)
+    throw new Error(
+      `unknown attack ${unknown.join(', ')}; known: ${ATTACKS.map((a) => a.name).join(', ')}`,
+    )
+  const root = values.root === undefined ? undefined : resolve(values.root)
+  const rows: Row[] = []
+  for (const attack of ATTACKS.filter((a) => only === undefined || only.includes(a.name))) {
+    if (controller.signal.aborted) break
+    console.error(`chaos: ${attack.name}${root === undefined ? '' : ` (apps of ${root})`}`)
+    const parts = new Parts(root)
+    try {
+      rows.push(
+        await attack.run(parts, { quick: values.quick ?? false, signal: controller.signal }),
+      )
+    } catch (err) {
+      rows.push({
+        attack: attack.name,
+        expected: '—',
+        happened: `the attack failed: ${(err as Error).message}`,
+        lost: 0,
+      })
+    } finally {
+      await parts.close()
+    }
+    console.error(`  ${rows.at(-1)!.happened}`)
+  }
+  console.log(chaosTable(rows))
+}
+
+main().catch((err: unknown) => {
+  console.error(err)
+  process.exit(1)
+})
