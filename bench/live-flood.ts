@@ -4,12 +4,13 @@
 // stop reading (their sockets paused: the kernel's receive buffer fills, then the api's
 // send queue). Prints the api's memory and the healthy client's frame gaps.
 //
-//   npm run bench:live-flood [-- --drones 2000 --non-readers 500 --seconds 30]
+//   npm run bench:live-flood [-- --drones 2000 --non-readers 500 --seconds 30 --api-env K=V]
 //
 // Everything shares the machine's cores: a gap of the healthy client is the api's, the
 // broker's, Postgres's and this process's together.
 import { execFile } from 'node:child_process'
 import { once } from 'node:events'
+import { get } from 'node:http'
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import type { Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -43,11 +44,21 @@ export interface LiveFloodResult {
   /** The flood went on this long after the last non-reader opened, s. */
   seconds: number
   rssMiB: { before: number; peak: number; end: number; after: number }
-  healthy: { frames: number; maxGapMs: number; p99GapMs: number; maxGapBeforeMs: number }
+  healthy: {
+    frames: number
+    maxGapMs: number
+    p99GapMs: number
+    maxGapBeforeMs: number
+    /** The longest time between two of its frames by their `at`: the api's part of the gaps. */
+    maxMadeGapMs: number
+  }
   /** The api's sockets on its port (ss): established, and the bytes in their kernel send queues. */
   sockets: { peakOpen: number; endOpen: number; peakSendQMiB: number }
   /** The whole machine's TCP buffers (/proc/net/sockstat, both ends of every socket). */
   kernelTcpMiB: { before: number; peak: number }
+  /** The api's V8 heap in use and its memory outside the heap (Buffers), peaks from its /metrics. */
+  heapPeakMiB: { used: number; external: number }
+  heapBeforeMiB: { used: number; external: number }
   /** From the first non-reader's connection to the api holding none of them, s (undefined: not while they were open). */
   allDroppedAfterS: number | undefined
 }
@@ -60,6 +71,8 @@ async function main(signal: AbortSignal): Promise<void> {
       drones: { type: 'string', default: '2000' },
       'non-readers': { type: 'string', default: '500' },
       seconds: { type: 'string', default: '30' },
+      /** KEY=VALUE for the api, e.g. LIVE_SEND_BUDGET_BYTES=1048576 (repeatable). */
+      'api-env': { type: 'string', multiple: true, default: [] },
     },
   })
   const drones = Number(values.drones)
@@ -72,7 +85,16 @@ async function main(signal: AbortSignal): Promise<void> {
     database: 'postgres',
     signal,
     log,
-    apiEnv: { LIVE_MAX_CLIENTS: room, LIVE_MAX_CLIENTS_PER_ADDRESS: room },
+    apiEnv: {
+      LIVE_MAX_CLIENTS: room,
+      LIVE_MAX_CLIENTS_PER_ADDRESS: room,
+      ...Object.fromEntries(
+        values['api-env'].map((kv): [string, string] => {
+          const [k = '', v = ''] = kv.split(/=(.*)/s, 2)
+          return [k, v]
+        }),
+      ),
+    },
   })
   try {
     const fleet = await spawnFleet(stack.broker.ports.mqtt, FLEET, drones, signal)
@@ -111,18 +133,24 @@ async function flood(
   // The healthy client: reads everything, notes when each `changes` frame arrives.
   const healthy = new WebSocket(wsUrl)
   const arrivals: number[] = []
+  /** Each frame's `at`: when the api made it, epoch ms (to tell its delays from this process's). */
+  const madeAt: number[] = []
   let snapshot = false
   healthy.on('message', (data: Buffer) => {
     // The type is at the start of every frame: no need to parse 100s of KiB here.
-    const head = data.subarray(0, 32).toString()
+    const head = data.subarray(0, 64).toString()
     if (head.includes('"snapshot"')) snapshot = true
-    else if (head.includes('"changes"')) arrivals.push(performance.now())
+    else if (head.includes('"changes"')) {
+      arrivals.push(performance.now())
+      madeAt.push(Date.parse(/"at":"([^"]+)"/.exec(head)?.[1] ?? ''))
+    }
   })
   await once(healthy, 'open')
 
   const samples: Sample[] = []
   const sockets: { at: number; open: number; sendQ: number }[] = []
   const kernel: number[] = []
+  const heap: { usedMiB: number; externalMiB: number }[] = []
   let sampling = true
   const sampler = (async () => {
     let n = 0
@@ -132,6 +160,7 @@ async function flood(
         const s = await apiSockets(port)
         sockets.push({ at: performance.now(), ...s })
         kernel.push(kernelTcpMiB())
+        heap.push(await apiHeap(apiUrl))
       }
       await sleep(250)
     }
@@ -148,6 +177,7 @@ async function flood(
   while (!snapshot) await sleep(50)
   await sleep(BEFORE_S * 1_000)
   const before = samples.at(-1)!.rssMiB
+  const heapBefore = heap.at(-1)!
   const kernelBefore = kernel.at(-1) ?? NaN
   const floodFrom = performance.now()
 
@@ -196,6 +226,8 @@ async function flood(
     return times.slice(1).map((t, i) => t - times[i]!)
   }
   const floodGaps = gaps(floodFrom, floodTo).sort((a, b) => a - b)
+  const inWindow = madeAt.filter((_, i) => arrivals[i]! >= floodFrom && arrivals[i]! <= floodTo)
+  const madeGaps = inWindow.slice(1).map((t, i) => t - inWindow[i]!)
   const baseline = gaps(0, floodFrom)
   // The api's established sockets on its port: the healthy client plus the non-readers it still holds.
   const inFlood = sockets.filter((s) => s.at >= floodFrom && s.at <= floodTo)
@@ -218,6 +250,7 @@ async function flood(
       maxGapMs: floodGaps.at(-1) ?? NaN,
       p99GapMs: floodGaps[Math.floor(floodGaps.length * 0.99)] ?? NaN,
       maxGapBeforeMs: Math.max(...baseline),
+      maxMadeGapMs: Math.max(...madeGaps),
     },
     sockets: {
       peakOpen: Math.max(...inFlood.map((s) => s.open)),
@@ -225,6 +258,11 @@ async function flood(
       peakSendQMiB: Math.max(...inFlood.map((s) => s.sendQ)) / MiB,
     },
     kernelTcpMiB: { before: kernelBefore, peak: Math.max(...kernel) },
+    heapBeforeMiB: { used: heapBefore.usedMiB, external: heapBefore.externalMiB },
+    heapPeakMiB: {
+      used: Math.max(...heap.map((h) => h.usedMiB)),
+      external: Math.max(...heap.map((h) => h.externalMiB)),
+    },
     allDroppedAfterS: gone === undefined ? undefined : (gone.at - floodFrom) / 1_000,
   }
 }
@@ -236,6 +274,24 @@ async function apiSockets(port: string): Promise<{ open: number; sendQ: number }
   // Columns without the state: Recv-Q Send-Q Local Peer.
   const sendQ = lines.reduce((sum, l) => sum + Number(l.trim().split(/\s+/)[1] ?? 0), 0)
   return { open: lines.length, sendQ }
+}
+
+/** The api's V8 heap in use and external memory, MiB, from its /metrics (prom-client's default metrics). */
+async function apiHeap(apiUrl: string): Promise<{ usedMiB: number; externalMiB: number }> {
+  // A connection of its own each time, closed after: not counted among the api's sockets.
+  const text = await new Promise<string>((resolve, reject) =>
+    get(`${apiUrl}/metrics`, { agent: false }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => (body += chunk))
+      res.on('end', () => resolve(body))
+    }).on('error', reject),
+  )
+  const read = (name: string) => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1]) / MiB
+  return {
+    usedMiB: read('nodejs_heap_size_used_bytes'),
+    externalMiB: read('nodejs_external_memory_bytes'),
+  }
 }
 
 /** Memory of every TCP socket on the machine, MiB (/proc/net/sockstat counts pages). */
@@ -256,6 +312,8 @@ export function liveFloodTable(r: LiveFloodResult): string {
     `| non-readers opened / refused, all in | ${f(r.opened)} / ${f(r.refused)}, ${f(r.openedAfterS, 1)} s |`,
     `| api RSS before / peak / end of the flood / ${AFTER_S} s after closing them | ${f(r.rssMiB.before)} / ${f(r.rssMiB.peak)} / ${f(r.rssMiB.end)} / ${f(r.rssMiB.after)} MiB |`,
     `| healthy client: frames, max / p99 gap between frames | ${f(r.healthy.frames)}, ${f(r.healthy.maxGapMs)} / ${f(r.healthy.p99GapMs)} ms (before the flood: max ${f(r.healthy.maxGapBeforeMs)} ms) |`,
+    `| healthy client: max gap between its frames' times of making (\`at\`, the api's part) | ${f(r.healthy.maxMadeGapMs)} ms |`,
+    `| api's V8 heap in use / memory outside it (Buffers), before and peak | ${f(r.heapBeforeMiB.used)} / ${f(r.heapBeforeMiB.external)} MiB, ${f(r.heapPeakMiB.used)} / ${f(r.heapPeakMiB.external)} MiB |`,
     `| api's open sockets, peak / end of the flood | ${f(r.sockets.peakOpen)} / ${f(r.sockets.endOpen)} |`,
     `| api's kernel send queues, peak | ${f(r.sockets.peakSendQMiB)} MiB |`,
     `| machine's TCP buffers, before / peak | ${f(r.kernelTcpMiB.before)} / ${f(r.kernelTcpMiB.peak)} MiB |`,

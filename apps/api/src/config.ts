@@ -50,6 +50,19 @@ const EnvSchema = z.object({
   MAP_TILE_ATTRIBUTION: z
     .string()
     .default('&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>'),
+  /** Live stream clients at once, at most; more are refused (503). Default 1,000. */
+  LIVE_MAX_CLIENTS: int.positive().default(1_000),
+  /** Live stream clients from one remote address at once, at most (429). Default 50. */
+  LIVE_MAX_CLIENTS_PER_ADDRESS: int.positive().default(50),
+  /**
+   * Bytes sent to a live client that it has not yet confirmed reading (by answering the
+   * ping behind them), beyond its snapshot, at most; past it the client is dropped.
+   * Default 1 MiB: two frames of a 10,000-drone fleet seen whole. It is also what the
+   * kernel may hold for a client that stopped reading before it is dropped.
+   */
+  LIVE_SEND_BUDGET_BYTES: int.min(64 * 1024).default(1024 * 1024),
+  /** Longest a live client may leave a ping unanswered, ms; then it is dropped. Default 5,000. */
+  LIVE_MAX_LAG_MS: int.min(500).max(600_000).default(5_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 
