@@ -8,6 +8,38 @@ export class ConfigError extends Error {
 
 const int = z.coerce.number().int()
 
+/**
+ * A comma-separated list of web origins (`scheme://host[:port]`), each normalised as a
+ * browser writes its Origin header (lower-case host, no default port, no path).
+ */
+const origins = z.string().transform((value, ctx) => {
+  const out: string[] = []
+  for (const entry of value.split(',').map((e) => e.trim())) {
+    if (entry === '') continue // `a,b,` from a template with an empty part (docker-compose.yml)
+    const url = URL.canParse(entry) ? new URL(entry) : undefined
+    if (
+      url === undefined ||
+      !['http:', 'https:'].includes(url.protocol) ||
+      url.pathname !== '/' ||
+      url.search !== '' ||
+      url.hash !== '' ||
+      url.username !== ''
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${entry} is not an origin: http(s)://host[:port], nothing after it`,
+      })
+      return z.NEVER
+    }
+    out.push(url.origin)
+  }
+  if (out.length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'lists no origin' })
+    return z.NEVER
+  }
+  return out
+})
+
 const EnvSchema = z.object({
   HOST: z.string().min(1).default('0.0.0.0'),
   /** REST, live stream, OpenAPI, metrics and the web app. Default 3000. */
@@ -50,6 +82,12 @@ const EnvSchema = z.object({
   MAP_TILE_ATTRIBUTION: z
     .string()
     .default('&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>'),
+  /**
+   * Web origins whose pages may open the live stream (the map's address as the browser
+   * shows it), comma-separated. Default: the addresses the api listens on (see
+   * liveOrigins). Requests without an Origin (not a browser) are not concerned.
+   */
+  PUBLIC_ORIGIN: origins.optional(),
   /** Live stream clients at once, at most; more are refused (503). Default 1,000. */
   LIVE_MAX_CLIENTS: int.positive().default(1_000),
   /** Live stream clients from one remote address at once, at most (429). Default 50. */
@@ -67,6 +105,26 @@ const EnvSchema = z.object({
 })
 
 export type ApiConfig = z.infer<typeof EnvSchema>
+
+/** Hosts that name every interface, or the loopback one: no address of their own to add. */
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '', 'localhost', '127.0.0.1', '::1'])
+
+/**
+ * The origins whose pages may open the live stream: PUBLIC_ORIGIN, or else the api's
+ * own addresses on `port` (the port it listens on, which differs from HTTP_PORT when
+ * that is 0): localhost, 127.0.0.1 and [::1], and HOST when it names one address. Never
+ * a name the request brings: a page on a DNS-rebinding name (Origin and Host both
+ * `evil.example:3000`) is another origin (issue 14).
+ */
+export function liveOrigins(config: ApiConfig, port: number): string[] {
+  if (config.PUBLIC_ORIGIN !== undefined) return config.PUBLIC_ORIGIN
+  const hosts = ['localhost', '127.0.0.1', '[::1]']
+  const host = config.HOST
+  if (!WILDCARD_HOSTS.has(host)) hosts.push(host.includes(':') ? `[${host}]` : host)
+  return hosts
+    .filter((h) => URL.canParse(`http://${h}`))
+    .map((h) => new URL(`http://${h}:${port}`).origin)
+}
 
 /** Reads the api's configuration once. @throws ConfigError naming every bad variable. */
 export function loadConfig(env: Record<string, string | undefined>): ApiConfig {

@@ -4,6 +4,7 @@ import type { WebSocket } from '@fastify/websocket'
 import { inArray } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import { z } from 'zod'
+import { liveOrigins } from '../../config.ts'
 import { deliveries } from '../../db/schema.ts'
 import { ApiError } from '../../errors.ts'
 import type { IngestItem } from '../../ingest/items.ts'
@@ -303,12 +304,9 @@ function inside(d: DroneChange, b: Bounds): boolean {
   return p.lat >= b.south && p.lat <= b.north && lonInside
 }
 
-function sameOrigin(origin: string, host: string | undefined): boolean {
-  try {
-    return new URL(origin).host === host
-  } catch {
-    return false
-  }
+/** An Origin header as `URL.origin` writes it ('null' and the malformed stay as they are). */
+function normaliseOrigin(origin: string): string {
+  return URL.canParse(origin) ? new URL(origin).origin : origin
 }
 
 function safeJson(text: string): unknown {
@@ -352,6 +350,13 @@ export default fp(
       return Buffer.from(JSON.stringify(snapshot))
     }, FRAME_MS)
 
+    /** The origins a browser may open the stream from, on the port actually listened on. */
+    const allowedOrigins = (): Set<string> => {
+      const address = fastify.server.address()
+      const port = typeof address === 'object' && address !== null ? address.port : config.HTTP_PORT
+      return new Set(liveOrigins(config, port))
+    }
+
     fastify.get(
       '/api/live',
       {
@@ -359,15 +364,17 @@ export default fp(
         schema: { hide: true },
         // A WebSocket has no CORS: without this, any web page an operator visits could
         // read the fleet through their browser. Browsers send Origin; other clients
-        // (scripts, the tests) send none and are let through.
+        // (scripts, the tests) send none and are let through. The origin is held against
+        // the configured ones, never against the request's Host: a page on a
+        // DNS-rebinding name has the same name in both (issue 14).
         preValidation: async (req, reply) => {
           const origin = req.headers.origin
-          if (origin !== undefined && !sameOrigin(origin, req.headers.host)) {
+          if (origin !== undefined && !allowedOrigins().has(normaliseOrigin(origin))) {
             metrics.liveRefused.inc({ reason: 'origin' })
             throw new ApiError(
               403,
               'forbidden_origin',
-              `origin ${origin} may not open the live stream`,
+              `origin ${origin} may not open the live stream (PUBLIC_ORIGIN)`,
             )
           }
           // Refused before the upgrade while full; the handler checks again, exactly.
