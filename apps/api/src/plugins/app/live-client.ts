@@ -31,7 +31,7 @@ export type DropReason = 'send_budget' | 'lag'
  */
 export class LiveClient<B> {
   bounds: B | undefined
-  closing = false
+  private closing = false
   private snapshotOut = false
   /**
    * Frames not yet written: until the snapshot is out (none is lost, none comes first),
@@ -61,7 +61,7 @@ export class LiveClient<B> {
     this.lastPing = { at: now, sentBytes: 0 }
   }
 
-  /** Sends a frame, or keeps it until the snapshot is out. The buffer may be shared with other clients. */
+  /** Sends a frame (a buffer shared with other clients), or keeps it in the backlog. */
   send(data: Buffer): void {
     if (this.snapshotOut && this.backlog.length === 0 && this.socket.bufferedAmount === 0) {
       this.write(data)
