@@ -4,7 +4,7 @@
 import { existsSync } from 'node:fs'
 import { join, resolve } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { loadConfig as loadApiConfig } from '../apps/api/src/config.ts'
+import { liveOrigins, loadConfig as loadApiConfig } from '../apps/api/src/config.ts'
 import { loadConfig as loadBrokerConfig } from '../apps/broker/src/config.ts'
 import { BROKER_NODE_FLAGS } from '../apps/broker/src/node-flags.ts'
 import { loadConfig as loadSimConfig } from '../apps/drone-sim/src/config.ts'
@@ -136,6 +136,23 @@ describe('docker-compose.yml', () => {
         }
       }
     }
+  })
+
+  it("lets the map open the live stream from the host's browser, and from PUBLIC_ORIGIN", () => {
+    const moved = { ...ONE_BROKER, HTTP_PORT: '8080', PUBLIC_ORIGIN: 'https://skyline.example' }
+    const cases: [Record<string, string>, number][] = [
+      [ONE_BROKER, api.HTTP_PORT], // .env.example's host port is the api's own
+      [moved, 8080],
+    ]
+    for (const [vars, hostPort] of cases) {
+      const config = loadApiConfig(loadCompose(vars).services.api!.environment!)
+      // Inside its container the api listens on its default port; browsers use the host's.
+      const origins = liveOrigins(config, api.HTTP_PORT)
+      expect(origins).toContain(`http://localhost:${hostPort}`)
+      expect(origins).toContain(`http://127.0.0.1:${hostPort}`)
+    }
+    const config = loadApiConfig(loadCompose(moved).services.api!.environment!)
+    expect(liveOrigins(config, api.HTTP_PORT)).toContain('https://skyline.example')
   })
 
   it("points the api's DATABASE_URL at the postgres service with its credentials", () => {

@@ -8,6 +8,38 @@ export class ConfigError extends Error {
 
 const int = z.coerce.number().int()
 
+/**
+ * A comma-separated list of web origins (`scheme://host[:port]`), each normalised as a
+ * browser writes its Origin header (lower-case host, no default port, no path).
+ */
+const origins = z.string().transform((value, ctx) => {
+  const out: string[] = []
+  for (const entry of value.split(',').map((e) => e.trim())) {
+    if (entry === '') continue // `a,b,` from a template with an empty part (docker-compose.yml)
+    const url = URL.canParse(entry) ? new URL(entry) : undefined
+    if (
+      url === undefined ||
+      !['http:', 'https:'].includes(url.protocol) ||
+      url.pathname !== '/' ||
+      url.search !== '' ||
+      url.hash !== '' ||
+      url.username !== ''
+    ) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `${entry} is not an origin: http(s)://host[:port], nothing after it`,
+      })
+      return z.NEVER
+    }
+    out.push(url.origin)
+  }
+  if (out.length === 0) {
+    ctx.addIssue({ code: 'custom', message: 'lists no origin' })
+    return z.NEVER
+  }
+  return out
+})
+
 const EnvSchema = z.object({
   HOST: z.string().min(1).default('0.0.0.0'),
   /** REST, live stream, OpenAPI, metrics and the web app. Default 3000. */
@@ -60,10 +92,49 @@ const EnvSchema = z.object({
   MAP_TILE_ATTRIBUTION: z
     .string()
     .default('&copy; <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a>'),
+  /**
+   * Web origins whose pages may open the live stream (the map's address as the browser
+   * shows it), comma-separated. Default: the addresses the api listens on (see
+   * liveOrigins). Requests without an Origin (not a browser) are not concerned.
+   */
+  PUBLIC_ORIGIN: origins.optional(),
+  /** Live stream clients at once, at most; more are refused (503). Default 1,000. */
+  LIVE_MAX_CLIENTS: int.positive().default(1_000),
+  /** Live stream clients from one remote address at once, at most (429). Default 50. */
+  LIVE_MAX_CLIENTS_PER_ADDRESS: int.positive().default(50),
+  /**
+   * Bytes sent to a live client that it has not yet confirmed reading (by answering the
+   * ping behind them), beyond its snapshot, at most; past it the client is dropped.
+   * Default 1 MiB: two frames of a 10,000-drone fleet seen whole. It is also what the
+   * kernel may hold for a client that stopped reading before it is dropped.
+   */
+  LIVE_SEND_BUDGET_BYTES: int.min(64 * 1024).default(1024 * 1024),
+  /** Longest a live client may leave a ping unanswered, ms; then it is dropped. Default 5,000. */
+  LIVE_MAX_LAG_MS: int.min(500).max(600_000).default(5_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 
 export type ApiConfig = z.infer<typeof EnvSchema>
+
+/** Hosts that name every interface, or the loopback one: no address of their own to add. */
+const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '', 'localhost', '127.0.0.1', '::1'])
+
+/**
+ * The origins whose pages may open the live stream: PUBLIC_ORIGIN, or else the api's
+ * own addresses on `port` (the port it listens on, which differs from HTTP_PORT when
+ * that is 0): localhost, 127.0.0.1 and [::1], and HOST when it names one address. Never
+ * a name the request brings: a page on a DNS-rebinding name (Origin and Host both
+ * `evil.example:3000`) is another origin (issue 14).
+ */
+export function liveOrigins(config: ApiConfig, port: number): string[] {
+  if (config.PUBLIC_ORIGIN !== undefined) return config.PUBLIC_ORIGIN
+  const hosts = ['localhost', '127.0.0.1', '[::1]']
+  const host = config.HOST
+  if (!WILDCARD_HOSTS.has(host)) hosts.push(host.includes(':') ? `[${host}]` : host)
+  return hosts
+    .filter((h) => URL.canParse(`http://${h}`))
+    .map((h) => new URL(`http://${h}:${port}`).origin)
+}
 
 /** Reads the api's configuration once. @throws ConfigError naming every bad variable. */
 export function loadConfig(env: Record<string, string | undefined>): ApiConfig {

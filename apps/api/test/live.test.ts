@@ -184,24 +184,56 @@ describe('GET /api/live on a quiet fleet', () => {
 })
 
 describe('GET /api/live from a browser', () => {
-  it('refuses a page of another origin, and lets the map (same origin) in', async () => {
-    const broker = await startBroker()
-    const database = await DATABASES[0]![1]()
-    const api = await buildApi(broker.url, database)
-    try {
-      await expect(
-        api.injectWS('/api/live', {
-          headers: { host: 'skyline.example:3000', origin: 'https://evil.example' },
-        }),
-      ).rejects.toThrow(/403/)
-      const ws = await api.injectWS('/api/live', {
-        headers: { host: 'skyline.example:3000', origin: 'http://skyline.example:3000' },
-      })
-      ws.terminate()
-    } finally {
-      await api.close()
-      await database.close()
-      await broker.close()
-    }
+  let broker: TestBroker
+  let database: Database
+  let api: FastifyInstance | undefined
+  beforeEach(async () => {
+    broker = await startBroker()
+    database = await DATABASES[0]![1]()
+  })
+  afterEach(async () => {
+    await api?.close()
+    api = undefined
+    await database.close()
+    await broker.close()
+  })
+  const open = async (headers: Record<string, string>) => {
+    const ws = await api!.injectWS('/api/live', { headers })
+    ws.terminate()
+    return 'open'
+  }
+
+  it('lets in pages of its own addresses, refuses any other, and clients that send no Origin', async () => {
+    api = await buildApi(broker.url, database) // HTTP_PORT 3000, HOST 0.0.0.0
+    expect(await open({ host: 'localhost:3000', origin: 'http://localhost:3000' })).toBe('open')
+    expect(await open({ host: '127.0.0.1:3000', origin: 'http://127.0.0.1:3000' })).toBe('open')
+    expect(await open({ host: 'localhost:3000' })).toBe('open') // a script, not a browser
+    await expect(open({ host: 'localhost:3000', origin: 'https://evil.example' })).rejects.toThrow(
+      /403/,
+    )
+    await expect(open({ host: 'localhost:3000', origin: 'http://localhost:3001' })).rejects.toThrow(
+      /403/,
+    )
+  })
+
+  it('refuses a page on a DNS-rebinding name, though its Origin and Host agree', async () => {
+    // evil.example resolves to the api's address: the page's requests carry its name.
+    api = await buildApi(broker.url, database)
+    await expect(
+      open({ host: 'evil.example:3000', origin: 'http://evil.example:3000' }),
+    ).rejects.toThrow(/403/)
+    const metrics = (await api.inject({ method: 'GET', url: '/metrics' })).body
+    expect(metrics).toMatch(/^skyline_live_refused_total\{reason="origin"\} 1$/m)
+  })
+
+  it('lets in only the origins of PUBLIC_ORIGIN when it is set', async () => {
+    api = await buildApi(broker.url, database, {
+      PUBLIC_ORIGIN: 'https://skyline.example,http://ops.example:8080',
+    })
+    expect(await open({ host: 'skyline.example', origin: 'https://skyline.example' })).toBe('open')
+    expect(await open({ host: 'ops.example:8080', origin: 'http://ops.example:8080' })).toBe('open')
+    await expect(open({ host: 'localhost:3000', origin: 'http://localhost:3000' })).rejects.toThrow(
+      /403/,
+    )
   })
 })

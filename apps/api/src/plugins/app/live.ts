@@ -1,13 +1,19 @@
+import type { Duplex } from 'node:stream'
 import websocket from '@fastify/websocket'
 import type { WebSocket } from '@fastify/websocket'
 import { inArray } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import { z } from 'zod'
+import { liveOrigins } from '../../config.ts'
 import { deliveries } from '../../db/schema.ts'
 import { ApiError } from '../../errors.ts'
 import type { IngestItem } from '../../ingest/items.ts'
 import { deliveryView } from '../../routes/api/deliveries.ts'
 import { droneView, stationView } from '../../routes/api/views.ts'
+import { LiveClient } from './live-client.ts'
+import type { FlowLimits } from './live-client.ts'
+import { SnapshotCache } from './live-snapshot.ts'
+import type { ApiMetrics } from './metrics.ts'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -19,10 +25,8 @@ declare module 'fastify' {
 export const FRAME_MS = 250
 /** A quiet fleet still gets an (empty) frame this often, ms: clients can tell a dead stream. */
 export const KEEPALIVE_MS = 5_000
-/** Sockets are pinged this often, ms; one that has not answered the last ping is closed. */
-const PING_MS = 15_000
-/** A client this far behind (bytes queued on its socket) is closed; it reconnects to a snapshot. */
-const MAX_BUFFERED_BYTES = 8 * 2 ** 20
+/** A refused client is told to try again after this long, s (Retry-After). */
+const RETRY_AFTER_S = 5
 
 /** A client's area of interest; drones outside it are left out of its frames. */
 const BoundsSchema = z.object({
@@ -40,6 +44,20 @@ interface DroneChange {
   [field: string]: unknown
 }
 
+export interface LiveLimits extends FlowLimits {
+  /** Clients at once, at most (LIVE_MAX_CLIENTS). */
+  maxClients: number
+  /** Clients from one remote address at once, at most (LIVE_MAX_CLIENTS_PER_ADDRESS). */
+  maxPerAddress: number
+}
+
+/** Why a client is not let in: HTTP status before the upgrade, the metric's reason. */
+export interface Refusal {
+  status: 503 | 429
+  reason: 'full' | 'address_full'
+  message: string
+}
+
 /**
  * The live stream: each client gets a snapshot, then the changes committed since,
  * batched into at most one frame per FRAME_MS (drone positions, states, station
@@ -47,13 +65,23 @@ interface DroneChange {
  * the dispatcher.
  */
 export class LiveHub {
-  /** Each client's bounds, and the frames held back until its snapshot is out. */
-  private readonly clients = new Map<WebSocket, { bounds?: Bounds; held?: object[] }>()
+  private readonly clients = new Map<WebSocket, LiveClient<Bounds>>()
+  private readonly perAddress = new Map<string, number>()
   private drones = new Map<string, DroneChange>()
   private stations = new Set<string>()
   private deliveryIds = new Set<string>()
   private lastSentAt = Date.now()
-  private readonly alive = new WeakSet<WebSocket>()
+  private pingSeq = 0
+  /**
+   * Moves when changes are taken for a frame, or lost (the last client left): a snapshot
+   * read in one version is good for a client added in the same (see SnapshotCache).
+   */
+  private versionNo = 0
+
+  constructor(
+    private readonly limits: LiveLimits,
+    private readonly metrics: ApiMetrics,
+  ) {}
 
   /** Records what a committed batch changed. */
   committed(items: IngestItem[]): void {
@@ -107,16 +135,41 @@ export class LiveHub {
     if (this.clients.size > 0) this.deliveryIds.add(id)
   }
 
-  add(socket: WebSocket): void {
-    this.clients.set(socket, { held: [] })
-    this.alive.add(socket)
-    socket.on('pong', () => this.alive.add(socket))
+  get version(): number {
+    return this.versionNo
+  }
+
+  /** Why a client from `address` may not come in now, if it may not. */
+  refusal(address: string): Refusal | undefined {
+    if (this.clients.size >= this.limits.maxClients) {
+      return {
+        status: 503,
+        reason: 'full',
+        message: `the live stream has its ${this.limits.maxClients} clients`,
+      }
+    }
+    if ((this.perAddress.get(address) ?? 0) >= this.limits.maxPerAddress) {
+      return {
+        status: 429,
+        reason: 'address_full',
+        message: `${this.limits.maxPerAddress} live clients from ${address} already`,
+      }
+    }
+    return undefined
+  }
+
+  /** Adds a client; frames wait for its snapshot (snapshotSent). `raw`: the TCP socket, if any. */
+  add(socket: WebSocket, address: string, raw: Duplex | undefined): void {
+    const client = new LiveClient<Bounds>(socket, address, raw, this.limits, Date.now())
+    this.clients.set(socket, client)
+    this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1)
+    this.metrics.liveClients.set(this.clients.size)
+    socket.on('pong', (data: Buffer) => client.pong(data))
     socket.on('message', (data: Buffer) => {
       const parsed = BoundsSchema.safeParse(safeJson(data.toString()))
-      const client = this.clients.get(socket)
-      if (parsed.success && client !== undefined) client.bounds = parsed.data
+      if (parsed.success) client.bounds = parsed.data
       else
-        socket.send(
+        client.reply(
           JSON.stringify({
             type: 'error',
             message: 'send {"type":"bounds","south","west","north","east"}',
@@ -133,6 +186,7 @@ export class LiveHub {
       stations: [...this.stations],
       deliveryIds: [...this.deliveryIds],
     }
+    if (out.drones.length + out.stations.length + out.deliveryIds.length > 0) this.versionNo++
     this.drones = new Map()
     this.stations = new Set()
     this.deliveryIds = new Set()
@@ -143,25 +197,38 @@ export class LiveHub {
     this.forget(socket)
   }
 
-  /** Frames for a new client wait for its snapshot: none is lost, none comes first. */
-  snapshotSent(socket: WebSocket): void {
-    const client = this.clients.get(socket)
-    if (client?.held === undefined) return
-    for (const frame of client.held) socket.send(JSON.stringify(frame))
-    client.held = undefined
+  /** Sends a new client its snapshot (a buffer shared with others), then the frames held meanwhile. */
+  sendSnapshot(socket: WebSocket, snapshot: Buffer): void {
+    this.clients.get(socket)?.sendSnapshot(snapshot)
   }
 
-  /** Pings every client; closes those that did not answer the previous ping. */
-  ping(): void {
-    for (const socket of this.clients.keys()) {
-      if (!this.alive.has(socket)) {
-        this.forget(socket)
-        socket.terminate()
-        continue
-      }
-      this.alive.delete(socket)
-      socket.ping()
+  /**
+   * Before each frame: drops the clients that read too slowly (issue 14: 500 that never
+   * read held 1 to 2 GB of the api's memory and stalled everyone's frames for seconds).
+   * Before, so that the frame about to go does not count against the budget: what is
+   * unread then is what was sent a frame or more ago.
+   */
+  sweep(now = Date.now()): void {
+    for (const [socket, client] of this.clients) {
+      const reason = client.verdict(now)
+      if (reason === undefined) continue
+      this.metrics.liveDropped.inc({ reason })
+      this.forget(socket)
+      client.close(
+        1008,
+        reason === 'lag'
+          ? `too slow: a ping unanswered for ${this.limits.maxLagMs} ms; reconnect`
+          : `too slow: over ${this.limits.budgetBytes} bytes unread; reconnect`,
+      )
     }
+  }
+
+  /** After each frame: pings the clients; their pongs say how much they have read. */
+  ping(now = Date.now()): void {
+    const payload = Buffer.alloc(4)
+    payload.writeUInt32BE(this.pingSeq)
+    for (const client of this.clients.values()) client.ping(this.pingSeq, payload, now)
+    this.pingSeq = (this.pingSeq + 1) >>> 0
   }
 
   /** Whether a quiet stream is due its keepalive frame. */
@@ -169,19 +236,26 @@ export class LiveHub {
     return Date.now() - this.lastSentAt >= KEEPALIVE_MS
   }
 
+  /**
+   * Sends a frame to every client, serialised once for all those without bounds and once
+   * per distinct bounds: the clients share the buffers (issue 14: a copy each, for 500
+   * clients, was most of the api's time and memory).
+   */
   send(frame: { drones: DroneChange[]; [k: string]: unknown }): void {
     this.lastSentAt = Date.now()
-    for (const [socket, client] of this.clients) {
-      if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
-        this.forget(socket)
-        socket.close(1013, 'too far behind: reconnect for a fresh snapshot')
-        continue
-      }
+    const serialised = new Map<string, Buffer>()
+    for (const client of this.clients.values()) {
       const { bounds } = client
-      const drones =
-        bounds === undefined ? frame.drones : frame.drones.filter((d) => inside(d, bounds))
-      if (client.held !== undefined) client.held.push({ ...frame, drones })
-      else socket.send(JSON.stringify({ ...frame, drones }))
+      const key =
+        bounds === undefined ? '' : `${bounds.south},${bounds.west},${bounds.north},${bounds.east}`
+      let data = serialised.get(key)
+      if (data === undefined) {
+        const drones =
+          bounds === undefined ? frame.drones : frame.drones.filter((d) => inside(d, bounds))
+        data = Buffer.from(JSON.stringify({ ...frame, drones }))
+        serialised.set(key, data)
+      }
+      client.send(data)
     }
   }
 
@@ -197,13 +271,27 @@ export class LiveHub {
    * after it went offline).
    */
   private forget(socket: WebSocket): void {
+    const client = this.clients.get(socket)
+    if (client === undefined) return
     this.clients.delete(socket)
-    if (this.clients.size === 0) this.drain()
+    const left = (this.perAddress.get(client.address) ?? 1) - 1
+    if (left === 0) this.perAddress.delete(client.address)
+    else this.perAddress.set(client.address, left)
+    this.metrics.liveClients.set(this.clients.size)
+    if (this.clients.size === 0) {
+      this.drain()
+      this.versionNo++ // nothing is recorded until the next client: no snapshot stays good
+    }
   }
 
   private mergeDrone(fleetId: string, id: string, change: Record<string, unknown>): void {
     const key = `${fleetId}/${id}`
-    this.drones.set(key, { ...(this.drones.get(key) ?? { id, fleetId }), ...change })
+    // Merged in place rather than copied for each message (the copies were most of what
+    // the stream allocated): drain() hands the objects out with a new map, so none is
+    // changed after it went into a frame.
+    const pending = this.drones.get(key)
+    if (pending === undefined) this.drones.set(key, { id, fleetId, ...change })
+    else Object.assign(pending, change)
   }
 }
 
@@ -216,12 +304,9 @@ function inside(d: DroneChange, b: Bounds): boolean {
   return p.lat >= b.south && p.lat <= b.north && lonInside
 }
 
-function sameOrigin(origin: string, host: string | undefined): boolean {
-  try {
-    return new URL(origin).host === host
-  } catch {
-    return false
-  }
+/** An Origin header as `URL.origin` writes it ('null' and the malformed stay as they are). */
+function normaliseOrigin(origin: string): string {
+  return URL.canParse(origin) ? new URL(origin).origin : origin
 }
 
 function safeJson(text: string): unknown {
@@ -234,9 +319,43 @@ function safeJson(text: string): unknown {
 
 export default fp(
   async (fastify) => {
-    const hub = new LiveHub()
+    const { config, metrics } = fastify
+    const hub = new LiveHub(
+      {
+        maxClients: config.LIVE_MAX_CLIENTS,
+        maxPerAddress: config.LIVE_MAX_CLIENTS_PER_ADDRESS,
+        budgetBytes: config.LIVE_SEND_BUDGET_BYTES,
+        maxLagMs: config.LIVE_MAX_LAG_MS,
+      },
+      metrics,
+    )
     fastify.decorate('live', hub)
     await fastify.register(websocket, { options: { maxPayload: 4096 } })
+
+    const snapshots = new SnapshotCache(async () => {
+      metrics.liveSnapshots.inc()
+      const now = new Date()
+      const [drones, stations, unfinished] = await Promise.all([
+        fastify.fleet.listDrones(),
+        fastify.fleet.listStations(),
+        fastify.deliveries.unfinished(),
+      ])
+      const snapshot = {
+        type: 'snapshot',
+        at: now.toISOString(),
+        drones: drones.map((d) => droneView(d, now, config.STALE_AFTER_S)),
+        stations: stations.map(stationView),
+        deliveries: unfinished.map(deliveryView),
+      }
+      return Buffer.from(JSON.stringify(snapshot))
+    }, FRAME_MS)
+
+    /** The origins a browser may open the stream from, on the port actually listened on. */
+    const allowedOrigins = (): Set<string> => {
+      const address = fastify.server.address()
+      const port = typeof address === 'object' && address !== null ? address.port : config.HTTP_PORT
+      return new Set(liveOrigins(config, port))
+    }
 
     fastify.get(
       '/api/live',
@@ -245,37 +364,41 @@ export default fp(
         schema: { hide: true },
         // A WebSocket has no CORS: without this, any web page an operator visits could
         // read the fleet through their browser. Browsers send Origin; other clients
-        // (scripts, the tests) send none and are let through.
-        preValidation: async (req) => {
+        // (scripts, the tests) send none and are let through. The origin is held against
+        // the configured ones, never against the request's Host: a page on a
+        // DNS-rebinding name has the same name in both (issue 14).
+        preValidation: async (req, reply) => {
           const origin = req.headers.origin
-          if (origin !== undefined && !sameOrigin(origin, req.headers.host)) {
+          if (origin !== undefined && !allowedOrigins().has(normaliseOrigin(origin))) {
+            metrics.liveRefused.inc({ reason: 'origin' })
             throw new ApiError(
               403,
               'forbidden_origin',
-              `origin ${origin} may not open the live stream`,
+              `origin ${origin} may not open the live stream (PUBLIC_ORIGIN)`,
             )
+          }
+          // Refused before the upgrade while full; the handler checks again, exactly.
+          const refusal = hub.refusal(req.ip)
+          if (refusal !== undefined) {
+            metrics.liveRefused.inc({ reason: refusal.reason })
+            return reply
+              .code(refusal.status)
+              .header('retry-after', String(RETRY_AFTER_S))
+              .send({ error: { code: `live_${refusal.reason}`, message: refusal.message } })
           }
         },
       },
-      async (socket) => {
-        hub.add(socket)
+      async (socket, req) => {
+        // Upgrades that passed preValidation together may together go past the caps.
+        const refusal = hub.refusal(req.ip)
+        if (refusal !== undefined) {
+          metrics.liveRefused.inc({ reason: refusal.reason })
+          socket.close(1013, `try again later: ${refusal.message}`) // 1013: Try Again Later
+          return
+        }
+        hub.add(socket, req.ip, req.socket)
         try {
-          const now = new Date()
-          const [drones, stations, unfinished] = await Promise.all([
-            fastify.fleet.listDrones(),
-            fastify.fleet.listStations(),
-            fastify.deliveries.unfinished(),
-          ])
-          socket.send(
-            JSON.stringify({
-              type: 'snapshot',
-              at: now.toISOString(),
-              drones: drones.map((d) => droneView(d, now, fastify.config.STALE_AFTER_S)),
-              stations: stations.map(stationView),
-              deliveries: unfinished.map(deliveryView),
-            }),
-          )
-          hub.snapshotSent(socket)
+          hub.sendSnapshot(socket, await snapshots.get(hub.version))
         } catch (err) {
           fastify.log.warn({ err }, 'live snapshot failed')
           hub.remove(socket)
@@ -321,18 +444,23 @@ export default fp(
     let closed = false
     const loop = () => {
       timer = setTimeout(() => {
+        hub.sweep()
         frame()
           .catch((err: unknown) => fastify.log.warn({ err }, 'live frame failed'))
-          .finally(() => closed || loop())
+          .finally(() => {
+            hub.ping()
+            if (!closed) loop()
+          })
       }, FRAME_MS)
     }
     loop()
-    const pinger = setInterval(() => hub.ping(), PING_MS)
     fastify.addHook('onClose', async () => {
       closed = true
       clearTimeout(timer)
-      clearInterval(pinger)
     })
   },
-  { name: 'live', dependencies: ['fleet-repository', 'delivery-repository', 'database'] },
+  {
+    name: 'live',
+    dependencies: ['fleet-repository', 'delivery-repository', 'database', 'metrics'],
+  },
 )

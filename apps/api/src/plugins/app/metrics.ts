@@ -70,6 +70,28 @@ export class ApiMetrics {
     help: 'QoS 0 telemetry dropped because the buffer was full during a database outage',
     registers: [this.registry],
   })
+  readonly liveClients = new Gauge({
+    name: 'skyline_live_clients',
+    help: 'Clients of the live stream (/api/live)',
+    registers: [this.registry],
+  })
+  readonly liveRefused = new Counter({
+    name: 'skyline_live_refused_total',
+    help: 'Live stream connections refused: full, address_full (too many from one address), origin',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  })
+  readonly liveDropped = new Counter({
+    name: 'skyline_live_dropped_total',
+    help: 'Live clients dropped for reading too slowly: send_budget (too much unread), lag (a ping unanswered too long)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  })
+  readonly liveSnapshots = new Counter({
+    name: 'skyline_live_snapshots_total',
+    help: 'Live stream snapshots built (shared by the clients that connect while one is current)',
+    registers: [this.registry],
+  })
 
   constructor() {
     collectDefaultMetrics({ register: this.registry })
