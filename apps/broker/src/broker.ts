@@ -13,6 +13,7 @@ import { mayLeaveWill, mayRetain, maySubscribe, publishAuthorizer } from './acl.
 import { BoundedEmitter } from './bounded-mq.ts'
 import type { MessageEmitter } from './bounded-mq.ts'
 import { BrokerMetrics } from './metrics.ts'
+import { protocolChecks } from './protocol-checks.ts'
 import { PublishLimiter } from './rate-limit.ts'
 import type { Clock } from './rate-limit.ts'
 import { TokenError, verifyDeviceToken } from './tokens.ts'
@@ -292,6 +293,9 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
     metrics.disconnects.inc({ reason: 'packet_too_large' }),
   )
   const onSlowSubscriberDrop = () => metrics.drop('slow_subscriber')
+  const checkProtocol = protocolChecks((violation) =>
+    metrics.disconnects.inc({ reason: violation }),
+  )
 
   let closed: Promise<void> | undefined
   return {
@@ -301,6 +305,7 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
       batchWrites(conn)
       const client = broker.handle(conn, req)
       limitPacketSize(client)
+      checkProtocol(client)
       lightParserBuffer(client)
       dropQos0WhenBackedUp(client, onSlowSubscriberDrop)
     },
