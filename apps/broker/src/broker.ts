@@ -30,7 +30,7 @@ export interface BrokerOptions {
   allowAnonymous?: boolean
   /** Largest packet accepted, bytes of remaining length. Default 65,536. */
   maxPacketBytes?: number
-  /** Publishes per second per client and the burst above it; null: no limit. Default 100/s, burst 200. */
+  /** Publishes per second per client (refused ones included) and the burst above it; null: no limit. Default 100/s, burst 200. */
   rateLimit?: { ratePerS: number; burst: number } | null
   /** How long a client may keep exceeding its rate before it is disconnected, ms. Default 10,000. */
   floodWindowMs?: number
@@ -223,6 +223,21 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
       }
       metrics.countIn(packet.qos)
       const entry = admitted.get(client)
+      // Every publish spends the budget, refused ones too (issue 14: refused publishes
+      // skipped it, 50,000/s from one client and never a disconnect), before the ACL
+      // spends any work on it.
+      const verdict = entry?.limiter?.check() ?? 'ok'
+      if (verdict !== 'ok') {
+        metrics.drop('rate_limited')
+        broker.droppedPackets.add(packet)
+        if (verdict === 'drop') return done(null)
+        metrics.disconnects.inc({ reason: 'flood' })
+        log.warn(
+          { clientId: client.id },
+          'client keeps publishing over its rate limit: disconnecting',
+        )
+        return done(new Error('publish rate limit exceeded for too long'))
+      }
       if (
         entry === undefined ||
         !entry.mayPublish(packet.topic) ||
@@ -231,19 +246,8 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
         metrics.refused.inc({ action: 'publish' })
         metrics.drop('not_authorized')
         broker.droppedPackets.add(packet)
-        return done(null)
       }
-      const verdict = entry.limiter?.check() ?? 'ok'
-      if (verdict === 'ok') return done(null)
-      metrics.drop('rate_limited')
-      broker.droppedPackets.add(packet)
-      if (verdict === 'drop') return done(null)
-      metrics.disconnects.inc({ reason: 'flood' })
-      log.warn(
-        { clientId: client.id },
-        'client keeps publishing over its rate limit: disconnecting',
-      )
-      done(new Error('publish rate limit exceeded for too long'))
+      done(null)
     },
 
     authorizeSubscribe(client, sub, done) {
