@@ -12,6 +12,7 @@ import type { Logger } from 'pino'
 import { mayLeaveWill, mayRetain, maySubscribe, publishAuthorizer } from './acl.ts'
 import { BoundedEmitter } from './bounded-mq.ts'
 import type { MessageEmitter } from './bounded-mq.ts'
+import { IdentityConnections, identityKey } from './identities.ts'
 import { BrokerMetrics } from './metrics.ts'
 import { protocolChecks } from './protocol-checks.ts'
 import { PublishLimiter } from './rate-limit.ts'
@@ -30,12 +31,22 @@ export interface BrokerOptions {
   allowAnonymous?: boolean
   /** Largest packet accepted, bytes of remaining length. Default 65,536. */
   maxPacketBytes?: number
-  /** Publishes per second per client (refused ones included) and the burst above it; null: no limit. Default 100/s, burst 200. */
+  /**
+   * Publishes per second per identity (role, fleet and id of a token; all its
+   * connections together, refused publishes included) and the burst above it; the
+   * service role is exempt. null: no limit. Default 100/s, burst 200.
+   */
   rateLimit?: { ratePerS: number; burst: number } | null
-  /** How long a client may keep exceeding its rate before it is disconnected, ms. Default 10,000. */
+  /** How long an identity may keep exceeding its rate before it is disconnected, ms. Default 10,000. */
   floodWindowMs?: number
   /** Concurrent connections. Default 20,000. */
   maxConnections?: number
+  /**
+   * Connections one identity may hold at once: `device` for drones and stations,
+   * `user` for viewers, services and anonymous clients. A further connection closes
+   * the identity's oldest. Default 1 and 10.
+   */
+  connectionsPerIdentity?: { device: number; user: number }
   /** Messages routed at once before QoS 0 is dropped. Default 10,000. */
   maxInFlight?: number
   /** Bytes waiting to be written to a subscriber before QoS 1/2 deliveries disconnect it. Default 4 MiB. */
@@ -73,6 +84,7 @@ interface ConnectInfo {
 interface Admitted {
   who: DeviceIdentity
   mayPublish: (topic: string) => boolean
+  /** Its identity's publish budget, shared by all the identity's connections. */
   limiter: PublishLimiter | undefined
 }
 
@@ -113,10 +125,25 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
     options.rateLimit === undefined ? { ratePerS: 100, burst: 200 } : options.rateLimit
   const maxConnections = options.maxConnections ?? 20_000
   const maxQueuedBytes = options.maxQueuedBytes ?? 4 * 1024 * 1024
+  const perIdentity = options.connectionsPerIdentity ?? { device: 1, user: 10 }
   // One record per admitted client (each WeakMap entry costs an idle connection memory).
   const admitted = new WeakMap<Client, Admitted>()
   const connectInfo = new WeakMap<Client, ConnectInfo>()
   let authenticating = 0
+  const identities = new IdentityConnections(
+    (who) =>
+      who.role === 'drone' || who.role === 'station' ? perIdentity.device : perIdentity.user,
+    (who) =>
+      rateLimit && who.role !== 'service'
+        ? new PublishLimiter(
+            rateLimit.ratePerS,
+            rateLimit.burst,
+            options.floodWindowMs,
+            options.clock,
+          )
+        : undefined,
+  )
+  metrics.countIdentities(() => identities.size)
 
   /**
    * Records who the client is and puts its session in that identity's namespace:
@@ -126,17 +153,16 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
    * persistent session ([MQTT-3.1.4-2] takeover stays within one identity).
    */
   function admit(client: Client, who: DeviceIdentity): void {
-    const fleet = 'fleet' in who && who.fleet !== undefined ? who.fleet : '*'
-    ;(client as { id: string }).id = `${who.role}:${fleet}:${who.id}|${client.id}`
-    const limiter =
-      rateLimit && who.role !== 'service'
-        ? new PublishLimiter(
-            rateLimit.ratePerS,
-            rateLimit.burst,
-            options.floodWindowMs,
-            options.clock,
-          )
-        : undefined
+    ;(client as { id: string }).id = `${identityKey(who)}|${client.id}`
+    // Its identity's other connections past the bound make way, as MQTT does for a
+    // client id [MQTT-3.1.4-2]: a device that reconnects is never locked out by its
+    // own stale connection, and one token cannot take the broker's connections.
+    const { limiter, displaced } = identities.join(client, who)
+    for (const old of displaced) {
+      metrics.disconnects.inc({ reason: 'identity_takeover' })
+      log.info({ clientId: old.id }, 'a newer connection of the same identity takes over')
+      old.close()
+    }
     admitted.set(client, { who, mayPublish: publishAuthorizer(who), limiter })
   }
 
