@@ -84,7 +84,7 @@ interface ConnectInfo {
 interface Admitted {
   who: DeviceIdentity
   mayPublish: (topic: string) => boolean
-  /** Its identity's publish budget, shared by all the identity's connections. */
+  /** Its identity's publish budget, shared by all the identity's connections; set once registered. */
   limiter: PublishLimiter | undefined
 }
 
@@ -154,16 +154,26 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
    */
   function admit(client: Client, who: DeviceIdentity): void {
     ;(client as { id: string }).id = `${identityKey(who)}|${client.id}`
-    // Its identity's other connections past the bound make way, as MQTT does for a
-    // client id [MQTT-3.1.4-2]: a device that reconnects is never locked out by its
-    // own stale connection, and one token cannot take the broker's connections.
-    const { limiter, displaced } = identities.join(client, who)
+    admitted.set(client, { who, mayPublish: publishAuthorizer(who), limiter: undefined })
+  }
+
+  /**
+   * A client is registered (nothing it published has been handled yet): it takes its
+   * identity's shared budget, and the identity's connections past the bound make way,
+   * as MQTT does for a client id [MQTT-3.1.4-2]. A device that reconnects is never
+   * locked out by its own stale connection, and one token cannot take the broker's
+   * connections.
+   */
+  function joinIdentity(client: Client): void {
+    const entry = admitted.get(client)
+    if (entry === undefined) return
+    const { limiter, displaced } = identities.join(client, entry.who)
+    entry.limiter = limiter
     for (const old of displaced) {
       metrics.disconnects.inc({ reason: 'identity_takeover' })
       log.info({ clientId: old.id }, 'a newer connection of the same identity takes over')
       old.close()
     }
-    admitted.set(client, { who, mayPublish: publishAuthorizer(who), limiter })
   }
 
   // concurrency 0: BoundedEmitter does the bounding, see there.
@@ -309,8 +319,15 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
   ;(broker as EventEmitter).on('error', (err: Error) =>
     log.error({ err: err.message }, 'broker error'),
   )
-  broker.on('client', () => metrics.connections.set(rootBroker.connectedClients))
-  broker.on('clientDisconnect', () => metrics.connections.set(rootBroker.connectedClients))
+  broker.on('client', (client) => {
+    metrics.connections.set(rootBroker.connectedClients)
+    joinIdentity(client)
+  })
+  broker.on('clientDisconnect', (client) => {
+    metrics.connections.set(rootBroker.connectedClients)
+    const who = admitted.get(client)?.who
+    if (who !== undefined) identities.leave(client, who)
+  })
   broker.on('clientError', (client, err) =>
     log.debug({ clientId: client.id, err: err.message }, 'client error'),
   )

@@ -1,4 +1,3 @@
-import type { Duplex } from 'node:stream'
 import type { Client } from 'aedes'
 import type { PublishLimiter } from './rate-limit.ts'
 import type { DeviceIdentity } from './tokens.ts'
@@ -13,11 +12,12 @@ export function identityKey(who: DeviceIdentity): string {
 }
 
 /** The connections of one identity and the publish budget they share. */
-interface Group {
-  readonly key: string
-  /** Oldest first. */
-  members: Client[]
-  readonly limiter: PublishLimiter | undefined
+class Group {
+  constructor(
+    /** Oldest first. Arrays of the exact length: one that grows by push reserves 17 slots. */
+    public members: Client[],
+    readonly limiter: PublishLimiter | undefined,
+  ) {}
 }
 
 export interface Joined {
@@ -29,68 +29,53 @@ export interface Joined {
 
 /**
  * The connected clients of each identity (issue 14: one drone token held 2,000
- * connections and ten of them published ten times one's rate). One owner for that
- * state: a group per identity, created by its first connection and deleted when its
- * last one closes, so that nothing outlives the connections.
+ * connections and ten of them published ten times one's rate). A group per identity,
+ * created by its first connection and deleted with its last.
+ *
+ * It follows aedes's own register of connected clients (the broker calls join on its
+ * `client` event and leave on `clientDisconnect`), which the connection count and cap
+ * rest on too: no listener and no map entry per connection, and aedes has already
+ * taken over an earlier connection with the same client id [MQTT-3.1.4-2] when a
+ * client joins, so the two takeovers never race.
  */
 export class IdentityConnections {
   private readonly groups = new Map<string, Group>()
-  private readonly groupOf = new WeakMap<Duplex, Group>()
-  // One listener for every connection: a closure per connection would cost each
-  // idle connection memory (see packet-size.ts).
-  private readonly onClose: (this: Duplex) => void
 
   constructor(
     /** How many connections an identity may hold at once, at least 1. */
     private readonly bound: (who: DeviceIdentity) => number,
     /** The budget of a new group; undefined for an unlimited one. */
     private readonly newLimiter: (who: DeviceIdentity) => PublishLimiter | undefined,
-  ) {
-    const leave = (conn: Duplex) => this.leave(conn)
-    this.onClose = function (this: Duplex) {
-      leave(this)
-    }
-  }
+  ) {}
 
   /** Identities with at least one connection. */
   get size(): number {
     return this.groups.size
   }
 
-  /**
-   * Counts `client` as one of `who`'s connections, until its connection closes. A
-   * connection already closed is not counted (its close event may have gone by).
-   */
+  /** Counts `client`, just registered, as one of `who`'s connections. */
   join(client: Client, who: DeviceIdentity): Joined {
-    // Gone while its token was checked: it will publish nothing.
-    if (client.conn.destroyed) return { limiter: undefined, displaced: [] }
     const key = identityKey(who)
-    let group = this.groups.get(key)
+    const group = this.groups.get(key)
     if (group === undefined) {
-      group = { key, members: [], limiter: this.newLimiter(who) }
-      this.groups.set(key, group)
+      const limiter = this.newLimiter(who)
+      this.groups.set(key, new Group([client], limiter))
+      return { limiter, displaced: [] }
     }
-    // A member with the new client's own client id is aedes's to take over when the new
-    // one registers [MQTT-3.1.4-2]: closing it here as well would race that takeover
-    // (aedes then unregisters the new client in place of the old one). It is not counted.
-    const others = group.members.filter((m) => m.id !== client.id)
-    const displaced = others.slice(0, Math.max(0, others.length + 1 - this.bound(who)))
-    if (displaced.length > 0) group.members = group.members.filter((m) => !displaced.includes(m))
-    group.members.push(client)
-    this.groupOf.set(client.conn, group)
-    client.conn.on('close', this.onClose)
-    return { limiter: group.limiter, displaced }
+    // A member closed without a clientDisconnect (aedes skips it when a client closes
+    // while another with its id registers) is dropped here rather than kept for good.
+    const live = group.members.filter((m) => !m.closed)
+    const excess = Math.max(0, live.length + 1 - this.bound(who))
+    group.members = [...live.slice(excess), client]
+    return { limiter: group.limiter, displaced: live.slice(0, excess) }
   }
 
-  private leave(conn: Duplex): void {
-    const group = this.groupOf.get(conn)
+  /** Forgets `client`, one of `who`'s connections, once aedes has unregistered it. */
+  leave(client: Client, who: DeviceIdentity): void {
+    const key = identityKey(who)
+    const group = this.groups.get(key)
     if (group === undefined) return
-    this.groupOf.delete(conn)
-    const i = group.members.findIndex((m) => m.conn === conn)
-    if (i !== -1) group.members.splice(i, 1)
-    // A displaced member leaves after its identity's group may have been replaced.
-    if (group.members.length === 0 && this.groups.get(group.key) === group) {
-      this.groups.delete(group.key)
-    }
+    group.members = group.members.filter((m) => m !== client)
+    if (group.members.length === 0) this.groups.delete(key)
   }
 }
