@@ -9,7 +9,9 @@ import type { Logger } from 'pino'
 import { mayLeaveWill, mayRetain, maySubscribe, publishAuthorizer } from './acl.ts'
 import { BoundedEmitter } from './bounded-mq.ts'
 import type { MessageEmitter } from './bounded-mq.ts'
+import { IdentityConnections, identityKey } from './identities.ts'
 import { BrokerMetrics } from './metrics.ts'
+import { protocolChecks } from './protocol-checks.ts'
 import { PublishLimiter } from './rate-limit.ts'
 import type { Clock } from './rate-limit.ts'
 import { TokenError, verifyDeviceToken } from './tokens.ts'
@@ -28,12 +30,22 @@ export interface BrokerOptions {
   allowAnonymous?: boolean
   /** Largest packet accepted, bytes of remaining length. Default 65,536. */
   maxPacketBytes?: number
-  /** Publishes per second per client and the burst above it; null: no limit. Default 100/s, burst 200. */
+  /**
+   * Publishes per second per identity (role, fleet and id of a token; all its
+   * connections together, refused publishes included) and the burst above it; the
+   * service role is exempt. null: no limit. Default 100/s, burst 200.
+   */
   rateLimit?: { ratePerS: number; burst: number } | null
-  /** How long a client may keep exceeding its rate before it is disconnected, ms. Default 10,000. */
+  /** How long an identity may keep exceeding its rate before it is disconnected, ms. Default 10,000. */
   floodWindowMs?: number
   /** Concurrent connections. Default 20,000. */
   maxConnections?: number
+  /**
+   * Connections one identity may hold at once: `device` for drones and stations,
+   * `user` for viewers, services and anonymous clients. A further connection closes
+   * the identity's oldest. Default 1 and 10.
+   */
+  connectionsPerIdentity?: { device: number; user: number }
   /** Messages routed at once before QoS 0 is dropped. Default 10,000. */
   maxInFlight?: number
   /** Bytes waiting to be written to a subscriber before QoS 1/2 deliveries disconnect it. Default 4 MiB. */
@@ -73,6 +85,7 @@ interface ConnectInfo {
 interface Admitted {
   who: DeviceIdentity
   mayPublish: (topic: string) => boolean
+  /** Its identity's publish budget, shared by all the identity's connections; set once registered. */
   limiter: PublishLimiter | undefined
 }
 
@@ -113,10 +126,25 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
     options.rateLimit === undefined ? { ratePerS: 100, burst: 200 } : options.rateLimit
   const maxConnections = options.maxConnections ?? 20_000
   const maxQueuedBytes = options.maxQueuedBytes ?? 4 * 1024 * 1024
+  const perIdentity = options.connectionsPerIdentity ?? { device: 1, user: 10 }
   // One record per admitted client (each WeakMap entry costs an idle connection memory).
   const admitted = new WeakMap<Client, Admitted>()
   const connectInfo = new WeakMap<Client, ConnectInfo>()
   let authenticating = 0
+  const identities = new IdentityConnections(
+    (who) =>
+      who.role === 'drone' || who.role === 'station' ? perIdentity.device : perIdentity.user,
+    (who) =>
+      rateLimit && who.role !== 'service'
+        ? new PublishLimiter(
+            rateLimit.ratePerS,
+            rateLimit.burst,
+            options.floodWindowMs,
+            options.clock,
+          )
+        : undefined,
+  )
+  metrics.countIdentities(() => identities.size)
 
   /**
    * Records who the client is and puts its session in that identity's namespace:
@@ -126,18 +154,27 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
    * persistent session ([MQTT-3.1.4-2] takeover stays within one identity).
    */
   function admit(client: Client, who: DeviceIdentity): void {
-    const fleet = 'fleet' in who && who.fleet !== undefined ? who.fleet : '*'
-    ;(client as { id: string }).id = `${who.role}:${fleet}:${who.id}|${client.id}`
-    const limiter =
-      rateLimit && who.role !== 'service'
-        ? new PublishLimiter(
-            rateLimit.ratePerS,
-            rateLimit.burst,
-            options.floodWindowMs,
-            options.clock,
-          )
-        : undefined
-    admitted.set(client, { who, mayPublish: publishAuthorizer(who), limiter })
+    ;(client as { id: string }).id = `${identityKey(who)}|${client.id}`
+    admitted.set(client, { who, mayPublish: publishAuthorizer(who), limiter: undefined })
+  }
+
+  /**
+   * A client is registered (nothing it published has been handled yet): it takes its
+   * identity's shared budget, and the identity's connections past the bound make way,
+   * as MQTT does for a client id [MQTT-3.1.4-2]. A device that reconnects is never
+   * locked out by its own stale connection, and one token cannot take the broker's
+   * connections.
+   */
+  function joinIdentity(client: Client): void {
+    const entry = admitted.get(client)
+    if (entry === undefined) return
+    const { limiter, displaced } = identities.join(client, entry.who)
+    entry.limiter = limiter
+    for (const old of displaced) {
+      metrics.disconnects.inc({ reason: 'identity_takeover' })
+      log.info({ clientId: old.id }, 'a newer connection of the same identity takes over')
+      old.close()
+    }
   }
 
   // concurrency 0: BoundedEmitter does the bounding, see there.
@@ -230,6 +267,21 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
       }
       metrics.countIn(packet.qos)
       const entry = admitted.get(client)
+      // Every publish spends the budget, refused ones too (issue 14: refused publishes
+      // skipped it, 50,000/s from one client and never a disconnect), before the ACL
+      // spends any work on it.
+      const verdict = entry?.limiter?.check() ?? 'ok'
+      if (verdict !== 'ok') {
+        metrics.drop('rate_limited')
+        broker.droppedPackets.add(packet)
+        if (verdict === 'drop') return done(null)
+        metrics.disconnects.inc({ reason: 'flood' })
+        log.warn(
+          { clientId: client.id },
+          'client keeps publishing over its rate limit: disconnecting',
+        )
+        return done(new Error('publish rate limit exceeded for too long'))
+      }
       if (
         entry === undefined ||
         !entry.mayPublish(packet.topic) ||
@@ -238,19 +290,8 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
         metrics.refused.inc({ action: 'publish' })
         metrics.drop('not_authorized')
         broker.droppedPackets.add(packet)
-        return done(null)
       }
-      const verdict = entry.limiter?.check() ?? 'ok'
-      if (verdict === 'ok') return done(null)
-      metrics.drop('rate_limited')
-      broker.droppedPackets.add(packet)
-      if (verdict === 'drop') return done(null)
-      metrics.disconnects.inc({ reason: 'flood' })
-      log.warn(
-        { clientId: client.id },
-        'client keeps publishing over its rate limit: disconnecting',
-      )
-      done(new Error('publish rate limit exceeded for too long'))
+      done(null)
     },
 
     authorizeSubscribe(client, sub, done) {
@@ -286,8 +327,15 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
   ;(broker as EventEmitter).on('error', (err: Error) =>
     log.error({ err: err.message }, 'broker error'),
   )
-  broker.on('client', () => metrics.connections.set(rootBroker.connectedClients))
-  broker.on('clientDisconnect', () => metrics.connections.set(rootBroker.connectedClients))
+  broker.on('client', (client) => {
+    metrics.connections.set(rootBroker.connectedClients)
+    joinIdentity(client)
+  })
+  broker.on('clientDisconnect', (client) => {
+    metrics.connections.set(rootBroker.connectedClients)
+    const who = admitted.get(client)?.who
+    if (who !== undefined) identities.leave(client, who)
+  })
   broker.on('clientError', (client, err) =>
     log.debug({ clientId: client.id, err: err.message }, 'client error'),
   )
@@ -300,6 +348,9 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
     metrics.disconnects.inc({ reason: 'packet_too_large' }),
   )
   const onSlowSubscriberDrop = () => metrics.drop('slow_subscriber')
+  const checkProtocol = protocolChecks((violation) =>
+    metrics.disconnects.inc({ reason: violation }),
+  )
 
   let closed: Promise<void> | undefined
   return {
@@ -309,6 +360,7 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
       batchWrites(conn)
       const client = broker.handle(conn, req)
       limitPacketSize(client)
+      checkProtocol(client)
       lightParserBuffer(client)
       dropQos0WhenBackedUp(client, onSlowSubscriberDrop)
     },

@@ -45,12 +45,16 @@ const EnvSchema = z
       .default('skyline'),
     /** Largest MQTT packet accepted, bytes. Default 64 KiB. */
     MQTT_MAX_PACKET_BYTES: positiveInt.max(268_435_455).default(65_536),
-    /** Sustained publishes per second per client; 0 disables the limit. Default 100/s. */
+    /** Sustained publishes per second per identity (all its connections); 0 disables the limit. Default 100/s. */
     MQTT_RATE_LIMIT: z.coerce.number().min(0).default(100),
-    /** Publishes a client may send in a burst above the rate. Default 200. */
+    /** Publishes an identity may send in a burst above the rate. Default 200. */
     MQTT_RATE_BURST: positiveInt.default(200),
     /** Concurrent connections; more get CONNACK 'server unavailable'. Default 20000. */
     MQTT_MAX_CONNECTIONS: positiveInt.default(20_000),
+    /** Connections one drone or station identity may hold; a newer one closes the oldest. Default 1. */
+    MQTT_CONNS_PER_DEVICE: positiveInt.default(1),
+    /** The same for a viewer or service identity (and an anonymous client id). Default 10. */
+    MQTT_CONNS_PER_USER: positiveInt.default(10),
     LOG_LEVEL: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info'),

@@ -17,6 +17,14 @@ export class BrokerMetrics {
     help: 'Clients connected now',
     registers: [this.registry],
   })
+  private identityCount: () => number = () => 0
+  /** Read from the broker when scraped: nothing to update per connection. */
+  readonly identities = gaugeOf(
+    'skyline_broker_identities',
+    'Identities (role, fleet and id of a token) with at least one connection now',
+    this.registry,
+    () => this.identityCount(),
+  )
   /** Counted per message: plain numbers, handed to prom-client when it is scraped. */
   private readonly counts = { in: [0, 0, 0], out: [0, 0, 0] }
   readonly messagesIn = countedByQos(
@@ -49,6 +57,10 @@ export class BrokerMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   })
+  /**
+   * By reason: `flood`, `packet_too_large`, `slow_subscriber`, `identity_takeover`, and
+   * the protocol violations of protocol-checks.ts.
+   */
   readonly disconnects = new Counter({
     name: 'skyline_broker_forced_disconnects_total',
     help: 'Clients disconnected by the broker, by reason',
@@ -59,6 +71,11 @@ export class BrokerMetrics {
   constructor(withProcessMetrics = false) {
     // Process metrics (memory, event loop lag) once per process, not per test broker.
     if (withProcessMetrics) collectDefaultMetrics({ register: this.registry })
+  }
+
+  /** Where skyline_broker_identities reads its value from. */
+  countIdentities(count: () => number): void {
+    this.identityCount = count
   }
 
   countIn(qos: number): void {
@@ -81,6 +98,17 @@ export class BrokerMetrics {
     )
     return match?.value ?? 0
   }
+}
+
+function gaugeOf(name: string, help: string, registry: Registry, read: () => number): Gauge {
+  return new Gauge({
+    name,
+    help,
+    registers: [registry],
+    collect() {
+      this.set(read())
+    },
+  })
 }
 
 /**

@@ -26,6 +26,10 @@ async function main(): Promise<void> {
         ? { ratePerS: config.MQTT_RATE_LIMIT, burst: config.MQTT_RATE_BURST }
         : null,
     maxConnections: config.MQTT_MAX_CONNECTIONS,
+    connectionsPerIdentity: {
+      device: config.MQTT_CONNS_PER_DEVICE,
+      user: config.MQTT_CONNS_PER_USER,
+    },
     redisUrl: config.REDIS_URL,
     cluster: config.BROKER_CLUSTER,
     metrics: new BrokerMetrics(true),

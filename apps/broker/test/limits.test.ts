@@ -225,6 +225,26 @@ describe('publish rate limit', () => {
     expect(await metric(t, 'disconnects', { reason: 'flood' })).toBe(1)
   })
 
+  it('counts refused publishes against the budget: flooding them ends in a disconnect', async () => {
+    let now = 0
+    const t = await start({
+      rateLimit: { ratePerS: 1, burst: 1 },
+      floodWindowMs: 500,
+      clock: () => now,
+    })
+    const d = await t.connect(drone)
+    const foreign = 'fleet/f1/drones/d2/telemetry' // refused by the ACL
+    await d.publishAsync(foreign, 'refused', { qos: 1 })
+    await d.publishAsync(foreign, 'over the rate', { qos: 1 })
+    expect(await metric(t, 'dropped', { reason: 'not_authorized' })).toBe(1)
+    expect(await metric(t, 'dropped', { reason: 'rate_limited' })).toBe(1)
+    now += 600
+    const closed = closedWithin(d)
+    d.publish(foreign, 'flood', { qos: 0 })
+    await closed
+    expect(await metric(t, 'disconnects', { reason: 'flood' })).toBe(1)
+  })
+
   it('does not limit the service role', async () => {
     const now = 0
     const t = await start({ rateLimit: { ratePerS: 1, burst: 1 }, clock: () => now })

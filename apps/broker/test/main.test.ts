@@ -53,6 +53,28 @@ describe('npm run broker', () => {
     }
   })
 
+  it('bounds the connections of one drone as MQTT_CONNS_PER_DEVICE says', async () => {
+    const broker = await spawnBroker({
+      DEVICE_TOKEN_SECRET: SECRET,
+      MQTT_CONNS_PER_DEVICE: '2',
+    })
+    try {
+      const url = `mqtt://127.0.0.1:${broker.ports.mqtt}`
+      const d1 = { role: 'drone', sub: 'd1', fleet: 'f1' } as const
+      const [a, b] = [
+        await connectAs(url, d1, { clientId: 'a' }),
+        await connectAs(url, d1, { clientId: 'b' }),
+      ]
+      const closed = closedWithin(a)
+      const c = await connectAs(url, d1, { clientId: 'c' })
+      await closed
+      expect([b.connected, c.connected]).toEqual([true, true])
+      await Promise.all([a, b, c].map((client) => client.endAsync(true)))
+    } finally {
+      await broker.stop()
+    }
+  })
+
   it('stops with a message naming the variable when a value is bad', async () => {
     await expect(
       spawnBroker({ DEVICE_TOKEN_SECRET: SECRET, MQTT_PORT: 'eighteen' }),
@@ -160,12 +182,16 @@ describe('configuration', () => {
       MQTTS_PORT: 8883,
       MQTT_MAX_PACKET_BYTES: 65_536,
       MQTT_ALLOW_ANONYMOUS: false,
+      MQTT_CONNS_PER_DEVICE: 1,
+      MQTT_CONNS_PER_USER: 10,
     })
   })
 
   it.each([
     [{ MQTT_PORT: '70000' }, 'MQTT_PORT'],
     [{ MQTT_RATE_LIMIT: '-1' }, 'MQTT_RATE_LIMIT'],
+    [{ MQTT_CONNS_PER_DEVICE: '0' }, 'MQTT_CONNS_PER_DEVICE'],
+    [{ MQTT_CONNS_PER_USER: 'many' }, 'MQTT_CONNS_PER_USER'],
     [{ MQTT_ALLOW_ANONYMOUS: 'yes' }, 'MQTT_ALLOW_ANONYMOUS'],
     [{ REDIS_URL: 'http://localhost' }, 'REDIS_URL'],
     [{ BROKER_CLUSTER: 'a/b' }, 'BROKER_CLUSTER'],

@@ -38,6 +38,11 @@ export class RawClient {
     this.socket.write(mqttPacket.generate(packet))
   }
 
+  /** Writes `bytes` as they are: for packets mqtt-packet will not generate. */
+  sendBytes(bytes: Buffer): void {
+    this.socket.write(bytes)
+  }
+
   /** Sends a CONNECT (MQTT 3.1.1, keepalive 30 s) with these credentials. */
   sendConnect(clientId: string, username: string, password: Buffer, clean = true): void {
     this.socket.write(connectBytes(clientId, username, password, clean))
@@ -76,6 +81,22 @@ export class RawClient {
   destroy(): void {
     this.socket.destroy()
   }
+}
+
+/**
+ * `packet` as bytes, with the UTF-8 of `placeholder` (which must occur once) replaced by
+ * `bytes` of the same length: how ill-formed UTF-8, which no JS string holds, gets
+ * into a topic or a client id.
+ */
+export function generateWithBytes(packet: Packet, placeholder: string, bytes: Buffer): Buffer {
+  const generated = mqttPacket.generate(packet)
+  const marker = Buffer.from(placeholder)
+  const at = generated.indexOf(marker)
+  if (marker.length !== bytes.length || at === -1 || generated.indexOf(marker, at + 1) !== -1) {
+    throw new Error(`placeholder ${placeholder} must occur once and be ${bytes.length} bytes long`)
+  }
+  bytes.copy(generated, at)
+  return generated
 }
 
 function connectBytes(

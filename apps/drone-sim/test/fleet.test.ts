@@ -4,10 +4,11 @@ import { connectAsync } from 'mqtt'
 import { signDeviceToken } from '@skyline/broker'
 import type { DroneCommand } from '@skyline/schemas'
 import { SECRET, Watcher, fleetOptions, startBroker, withFleet } from './helpers.ts'
+import type { TestBroker } from './helpers.ts'
 
 // The simulator against the real bundled broker on an ephemeral port, watched by a
 // real MQTT client that checks every message against the contract.
-let broker: { url: string; close(): Promise<void> }
+let broker: TestBroker
 let watcher: Watcher
 const cleanup: (() => Promise<void>)[] = []
 
@@ -126,6 +127,21 @@ describe('the simulator on the bundled broker', () => {
     const refusal = await watcher.next((m) => m.topic.endsWith('/events'))
     expect(refusal.json).toMatchObject({ type: 'delivery.failed', deliveryId: 'del-far' })
     expect(refusal.json.detail).toMatch(/^insufficient_battery/)
+  })
+
+  it('keeps every device connected on a broker that allows one connection per device', async () => {
+    // Each drone and station has a token of its own (issue 14 bounds connections per
+    // token identity): none takes another's connection over.
+    const fleet = await withFleet(fleetOptions(broker.url, { drones: 20, stations: 4 }), cleanup)
+    await watcher.next(
+      () =>
+        new Set(watcher.seen.filter((m) => m.topic.endsWith('/status')).map((m) => m.topic))
+          .size === 24,
+    )
+    expect(fleet.connectedDrones).toBe(20)
+    const { metrics } = broker
+    expect(await metrics.value(metrics.identities)).toBe(25) // and the watcher
+    expect(await metrics.value(metrics.disconnects, { reason: 'identity_takeover' })).toBe(0)
   })
 
   it('sends telemetry with seq rising by one per message', async () => {

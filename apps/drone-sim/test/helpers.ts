@@ -1,17 +1,28 @@
 import { connectAsync } from 'mqtt'
 import type { MqttClient } from 'mqtt'
 import { createBroker, signDeviceToken, startListeners } from '@skyline/broker'
+import type { BrokerMetrics } from '@skyline/broker'
 import { decodePayload, parseTopic, topicKind } from '@skyline/schemas'
 import { Fleet } from '../src/fleet.ts'
 import type { FleetOptions } from '../src/fleet.ts'
 
 export const SECRET = 'sim-test-secret-at-least-32-characters'
 
-/** The bundled broker on an ephemeral port. */
-export async function startBroker(): Promise<{ url: string; close(): Promise<void> }> {
+export interface TestBroker {
+  url: string
+  metrics: BrokerMetrics
+  close(): Promise<void>
+}
+
+/** The bundled broker on an ephemeral port, with its default limits. */
+export async function startBroker(): Promise<TestBroker> {
   const broker = await createBroker({ tokenSecret: SECRET })
   const listening = await startListeners(broker, { host: '127.0.0.1', mqttPort: 0 })
-  return { url: `mqtt://127.0.0.1:${listening.mqtt.port}`, close: () => listening.close() }
+  return {
+    url: `mqtt://127.0.0.1:${listening.mqtt.port}`,
+    metrics: broker.metrics,
+    close: () => listening.close(),
+  }
 }
 
 export function fleetOptions(url: string, overrides: Partial<FleetOptions> = {}): FleetOptions {
