@@ -8,6 +8,7 @@
 //
 // Everything shares the machine's cores: a gap of the healthy client is the api's, the
 // broker's, Postgres's and this process's together.
+import { fileURLToPath } from 'node:url'
 import { execFile } from 'node:child_process'
 import { once } from 'node:events'
 import { get } from 'node:http'
@@ -65,6 +66,43 @@ export interface LiveFloodResult {
 
 const MiB = 2 ** 20
 
+export interface LiveFloodOptions {
+  drones: number
+  nonReaders: number
+  seconds: number
+  /** Extra environment for the api. */
+  apiEnv?: Record<string, string>
+  /** Another checkout to run the apps of (`npm run chaos -- --root DIR`). */
+  root?: string
+  signal: AbortSignal
+  log: (line: string) => void
+}
+
+/** The whole run: a stack on Postgres, the fleet, the flood; the result. */
+export async function liveFlood(o: LiveFloodOptions): Promise<LiveFloodResult> {
+  // Room for every client of this run: the caps are not what is measured here.
+  const room = String(o.nonReaders + 10)
+  const stack = await startStack({
+    database: 'postgres',
+    signal: o.signal,
+    log: o.log,
+    root: o.root,
+    apiEnv: { LIVE_MAX_CLIENTS: room, LIVE_MAX_CLIENTS_PER_ADDRESS: room, ...o.apiEnv },
+  })
+  try {
+    const fleet = await spawnFleet(stack.broker.ports.mqtt, FLEET, o.drones, o.signal)
+    try {
+      o.log(`live-flood: ${o.drones} drones connected in ${fleet.connectS.toFixed(1)} s`)
+      await fleet.run({ ratePerS: o.drones, seconds: 2, qos: 0 }) // every drone in the table
+      return await flood(stack.apiUrl, stack.api.pid!, fleet, o)
+    } finally {
+      await fleet.stop()
+    }
+  } finally {
+    await stack.stop()
+  }
+}
+
 async function main(signal: AbortSignal): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -75,50 +113,25 @@ async function main(signal: AbortSignal): Promise<void> {
       'api-env': { type: 'string', multiple: true, default: [] },
     },
   })
-  const drones = Number(values.drones)
-  const nonReaders = Number(values['non-readers'])
-  const seconds = Number(values.seconds)
-  const log = (line: string) => console.error(line)
-  // Room for every client of this run: the caps are not what is measured here.
-  const room = String(nonReaders + 10)
-  const stack = await startStack({
-    database: 'postgres',
+  const result = await liveFlood({
+    drones: Number(values.drones),
+    nonReaders: Number(values['non-readers']),
+    seconds: Number(values.seconds),
+    apiEnv: Object.fromEntries(
+      values['api-env'].map((kv): [string, string] => {
+        const [k = '', v = ''] = kv.split(/=(.*)/s, 2)
+        return [k, v]
+      }),
+    ),
     signal,
-    log,
-    apiEnv: {
-      LIVE_MAX_CLIENTS: room,
-      LIVE_MAX_CLIENTS_PER_ADDRESS: room,
-      ...Object.fromEntries(
-        values['api-env'].map((kv): [string, string] => {
-          const [k = '', v = ''] = kv.split(/=(.*)/s, 2)
-          return [k, v]
-        }),
-      ),
-    },
+    log: (line) => console.error(line),
   })
-  try {
-    const fleet = await spawnFleet(stack.broker.ports.mqtt, FLEET, drones, signal)
-    try {
-      log(`live-flood: ${drones} drones connected in ${fleet.connectS.toFixed(1)} s`)
-      await fleet.run({ ratePerS: drones, seconds: 2, qos: 0 }) // every drone in the table
-      const result = await flood(stack.apiUrl, stack.api.pid!, fleet, {
-        drones,
-        nonReaders,
-        seconds,
-        log,
-      })
-      console.log(liveFloodTable(result))
-      const dir = new URL('./results/', import.meta.url)
-      mkdirSync(dir, { recursive: true })
-      const file = new URL(`live-flood-${new Date().toISOString().replace(/[-:.]/g, '')}.json`, dir)
-      writeFileSync(file, JSON.stringify(result, null, 2) + '\n')
-      log(`raw run: ${file.pathname}`)
-    } finally {
-      await fleet.stop()
-    }
-  } finally {
-    await stack.stop()
-  }
+  console.log(liveFloodTable(result))
+  const dir = new URL('./results/', import.meta.url)
+  mkdirSync(dir, { recursive: true })
+  const file = new URL(`live-flood-${new Date().toISOString().replace(/[-:.]/g, '')}.json`, dir)
+  writeFileSync(file, JSON.stringify(result, null, 2) + '\n')
+  console.error(`raw run: ${file.pathname}`)
 }
 
 async function flood(
@@ -321,9 +334,12 @@ export function liveFloodTable(r: LiveFloodResult): string {
   ].join('\n')
 }
 
-const controller = new AbortController()
-process.once('SIGINT', () => controller.abort(new Error('interrupted')))
-main(controller.signal).catch((err: unknown) => {
-  console.error('live-flood failed:', err instanceof Error ? err.message : err)
-  process.exit(1)
-})
+// Run as `npm run bench:live-flood`; imported by `npm run chaos`, it only lends liveFlood.
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const controller = new AbortController()
+  process.once('SIGINT', () => controller.abort(new Error('interrupted')))
+  main(controller.signal).catch((err: unknown) => {
+    console.error('live-flood failed:', err instanceof Error ? err.message : err)
+    process.exit(1)
+  })
+}

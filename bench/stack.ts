@@ -27,6 +27,8 @@ export interface StackOptions {
   fleet?: { drones: number; stations: number; rateHz: number; radiusKm: number }
   /** Extra environment for the api. */
   apiEnv?: Record<string, string>
+  /** Another checkout to run the broker and api of. Default this one. */
+  root?: string
   signal: AbortSignal
   log: (line: string) => void
 }
@@ -48,7 +50,11 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     for (const fn of cleanups.reverse()) await fn()
   }
   try {
-    const broker = await spawnBroker({ DEVICE_TOKEN_SECRET: STACK_SECRET, MQTT_RATE_LIMIT: '0' })
+    const broker = await spawnBroker(
+      { DEVICE_TOKEN_SECRET: STACK_SECRET, MQTT_RATE_LIMIT: '0' },
+      undefined,
+      o.root,
+    )
     cleanups.push(() => broker.stop().then(() => undefined))
     const mqttUrl = `mqtt://127.0.0.1:${broker.ports.mqtt}`
 
@@ -76,7 +82,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       url.pathname = `/${name}`
       env.DATABASE_URL = url.toString()
     }
-    const { child: api, url: apiUrl } = await spawnApi(env)
+    const { child: api, url: apiUrl } = await spawnApi(env, o.root)
     cleanups.push(() => stopChild(api))
 
     let sim: ChildProcess | undefined

@@ -12,6 +12,7 @@ import {
   refusedFlood,
 } from './broker-attacks.ts'
 import { badClock, clusterCrosstalk, hostileRest, redisQos1 } from './ingest-attacks.ts'
+import { liveNonReaders } from './live-attack.ts'
 import { Parts } from './parts.ts'
 import { chaosTable } from './report.ts'
 import type { Attack, Row } from './report.ts'
@@ -21,6 +22,7 @@ const ATTACKS: Attack[] = [
   clusterCrosstalk,
   badClock,
   hostileRest,
+  liveNonReaders,
   oneTokenManyConnections,
   oneTokenManyPublishers,
   refusedFlood,
