@@ -71,16 +71,9 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       ...o.apiEnv,
     }
     if (o.database === 'postgres') {
-      const name = `skyline_bench_${Date.now().toString(36)}`
-      const admin = postgres(POSTGRES_URL, { max: 1, onnotice: () => {} })
-      await admin.unsafe(`CREATE DATABASE ${name}`)
-      cleanups.push(async () => {
-        await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-        await admin.end()
-      })
-      const url = new URL(POSTGRES_URL)
-      url.pathname = `/${name}`
-      env.DATABASE_URL = url.toString()
+      const database = await benchDatabase()
+      cleanups.push(database.drop)
+      env.DATABASE_URL = database.url
     }
     const { child: api, url: apiUrl } = await spawnApi(env, o.root)
     cleanups.push(() => stopChild(api))
@@ -120,6 +113,22 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   } catch (err) {
     await stop()
     throw err
+  }
+}
+
+/** A new database on the local Postgres (DATABASE_URL's server), and how to drop it. */
+export async function benchDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
+  const name = `skyline_bench_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6)}`
+  const admin = postgres(POSTGRES_URL, { max: 1, onnotice: () => {} })
+  await admin.unsafe(`CREATE DATABASE ${name}`)
+  const url = new URL(POSTGRES_URL)
+  url.pathname = `/${name}`
+  return {
+    url: url.toString(),
+    async drop() {
+      await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
+      await admin.end()
+    },
   }
 }
 

@@ -1,33 +1,42 @@
 // Attacks on the broker by one device or one token (issue 14, items 6, 7, 9), and on
 // the live stream's origin check (item 8).
 import { connectAsync } from 'mqtt'
+import type { MqttClient } from 'mqtt'
 import WebSocket from 'ws'
 import { signDeviceToken } from '../../apps/broker/src/tokens.ts'
 import { RawClient } from '../../apps/broker/test/raw-client.ts'
 import { STACK_SECRET } from '../stack.ts'
 import { until } from './parts.ts'
+import type { Parts } from './parts.ts'
 import type { Attack } from './report.ts'
 
 const FLEET = 'chaos'
+
+/** `n` connections of drone d1's one token (client ids d1-0 …); those the broker accepted. */
+async function sameToken(parts: Parts, url: string, n: number): Promise<MqttClient[]> {
+  const password = await signDeviceToken(STACK_SECRET, { role: 'drone', sub: 'd1', fleet: FLEET })
+  const accepted: MqttClient[] = []
+  for (let i = 0; i < n; i++) {
+    const c = await connectAsync(url, {
+      clientId: `d1-${i}`,
+      username: 'd1',
+      password,
+      reconnectPeriod: 0,
+    }).catch(() => undefined)
+    if (c === undefined) continue
+    c.on('error', () => {}) // closed by a takeover: expected here
+    parts.defer(() => c.endAsync(true))
+    accepted.push(c)
+  }
+  return accepted
+}
 
 export const oneTokenManyConnections: Attack = {
   name: 'token-connections',
   async run(parts) {
     const max = 300
     const broker = await parts.broker({ MQTT_MAX_CONNECTIONS: String(max) })
-    const password = await signDeviceToken(STACK_SECRET, { role: 'drone', sub: 'd1', fleet: FLEET })
-    let accepted = 0
-    for (let i = 0; i < max; i++) {
-      const c = await connectAsync(broker.url, {
-        clientId: `d1-${i}`,
-        username: 'd1',
-        password,
-        reconnectPeriod: 0,
-      }).catch(() => undefined)
-      if (c === undefined) continue
-      accepted++
-      parts.defer(() => c.endAsync(true))
-    }
+    const accepted = (await sameToken(parts, broker.url, max)).length
     const other = await parts.client(broker.url, { role: 'drone', sub: 'd2', fleet: FLEET }).then(
       () => 'connected',
       (err: Error) => `refused (${err.message})`,
@@ -54,20 +63,7 @@ export const oneTokenManyPublishers: Attack = {
     await watcher.subscribeAsync(`fleet/${FLEET}/#`, { qos: 0 })
     let received = 0
     watcher.on('message', () => received++)
-    const password = await signDeviceToken(STACK_SECRET, { role: 'drone', sub: 'd1', fleet: FLEET })
-    const clients = []
-    for (let i = 0; i < 10; i++) {
-      const c = await connectAsync(broker.url, {
-        clientId: `d1-${i}`,
-        username: 'd1',
-        password,
-        reconnectPeriod: 0,
-      }).catch(() => undefined)
-      if (c === undefined) continue
-      c.on('error', () => {})
-      parts.defer(() => c.endAsync(true))
-      clients.push(c)
-    }
+    const clients = await sameToken(parts, broker.url, 10)
     const seconds = 5
     const started = performance.now()
     while (performance.now() - started < seconds * 1000) {

@@ -15,9 +15,7 @@ import { signDeviceToken } from '../../apps/broker/src/tokens.ts'
 import type { DeviceClaims } from '../../apps/broker/src/tokens.ts'
 import { spawnBroker } from '../../apps/broker/test/broker-process.ts'
 import type { BrokerProcess } from '../../apps/broker/test/broker-process.ts'
-import { STACK_SECRET, spawnApi, stopChild } from '../stack.ts'
-
-const POSTGRES_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+import { STACK_SECRET, benchDatabase, spawnApi, stopChild } from '../stack.ts'
 
 /** What an attack opened, closed in reverse order whatever happens. */
 export class Parts {
@@ -62,18 +60,11 @@ export class Parts {
 
   /** A new database on the local Postgres, dropped afterwards. */
   async database(): Promise<{ url: string; sql: postgres.Sql }> {
-    const name = `skyline_chaos_${Date.now().toString(36)}_${Math.floor(Math.random() * 1e6)}`
-    const admin = postgres(POSTGRES_URL, { max: 1, onnotice: () => {} })
-    await admin.unsafe(`CREATE DATABASE ${name}`)
-    this.defer(async () => {
-      await admin.unsafe(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)
-      await admin.end()
-    })
-    const url = new URL(POSTGRES_URL)
-    url.pathname = `/${name}`
-    const sql = postgres(url.toString(), { max: 2, onnotice: () => {} })
+    const { url, drop } = await benchDatabase()
+    this.defer(drop)
+    const sql = postgres(url, { max: 2, onnotice: () => {} })
     this.defer(() => sql.end({ timeout: 1 }))
-    return { url: url.toString(), sql }
+    return { url, sql }
   }
 
   async broker(env: Record<string, string> = {}): Promise<BrokerProcess & { url: string }> {

@@ -5,7 +5,14 @@ import { eq } from 'drizzle-orm'
 import { rejectedMessages, telemetry } from '../src/db/schema.ts'
 import type { Database } from '../src/db/client.ts'
 import type { IngestItem } from '../src/ingest/items.ts'
-import { DATABASES, buildApi, connectDrone, eventually, startBroker } from './helpers.ts'
+import {
+  DATABASES,
+  buildApi,
+  connectDrone,
+  eventually,
+  startBroker,
+  telemetryAt,
+} from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 // Issue #4 through the real broker: a message the schema accepts but Postgres refuses, and
@@ -16,19 +23,7 @@ const TOO_BIG_SEQ = 2 ** 31
 
 /** An hour ago: within the telemetry kept (TELEMETRY_RETENTION_DAYS). */
 const BASE_TS = Date.now() - 3_600_000
-const point = (seq: number, ts = BASE_TS + seq) =>
-  JSON.stringify({
-    v: 1,
-    ts,
-    seq,
-    lat: 48.85,
-    lon: 2.35,
-    altM: 50,
-    speedMps: 10,
-    headingDeg: 90,
-    batteryPct: 80,
-    state: 'en_route',
-  })
+const point = (seq: number, ts = BASE_TS + seq) => JSON.stringify(telemetryAt(ts, seq))
 
 describe.each(DATABASES)('dead letters on %s', (_name, open) => {
   let broker: TestBroker

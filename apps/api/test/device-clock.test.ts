@@ -17,24 +17,13 @@ import {
   eventually,
   freshPostgres,
   startBroker,
+  telemetryAt,
 } from './helpers.ts'
 
 const DAY = 86_400_000
 const RULE = { aheadMaxMs: 300_000, telemetryBehindMaxMs: 30 * DAY }
 const NOW = Date.UTC(2026, 11, 3, 12)
 
-const telemetryAt = (ts: number, seq = 1) => ({
-  v: 1 as const,
-  ts,
-  seq,
-  lat: 48.85,
-  lon: 2.35,
-  altM: 50,
-  speedMps: 10,
-  headingDeg: 90,
-  batteryPct: 80,
-  state: 'en_route' as const,
-})
 const item = (kind: 'telemetry' | 'drone-status', ts: number): IngestItem =>
   kind === 'telemetry'
     ? { kind, fleetId: 'f1', droneId: 'd1', receivedAt: new Date(NOW), msg: telemetryAt(ts) }

@@ -12,6 +12,7 @@ import type { Packet } from 'mqtt-packet'
 import type { MqttClient } from 'mqtt'
 import postgres from 'postgres'
 import type { FleetOptions } from '@skyline/drone-sim'
+import type { Telemetry } from '@skyline/schemas'
 import { fleetOptions as simFleetOptions } from '../../drone-sim/test/helpers.ts'
 import { createBroker, signDeviceToken, startListeners } from '@skyline/broker'
 import type { SkylineBroker } from '@skyline/broker'
@@ -154,3 +155,17 @@ export function recordWrites(stream: Duplex): string[][] {
   }) as typeof stream.write
   return writes
 }
+
+/** A valid telemetry payload of the contract at `ts`, the rest fixed (as the schema's units). */
+export const telemetryAt = (ts: number, seq = 1): Telemetry => ({
+  v: 1,
+  ts,
+  seq,
+  lat: 48.85,
+  lon: 2.35,
+  altM: 50,
+  speedMps: 10,
+  headingDeg: 90,
+  batteryPct: 80,
+  state: 'en_route',
+})

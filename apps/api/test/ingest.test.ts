@@ -12,6 +12,7 @@ import {
   eventually,
   recordWrites,
   startBroker,
+  telemetryAt,
   testFleet,
 } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
@@ -169,19 +170,7 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
     const drone = await connectDrone(broker.url, 'd9')
     cleanup.push(() => drone.endAsync())
     const topic = 'fleet/f1/drones/d9/telemetry'
-    const valid = (seq: number) =>
-      JSON.stringify({
-        v: 1,
-        ts: Date.now(),
-        seq,
-        lat: 48.85,
-        lon: 2.35,
-        altM: 50,
-        speedMps: 10,
-        headingDeg: 90,
-        batteryPct: 80,
-        state: 'en_route',
-      })
+    const valid = (seq: number) => JSON.stringify(telemetryAt(Date.now(), seq))
     await drone.publishAsync(topic, valid(0), { qos: 1 })
     await drone.publishAsync(topic, '{"v":1,"ts":', { qos: 1 })
     await drone.publishAsync(

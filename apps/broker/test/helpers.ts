@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
+import { afterEach } from 'vitest'
 import { connectAsync } from 'mqtt'
 import type { IClientOptions, MqttClient, Packet } from 'mqtt'
 import { createBroker, startListeners, signDeviceToken } from '../src/index.ts'
 import type { BrokerOptions, DeviceClaims, Listening, SkylineBroker } from '../src/index.ts'
+import { RawClient } from './raw-client.ts'
 
 export const SECRET = 'test-secret-that-is-at-least-32-characters-long'
 
@@ -126,5 +128,33 @@ export async function dropClusterKeys(cluster: string, url = TEST_REDIS_URL): Pr
       if ((keys as string[]).length > 0) await redis.del(...(keys as string[]))
   } finally {
     redis.disconnect()
+  }
+}
+
+/**
+ * A broker per test and raw connections to it, all closed after each test: for the
+ * cases a client library will not produce. Call at the top of a test file.
+ */
+export function rawBrokerPerTest(): {
+  start: (options?: Partial<BrokerOptions>) => Promise<TestBroker>
+  raw: (t: TestBroker) => Promise<RawClient>
+} {
+  let tb: TestBroker | undefined
+  const raws: RawClient[] = []
+  afterEach(async () => {
+    for (const r of raws.splice(0)) r.destroy()
+    await tb?.close()
+    tb = undefined
+  })
+  return {
+    start: async (options = {}) => {
+      tb = await startTestBroker(options)
+      return tb
+    },
+    raw: async (t) => {
+      const r = await RawClient.open(t.listening.mqtt.port)
+      raws.push(r)
+      return r
+    },
   }
 }

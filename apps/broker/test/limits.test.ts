@@ -1,38 +1,20 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { signDeviceToken } from '../src/index.ts'
-import type { BrokerOptions } from '../src/index.ts'
 import {
   SECRET,
   collect,
   connectAs,
   closedWithin,
   nextMessage,
-  startTestBroker,
+  rawBrokerPerTest,
 } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
-import { RawClient } from './raw-client.ts'
+import type { RawClient } from './raw-client.ts'
 
 const drone = { role: 'drone', sub: 'd1', fleet: 'f1' } as const
 const watcherClaims = { role: 'service', sub: 'watcher' } as const
 
-let tb: TestBroker | undefined
-const raws: RawClient[] = []
-afterEach(async () => {
-  for (const r of raws.splice(0)) r.destroy()
-  await tb?.close()
-  tb = undefined
-})
-
-async function start(options: Partial<BrokerOptions> = {}): Promise<TestBroker> {
-  tb = await startTestBroker(options)
-  return tb
-}
-
-async function raw(t: TestBroker): Promise<RawClient> {
-  const r = await RawClient.open(t.listening.mqtt.port)
-  raws.push(r)
-  return r
-}
+const { start, raw } = rawBrokerPerTest()
 
 const metric = (
   t: TestBroker,

@@ -1,10 +1,10 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { Packet } from 'mqtt-packet'
 import { signDeviceToken } from '../src/index.ts'
-import type { BrokerOptions } from '../src/index.ts'
-import { SECRET, startTestBroker } from './helpers.ts'
+import { SECRET, rawBrokerPerTest } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
-import { RawClient, generateWithBytes } from './raw-client.ts'
+import type { RawClient } from './raw-client.ts'
+import { generateWithBytes } from './raw-client.ts'
 
 // MQTT 3.1.1 §1.5.3: a packet with ill-formed UTF-8 or U+0000 in a string, and §3.10.3
 // (§3.8.3): an UNSUBSCRIBE (SUBSCRIBE) without topic filters, are protocol violations
@@ -12,24 +12,7 @@ import { RawClient, generateWithBytes } from './raw-client.ts'
 
 const drone = { role: 'drone', sub: 'd1', fleet: 'f1' } as const
 
-let tb: TestBroker | undefined
-const raws: RawClient[] = []
-afterEach(async () => {
-  for (const r of raws.splice(0)) r.destroy()
-  await tb?.close()
-  tb = undefined
-})
-
-async function start(options: Partial<BrokerOptions> = {}): Promise<TestBroker> {
-  tb = await startTestBroker(options)
-  return tb
-}
-
-async function raw(t: TestBroker): Promise<RawClient> {
-  const r = await RawClient.open(t.listening.mqtt.port)
-  raws.push(r)
-  return r
-}
+const { start, raw } = rawBrokerPerTest()
 
 /** A raw connection authenticated as the drone d1 of fleet f1. */
 async function connectedDrone(t: TestBroker): Promise<RawClient> {
