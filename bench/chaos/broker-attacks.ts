@@ -49,7 +49,7 @@ export const oneTokenManyConnections: Attack = {
     return {
       attack: `one drone token opens ${max} connections (MQTT_MAX_CONNECTIONS=${max})`,
       expected: 'the token holds its bound; another drone connects',
-      happened: `${accepted} CONNACKed, ${open ?? '?'} open at the end (with the other); another drone: ${other}`,
+      happened: `${accepted} CONNACKed, ${open ?? '?'} connections open at the end; another drone: ${other}`,
       lost: 0,
     }
   },
