@@ -2,15 +2,18 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import { Fleet } from '@skyline/drone-sim'
 import type { Database } from '../src/db/client.ts'
+import { stations as stationsTable } from '../src/db/schema.ts'
 import type { IngestItem } from '../src/ingest/items.ts'
 import { FRAME_MS, KEEPALIVE_MS } from '../src/plugins/app/live.ts'
-import { DATABASES, buildApi, eventually, startBroker, testFleet } from './helpers.ts'
+import { signDeviceToken } from '@skyline/broker'
+import { DATABASES, SECRET, buildApi, eventually, startBroker, testFleet } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 interface Frame {
   type: string
   drones: { id: string; position?: { lat: number; lon: number }; state?: string }[]
   stations?: unknown[]
+  deliveries?: { id: string; status: string }[]
 }
 
 describe('GET /api/live', () => {
@@ -72,6 +75,56 @@ describe('GET /api/live', () => {
       .flatMap((f) => f.drones)
       .filter((d) => d.position !== undefined)
     expect(moved.length).toBeGreaterThan(0)
+    ws.terminate()
+  })
+
+  it('shows a delivery created and cancelled over REST', async () => {
+    // Issue 15: REST wrote deliveries without telling the live stream; only the
+    // dispatcher's changes reached the map.
+    const { ws, frames } = await connect()
+    await eventually(() => expect(frames[0]?.type).toBe('snapshot'))
+    // Stations of a fleet with no drone: nothing but REST changes this delivery.
+    const at = new Date()
+    const station = (id: string, lat: number) =>
+      ({
+        fleetId: 'quiet',
+        id,
+        name: id,
+        lat,
+        lon: 2.35,
+        capacity: 2,
+        online: true,
+        statusAt: at,
+      }) as const
+    await database.db.insert(stationsTable).values([station('s1', 48.85), station('s2', 48.86)])
+    const authorization = `Bearer ${await signDeviceToken(SECRET, { role: 'service', sub: 'ops' })}`
+    const created = await api.inject({
+      method: 'POST',
+      url: '/api/deliveries',
+      headers: { authorization },
+      payload: {
+        fleet: 'quiet',
+        pickupStationId: 's1',
+        dropoffStationId: 's2',
+        payloadKg: 1,
+      },
+    })
+    expect(created.statusCode).toBe(201)
+    const { id } = created.json<{ id: string }>()
+    const seen = (status?: string) =>
+      frames.some(
+        (f) =>
+          f.type === 'changes' &&
+          f.deliveries?.some((d) => d.id === id && (status === undefined || d.status === status)),
+      )
+    await eventually(() => expect(seen()).toBe(true))
+    const cancelled = await api.inject({
+      method: 'POST',
+      url: `/api/deliveries/${id}/cancel`,
+      headers: { authorization },
+    })
+    expect(cancelled.statusCode).toBe(200)
+    await eventually(() => expect(seen('cancelled')).toBe(true))
     ws.terminate()
   })
 

@@ -35,3 +35,20 @@ export type IngestItem =
       digest: string
       receivedAt: Date
     }
+
+/**
+ * The deliveries a committed batch may have changed: those its drones' events name,
+ * those its requests create, and those its positions move the ETA of.
+ */
+export function deliveriesIn(items: IngestItem[]): Set<string> {
+  const ids = new Set<string>()
+  for (const item of items) {
+    if (item.kind === 'delivery-request') ids.add(item.msg.id)
+    else if (
+      (item.kind === 'telemetry' || item.kind === 'drone-event') &&
+      item.msg.deliveryId !== undefined
+    )
+      ids.add(item.msg.deliveryId)
+  }
+  return ids
+}

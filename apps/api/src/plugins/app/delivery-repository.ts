@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { and, asc, desc, eq, gte, inArray, lt, lte, notInArray, or } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import type { Db } from '../../db/client.ts'
+import { DeliveryChanges } from '../../delivery/changes.ts'
 import { deliveries, deliveryEvents, stations, telemetry } from '../../db/schema.ts'
 import { FINISHED_STATUSES, type DeliveryStatus } from '@skyline/schemas'
 import { ApiError, notFound } from '../../errors.ts'
@@ -39,7 +40,11 @@ export interface DeliveryPosition {
 }
 
 export class DeliveryRepository {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    /** Where every change this repository commits is told. */
+    readonly changes: DeliveryChanges,
+  ) {}
 
   async create(
     input: {
@@ -66,21 +71,26 @@ export class DeliveryRepository {
       if (!known.some((k) => k.id === id))
         throw new ApiError(400, 'unknown_station', `station ${id} is not in fleet ${input.fleetId}`)
     }
-    const [row] = await this.db
-      .insert(deliveries)
-      .values({
-        id: randomUUID(),
-        ...input,
-        status: 'requested',
-        source: 'api',
-        requestedAt: now,
-        updatedAt: now,
-      })
-      .returning()
-    await this.db
-      .insert(deliveryEvents)
-      .values({ deliveryId: row!.id, status: 'requested', at: now, detail: 'operator' })
-    return row!
+    // The row and its event in one transaction, as every status change.
+    const row = await this.db.transaction(async (tx) => {
+      const [created] = await tx
+        .insert(deliveries)
+        .values({
+          id: randomUUID(),
+          ...input,
+          status: 'requested',
+          source: 'api',
+          requestedAt: now,
+          updatedAt: now,
+        })
+        .returning()
+      await tx
+        .insert(deliveryEvents)
+        .values({ deliveryId: created!.id, status: 'requested', at: now, detail: 'operator' })
+      return created!
+    })
+    this.changes.emit(row.id)
+    return row
   }
 
   /**
@@ -204,13 +214,17 @@ export class DeliveryRepository {
       const { delivery } = await this.get(id) // 404 when there is none
       throw new ApiError(409, 'not_cancellable', `delivery ${id} is ${delivery.status}`)
     }
+    this.changes.emit(row.id)
     return { delivery: row, notify: row.droneId }
   }
 }
 
 export default fp(
   async (fastify) => {
-    fastify.decorate('deliveries', new DeliveryRepository(fastify.database.db))
+    const changes = new DeliveryChanges((err, id) =>
+      fastify.log.error({ err, deliveryId: id }, 'a delivery change listener failed'),
+    )
+    fastify.decorate('deliveries', new DeliveryRepository(fastify.database.db, changes))
   },
   { name: 'delivery-repository', dependencies: ['database'] },
 )

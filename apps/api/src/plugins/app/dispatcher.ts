@@ -58,7 +58,7 @@ export class Dispatcher {
     private readonly log: { warn(obj: object, msg: string): void },
     opts: DispatcherOptions,
     private readonly now: () => Date = () => new Date(),
-    /** Told about every delivery the dispatcher changes (the live stream). */
+    /** Told about every delivery the dispatcher changes, after its commit. */
     private readonly changed: (deliveryId: string) => void = () => {},
   ) {
     this.o = { intervalMs: 1_000, acceptTimeoutS: 20, minBatteryPct: 30, maxAttempts: 5, ...opts }
@@ -313,11 +313,11 @@ export default fp(
         acceptTimeoutS: fastify.config.ACCEPT_TIMEOUT_S,
       },
       undefined,
-      (id) => fastify.live.deliveryChanged(id),
+      (id) => fastify.deliveries.changes.emit(id),
     )
     dispatcher.start()
     fastify.decorate('dispatcher', dispatcher)
     fastify.addHook('onClose', () => dispatcher.stop())
   },
-  { name: 'dispatcher', dependencies: ['database', 'ingest'] },
+  { name: 'dispatcher', dependencies: ['database', 'ingest', 'delivery-repository'] },
 )

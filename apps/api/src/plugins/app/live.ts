@@ -61,8 +61,8 @@ export interface Refusal {
 /**
  * The live stream: each client gets a snapshot, then the changes committed since,
  * batched into at most one frame per FRAME_MS (drone positions, states, station
- * status, deliveries with their ETAs). Fed by the ingest after each commit and by
- * the dispatcher.
+ * status, deliveries with their ETAs). Fed by the ingest after each commit, and with
+ * deliveries by the delivery changes stream (whoever changed them).
  */
 export class LiveHub {
   private readonly clients = new Map<WebSocket, LiveClient<Bounds>>()
@@ -99,7 +99,6 @@ export class LiveHub {
             deliveryId: msg.deliveryId ?? null,
             positionAt: new Date(msg.ts).toISOString(),
           })
-          if (msg.deliveryId !== undefined) this.deliveryIds.add(msg.deliveryId)
           break
         }
         case 'drone-status':
@@ -113,11 +112,8 @@ export class LiveHub {
           })
           break
         case 'drone-event':
-          if (item.msg.deliveryId !== undefined) this.deliveryIds.add(item.msg.deliveryId)
-          break
         case 'delivery-request':
-          this.deliveryIds.add(item.msg.id)
-          break
+          break // deliveries come through their own stream: deliveryChanged
         case 'station-status':
           this.stations.add(`${item.fleetId}/${item.stationId}`)
           break
@@ -330,6 +326,7 @@ export default fp(
       metrics,
     )
     fastify.decorate('live', hub)
+    const unsubscribe = fastify.deliveries.changes.subscribe((id) => hub.deliveryChanged(id))
     await fastify.register(websocket, { options: { maxPayload: 4096 } })
 
     const snapshots = new SnapshotCache(async () => {
@@ -455,6 +452,7 @@ export default fp(
     }
     loop()
     fastify.addHook('onClose', async () => {
+      unsubscribe()
       closed = true
       clearTimeout(timer)
     })

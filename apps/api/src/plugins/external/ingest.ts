@@ -7,6 +7,7 @@ import { TelemetryPartitions } from '../../db/partitions.ts'
 import { AckWriter } from '../../ingest/acks.ts'
 import { Batcher } from '../../ingest/batcher.ts'
 import { Ingest } from '../../ingest/ingest.ts'
+import { deliveriesIn } from '../../ingest/items.ts'
 import { EtaEstimator } from '../../ingest/eta.ts'
 import { markStale, writeBatch } from '../../ingest/writer.ts'
 
@@ -58,6 +59,7 @@ export default fp(
               m.commitDelaySeconds.observe((committedAt - item.msg.ts) / 1000)
           m.buffered.set(batcher.buffered)
           fastify.live.committed(items)
+          for (const id of deliveriesIn(items)) fastify.deliveries.changes.emit(id)
         },
         failed: (err, attempt) => {
           fastify.metrics.writeFailures.inc()
