@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -21,6 +21,12 @@ import {
 } from './helpers.ts'
 
 const DAY = 86_400_000
+/** When drizzle-kit made migration 0004 (its journal): the migrator's record of it. */
+const MIGRATION_0004_MS = (
+  JSON.parse(readFileSync(new URL('../drizzle/meta/_journal.json', import.meta.url), 'utf8')) as {
+    entries: { tag: string; when: number }[]
+  }
+).entries.find((e) => e.tag === '0004_device_clock')!.when
 const RULE = { aheadMaxMs: 300_000, telemetryBehindMaxMs: 30 * DAY }
 const NOW = Date.UTC(2026, 11, 3, 12)
 
@@ -155,7 +161,7 @@ describe('migration 0004 on a database from before the rule', () => {
       ])
       // As if 0004 had not run yet: drizzle applies what comes after its last record.
       await first.db.execute(sql`DELETE FROM drizzle.__drizzle_migrations
-        WHERE created_at = (SELECT max(created_at) FROM drizzle.__drizzle_migrations)`)
+        WHERE created_at >= ${MIGRATION_0004_MS}`)
       if (first.kind === 'pglite') await first.close()
       const again = await reopen()
       try {

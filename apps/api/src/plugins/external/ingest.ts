@@ -59,7 +59,9 @@ export default fp(
               m.commitDelaySeconds.observe((committedAt - item.msg.ts) / 1000)
           m.buffered.set(batcher.buffered)
           fastify.live.committed(items)
-          for (const id of deliveriesIn(items)) fastify.deliveries.changes.emit(id)
+          // The delivery plugin registers after this one: a batch may commit before it.
+          if (fastify.hasDecorator('deliveries'))
+            for (const id of deliveriesIn(items)) fastify.deliveries.changes.emit(id)
         },
         failed: (err, attempt) => {
           fastify.metrics.writeFailures.inc()
