@@ -60,16 +60,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
 
     const dataDir = mkdtempSync(join(tmpdir(), 'skyline-bench-'))
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }))
-    const env: Record<string, string> = {
-      MQTT_URL: mqttUrl,
-      HTTP_PORT: '0',
-      HOST: '127.0.0.1',
-      DATA_DIR: dataDir,
-      DEVICE_TOKEN_SECRET: STACK_SECRET,
-      MAP_TILE_URL: 'none',
-      LOG_LEVEL: 'info',
-      ...o.apiEnv,
-    }
+    const env: Record<string, string> = { ...benchApiEnv(dataDir), MQTT_URL: mqttUrl, ...o.apiEnv }
     if (o.database === 'postgres') {
       const database = await benchDatabase()
       cleanups.push(database.drop)
@@ -113,6 +104,18 @@ export async function startStack(o: StackOptions): Promise<Stack> {
   } catch (err) {
     await stop()
     throw err
+  }
+}
+
+/** The api's environment in a benchmark: an ephemeral loopback port, its own DATA_DIR, the bench secret, no tiles. */
+export function benchApiEnv(dataDir: string): Record<string, string> {
+  return {
+    HTTP_PORT: '0',
+    HOST: '127.0.0.1',
+    DATA_DIR: dataDir,
+    DEVICE_TOKEN_SECRET: STACK_SECRET,
+    MAP_TILE_URL: 'none',
+    LOG_LEVEL: 'info',
   }
 }
 

@@ -15,7 +15,7 @@ import { signDeviceToken } from '../../apps/broker/src/tokens.ts'
 import type { DeviceClaims } from '../../apps/broker/src/tokens.ts'
 import { spawnBroker } from '../../apps/broker/test/broker-process.ts'
 import type { BrokerProcess } from '../../apps/broker/test/broker-process.ts'
-import { STACK_SECRET, benchDatabase, spawnApi, stopChild } from '../stack.ts'
+import { STACK_SECRET, benchApiEnv, benchDatabase, spawnApi, stopChild } from '../stack.ts'
 
 /** What an attack opened, closed in reverse order whatever happens. */
 export class Parts {
@@ -80,18 +80,7 @@ export class Parts {
   async api(env: Record<string, string>): Promise<string> {
     const dataDir = mkdtempSync(join(tmpdir(), 'skyline-chaos-'))
     this.defer(() => rmSync(dataDir, { recursive: true, force: true }))
-    const { child, url } = await spawnApi(
-      {
-        HTTP_PORT: '0',
-        HOST: '127.0.0.1',
-        DATA_DIR: dataDir,
-        DEVICE_TOKEN_SECRET: STACK_SECRET,
-        MAP_TILE_URL: 'none',
-        LOG_LEVEL: 'info',
-        ...env,
-      },
-      this.root,
-    )
+    const { child, url } = await spawnApi({ ...benchApiEnv(dataDir), ...env }, this.root)
     this.defer(() => stopChild(child))
     return url
   }
