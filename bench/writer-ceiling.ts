@@ -8,7 +8,8 @@ import { sql } from 'drizzle-orm'
 import { loadConfig } from '../apps/api/src/config.ts'
 import { openDatabase } from '../apps/api/src/db/client.ts'
 import { TelemetryPartitions, rowsOf } from '../apps/api/src/db/partitions.ts'
-import { EtaEstimator } from '../apps/api/src/ingest/eta.ts'
+import { DeliveryChanges } from '../apps/api/src/delivery/changes.ts'
+import { DeliveryLifecycle } from '../apps/api/src/delivery/lifecycle.ts'
 import type { IngestItem } from '../apps/api/src/ingest/items.ts'
 import { writeBatch } from '../apps/api/src/ingest/writer.ts'
 import { clockTicksPerS, cpuTicks } from './proc.ts'
@@ -42,7 +43,13 @@ export async function writerCeiling(
   try {
     const { db } = database
     const partitions = new TelemetryPartitions(db)
-    const eta = new EtaEstimator()
+    // The ingest's own lifecycle, with nobody to tell: positions only move ETAs here.
+    const lifecycle = new DeliveryLifecycle(
+      db,
+      new DeliveryChanges(() => {}),
+      async () => {},
+      { warn: () => {} },
+    )
     const from = Date.now()
     let n = 0
     const batch = (): IngestItem[] =>
@@ -70,7 +77,7 @@ export async function writerCeiling(
           },
         }
       })
-    while (n < drones) await writeBatch(db, partitions, eta, batch())
+    while (n < drones) await writeBatch(db, partitions, lifecycle, batch())
     // Made before the clock starts: what is measured is the writer, not the fleet.
     const batches = Array.from({ length: Math.max(1, Math.round(rows / batchRows)) }, batch)
     const [backend] = rowsOf<{ pid: number }>(await db.execute(sql`SELECT pg_backend_pid() AS pid`))
@@ -78,7 +85,7 @@ export async function writerCeiling(
     const ticks0 = backendTicks()
     const cpu0 = process.cpuUsage()
     const t0 = performance.now()
-    for (const items of batches) await writeBatch(db, partitions, eta, items)
+    for (const items of batches) await writeBatch(db, partitions, lifecycle, items)
     const seconds = (performance.now() - t0) / 1_000
     const cpu = process.cpuUsage(cpu0)
     const written = batches.length * batchRows

@@ -20,10 +20,12 @@ import type { Database } from './db/client.ts'
 import { isDatabaseUnavailable } from './db/errors.ts'
 import { ApiError, RETRY_AFTER_S } from './errors.ts'
 import databasePlugin from './plugins/external/database.ts'
-import ingestPlugin from './plugins/external/ingest.ts'
-import deliveryRepository from './plugins/app/delivery-repository.ts'
+import mqttPlugin from './plugins/external/mqtt.ts'
+import deliveriesPlugin from './plugins/app/deliveries.ts'
 import dispatcher from './plugins/app/dispatcher.ts'
 import fleetRepository from './plugins/app/fleet-repository.ts'
+import housekeeping from './plugins/app/housekeeping.ts'
+import ingestPlugin from './plugins/app/ingest.ts'
 import live from './plugins/app/live.ts'
 import metrics from './plugins/app/metrics.ts'
 import operatorAuth from './plugins/app/operator-auth.ts'
@@ -47,6 +49,8 @@ export interface AppOptions {
   database: Database
   /** Secret that signs device tokens (the ingest's service token). */
   tokenSecret: string
+  /** The api's clock for the delivery lifecycle and the dispatcher. Default the system's. */
+  now?: () => Date
 }
 
 /**
@@ -159,12 +163,14 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
 
   await fastify.register(metrics)
   await fastify.register(databasePlugin, { database: opts.database })
-  await fastify.register(ingestPlugin)
+  await fastify.register(mqttPlugin)
   await fastify.register(fleetRepository)
-  await fastify.register(deliveryRepository)
+  await fastify.register(deliveriesPlugin, { now: opts.now })
   await fastify.register(operatorAuth)
-  await fastify.register(dispatcher)
   await fastify.register(live)
+  await fastify.register(ingestPlugin)
+  await fastify.register(dispatcher, { now: opts.now })
+  await fastify.register(housekeeping)
   for (const routes of [health, fleet, drones, stations, deliveriesRoutes, stats]) {
     await fastify.register(routes, { prefix: '/api' })
   }

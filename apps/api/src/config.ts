@@ -60,6 +60,11 @@ const EnvSchema = z.object({
   STALE_AFTER_S: int.positive().default(30),
   /** An assignment a drone has not accepted after this long goes to another drone, s. Default 20. */
   ACCEPT_TIMEOUT_S: int.positive().default(20),
+  /**
+   * A delivery whose drone has not been heard for this long is resolved without it: back
+   * to requested before the pick-up, failed (`drone_lost`) after, s. Default 120.
+   */
+  DELIVERY_LOST_AFTER_S: int.positive().default(120),
   /** Days of telemetry kept; older daily partitions are dropped, older points refused. Default 30. */
   TELEMETRY_RETENTION_DAYS: int.positive().default(30),
   /**

@@ -109,7 +109,7 @@ describe.each(DATABASES)('dead letters on %s', (_name, open) => {
     const { api, drone } = await start()
     // The api loses its connection right after the commit, before the PUBACK goes out:
     // what a crash between the two does. The broker redelivers on the same session.
-    const client = api.ingest.client
+    const client = api.mqtt.client
     const committed = api.live.committed.bind(api.live)
     let cut = false
     api.live.committed = (items: IngestItem[]) => {

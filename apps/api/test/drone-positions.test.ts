@@ -2,10 +2,9 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { sql } from 'drizzle-orm'
 import type { Database } from '../src/db/client.ts'
 import { TelemetryPartitions, rowsOf } from '../src/db/partitions.ts'
-import { EtaEstimator } from '../src/ingest/eta.ts'
 import type { IngestItem } from '../src/ingest/items.ts'
 import { writeBatch } from '../src/ingest/writer.ts'
-import { DATABASES } from './helpers.ts'
+import { DATABASES, lifecycleOn } from './helpers.ts'
 
 const TS = 1_767_225_600_000
 const DRONES = 1_000
@@ -42,7 +41,7 @@ describe.each(DATABASES)('drone positions on %s', (_name, open) => {
   })
 
   const write = (d: Database, items: IngestItem[]) =>
-    writeBatch(d.db, new TelemetryPartitions(d.db), new EtaEstimator(), items)
+    writeBatch(d.db, new TelemetryPartitions(d.db), lifecycleOn(d.db), items)
   const position = async (d: Database, id: string) => {
     const [row] = rowsOf<{ lat: number; seq: number }>(
       await d.db.execute(sql`SELECT lat, last_seq AS seq FROM drones WHERE id = ${id}`),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { DESCENT_MPS, EtaEstimator } from '../src/ingest/eta.ts'
+import { DESCENT_MPS, EtaEstimator } from '../src/delivery/eta.ts'
 
 const dropoff = { lat: 48.9, lon: 2.35 }
 // 0.01° of latitude is about 1,112 m.

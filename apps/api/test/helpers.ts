@@ -20,7 +20,10 @@ import app, { serverOptions } from '../src/app.ts'
 import { loadConfig } from '../src/config.ts'
 import type { ApiConfig } from '../src/config.ts'
 import { openDatabase } from '../src/db/client.ts'
-import type { Database } from '../src/db/client.ts'
+import type { Database, Db } from '../src/db/client.ts'
+import { DeliveryChanges } from '../src/delivery/changes.ts'
+import { DeliveryLifecycle } from '../src/delivery/lifecycle.ts'
+import type { SendCommand } from '../src/delivery/lifecycle.ts'
 
 export const SECRET = 'api-test-secret-at-least-32-characters'
 
@@ -93,7 +96,7 @@ export async function buildApi(
   const fastify = Fastify({ ...serverOptions, logger: { level: config.LOG_LEVEL } })
   await fastify.register(app, { config, database, tokenSecret: SECRET })
   await fastify.ready()
-  await eventually(() => expect(fastify.ingest.subscribed).toBe(true))
+  await eventually(() => expect(fastify.mqtt.subscribed).toBe(true))
   return fastify
 }
 
@@ -169,3 +172,19 @@ export const telemetryAt = (ts: number, seq = 1): Telemetry => ({
   batteryPct: 80,
   state: 'en_route',
 })
+
+/**
+ * The delivery lifecycle on its own, as the ingest's writer and the tests of its rules
+ * use it: commands go to `send` (none by default), changes to `changes`.
+ */
+export function lifecycleOn(
+  db: Db,
+  o: { send?: SendCommand; now?: () => Date; changes?: DeliveryChanges } = {},
+): DeliveryLifecycle {
+  const changes =
+    o.changes ??
+    new DeliveryChanges((err) => {
+      throw err
+    })
+  return new DeliveryLifecycle(db, changes, o.send ?? (async () => {}), { warn: () => {} }, o.now)
+}

@@ -234,7 +234,7 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
   it('acknowledges the QoS 1 messages of a commit together, each once, in order', async () => {
     api = await buildApi(broker.url, database)
     // The PUBACKs the api writes to the broker, write by write.
-    const writes = recordWrites(api.ingest.client.stream)
+    const writes = recordWrites(api.mqtt.client.stream)
     const pubacks = () =>
       writes.map((w) => w.filter((p) => p.startsWith('puback '))).filter((w) => w.length > 0)
     const ackedIds = () => pubacks().flatMap((w) => w.map((p) => Number(p.split(' ')[1])))

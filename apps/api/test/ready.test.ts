@@ -46,7 +46,7 @@ describe('readiness and the ingest subscriptions', () => {
     const held: (() => void)[] = []
     const fastify = await start((answer) => held.push(answer))
     await eventually(() => expect(held.length).toBeGreaterThan(0))
-    expect(fastify.ingest.client.connected).toBe(true)
+    expect(fastify.mqtt.client.connected).toBe(true)
     expect(await ready(fastify)).toMatchObject({
       status: 503,
       checks: { broker: true, subscribed: false },
@@ -64,7 +64,7 @@ describe('readiness and the ingest subscriptions', () => {
     const fastify = await start((answer, refuse) => held.push([answer, refuse]))
     await eventually(() => expect(held.length).toBe(5))
     const suback = new Promise((resolve) =>
-      fastify.ingest.client.on('packetreceive', (p) => p.cmd === 'suback' && resolve(p)),
+      fastify.mqtt.client.on('packetreceive', (p) => p.cmd === 'suback' && resolve(p)),
     )
     held.forEach(([answer, refuse], i) => (i === 1 ? refuse() : answer()))
     expect(await suback).toMatchObject({ granted: [1, 128, 1, 1, 1] })

@@ -4,11 +4,10 @@ import { droneEvents, rejectedMessages, stations } from '../src/db/schema.ts'
 import type { Database } from '../src/db/client.ts'
 import { TelemetryPartitions } from '../src/db/partitions.ts'
 import { Batcher } from '../src/ingest/batcher.ts'
-import { EtaEstimator } from '../src/ingest/eta.ts'
 import type { IngestItem } from '../src/ingest/items.ts'
 import { classifyWriteError } from '../src/ingest/write-errors.ts'
 import { writeBatch } from '../src/ingest/writer.ts'
-import { DATABASES, eventually } from './helpers.ts'
+import { DATABASES, eventually, lifecycleOn } from './helpers.ts'
 
 // Issue #4 below the broker: items fed straight to the real batcher and writer. The
 // schema refuses a NUL in free text since then; these items stand for any value it lets
@@ -40,7 +39,7 @@ describe.each(DATABASES)('refused writes on %s', (_name, open) => {
     return d
   }
   const writer = (d: Database) => (items: IngestItem[]) =>
-    writeBatch(d.db, new TelemetryPartitions(d.db), new EtaEstimator(), items)
+    writeBatch(d.db, new TelemetryPartitions(d.db), lifecycleOn(d.db), items)
 
   it('commits the rest of a batch and dead-letters, then acknowledges, each refused item', async () => {
     const d = await database()

@@ -1,5 +1,11 @@
-/** Told the id of a delivery whose row changed, once the change is committed. */
-export type DeliveryListener = (deliveryId: string) => void
+import type { DeliveryStatus } from '@skyline/schemas'
+
+/**
+ * Told the id of a delivery whose row changed, once the change is committed, and its new
+ * status when the change is a transition the lifecycle made outside the ingest (the
+ * ingest tells the deliveries a batch touched, without status).
+ */
+export type DeliveryListener = (deliveryId: string, status?: DeliveryStatus) => void
 
 /**
  * The one stream of delivery changes (issue 15): whoever commits a change to a delivery
@@ -19,10 +25,10 @@ export class DeliveryChanges {
     return () => this.listeners.delete(listener)
   }
 
-  emit(deliveryId: string): void {
+  emit(deliveryId: string, status?: DeliveryStatus): void {
     for (const listener of this.listeners) {
       try {
-        listener(deliveryId)
+        listener(deliveryId, status)
       } catch (err) {
         this.onError(err, deliveryId)
       }

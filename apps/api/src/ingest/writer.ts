@@ -1,9 +1,8 @@
 import { and, eq, lt, ne, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
 import type { TelemetryPartitions } from '../db/partitions.ts'
+import type { DeliveryLifecycle } from '../delivery/lifecycle.ts'
 import {
-  deliveries,
-  deliveryEvents,
   droneEvents,
   drones,
   presenceChanges,
@@ -11,13 +10,16 @@ import {
   stations,
   telemetry,
 } from '../db/schema.ts'
-import type { DeliveryStatus } from '../db/schema.ts'
-import { applyDroneEvent } from './lifecycle.ts'
-import type { EtaEstimator } from './eta.ts'
 import type { IngestItem } from './items.ts'
 
 type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
 type Of<K extends IngestItem['kind']> = Extract<IngestItem, { kind: K }>
+
+/** What the facts of a batch mean for deliveries: the lifecycle decides, in the batch's transaction. */
+export type DeliveryFacts = Pick<
+  DeliveryLifecycle,
+  'positions' | 'requestedByStation' | 'droneEvent'
+>
 
 /**
  * Writes one batch in one transaction: either every row of it is committed (and the
@@ -27,7 +29,7 @@ type Of<K extends IngestItem['kind']> = Extract<IngestItem, { kind: K }>
 export async function writeBatch(
   db: Db,
   partitions: TelemetryPartitions,
-  eta: EtaEstimator,
+  deliveries: DeliveryFacts,
   items: IngestItem[],
 ): Promise<void> {
   const by = <K extends IngestItem['kind']>(kind: K) =>
@@ -37,7 +39,7 @@ export async function writeBatch(
   await db.transaction(async (tx) => {
     await writeRejected(tx, by('rejected'))
     await writeTelemetry(tx, points)
-    await eta.update(
+    await deliveries.positions(
       tx,
       points.flatMap(({ fleetId, msg }) =>
         msg.deliveryId !== undefined ? [{ ...msg, fleetId, deliveryId: msg.deliveryId }] : [],
@@ -45,17 +47,10 @@ export async function writeBatch(
     )
     for (const item of by('drone-status')) await writeDroneStatus(tx, item)
     for (const item of by('station-status')) await writeStationStatus(tx, item)
-    for (const item of by('delivery-request')) await writeRequest(tx, item)
-    for (const item of by('drone-event')) await writeDroneEvent(tx, item)
+    for (const { fleetId, stationId, msg, receivedAt } of by('delivery-request'))
+      await deliveries.requestedByStation(tx, fleetId, stationId, msg, receivedAt)
+    for (const item of by('drone-event')) await writeDroneEvent(tx, deliveries, item)
   })
-  for (const { msg } of by('drone-event')) {
-    if (
-      msg.deliveryId !== undefined &&
-      (msg.type === 'delivery.arrived' || msg.type === 'delivery.failed')
-    ) {
-      eta.forget(msg.deliveryId)
-    }
-  }
 }
 
 async function writeRejected(tx: Tx, items: Of<'rejected'>[]): Promise<void> {
@@ -216,35 +211,9 @@ function recordPresence(
     .values({ fleetId, kind, deviceId, online: msg.online, reason: msg.reason ?? null, at })
 }
 
-async function writeRequest(
-  tx: Tx,
-  { fleetId, stationId, msg, receivedAt }: Of<'delivery-request'>,
-): Promise<void> {
-  const requestedAt = new Date(msg.ts)
-  const inserted = await tx
-    .insert(deliveries)
-    .values({
-      id: msg.id,
-      fleetId,
-      status: 'requested' satisfies DeliveryStatus,
-      source: 'station',
-      pickupStationId: stationId,
-      dropoffStationId: msg.dropoffStationId,
-      payloadKg: msg.payloadKg,
-      requestedAt,
-      updatedAt: receivedAt,
-    })
-    .onConflictDoNothing()
-    .returning({ id: deliveries.id })
-  if (inserted.length > 0) {
-    await tx
-      .insert(deliveryEvents)
-      .values({ deliveryId: msg.id, status: 'requested', at: requestedAt })
-  }
-}
-
 async function writeDroneEvent(
   tx: Tx,
+  deliveries: DeliveryFacts,
   { fleetId, droneId, msg, receivedAt }: Of<'drone-event'>,
 ): Promise<void> {
   const inserted = await tx
@@ -263,7 +232,7 @@ async function writeDroneEvent(
     .onConflictDoNothing()
     .returning({ id: droneEvents.id })
   // A redelivered event was applied the first time.
-  if (inserted.length > 0) await applyDroneEvent(tx, fleetId, droneId, msg, receivedAt)
+  if (inserted.length > 0) await deliveries.droneEvent(tx, fleetId, droneId, msg, receivedAt)
 }
 
 /** Marks online drones last heard before `cutoff` as stale; returns them. */

@@ -1,15 +1,12 @@
 import type { Duplex } from 'node:stream'
 import websocket from '@fastify/websocket'
 import type { WebSocket } from '@fastify/websocket'
-import { inArray } from 'drizzle-orm'
 import fp from 'fastify-plugin'
 import { z } from 'zod'
 import { liveOrigins } from '../../config.ts'
-import { deliveries } from '../../db/schema.ts'
 import { ApiError } from '../../errors.ts'
 import type { IngestItem } from '../../ingest/items.ts'
-import { deliveryView } from '../../routes/api/deliveries.ts'
-import { droneView, stationView } from '../../routes/api/views.ts'
+import { deliveryView, droneView, stationView } from '../../views.ts'
 import { LiveClient } from './live-client.ts'
 import type { FlowLimits } from './live-client.ts'
 import { SnapshotCache } from './live-snapshot.ts'
@@ -326,7 +323,7 @@ export default fp(
       metrics,
     )
     fastify.decorate('live', hub)
-    const unsubscribe = fastify.deliveries.changes.subscribe((id) => hub.deliveryChanged(id))
+    const unsubscribe = fastify.lifecycle.changes.subscribe((id) => hub.deliveryChanged(id))
     await fastify.register(websocket, { options: { maxPayload: 4096 } })
 
     const snapshots = new SnapshotCache(async () => {
@@ -419,12 +416,9 @@ export default fp(
         }
         return
       }
-      const db = fastify.database.db
       const [stationRows, deliveryRows] = await Promise.all([
         changes.stations.length > 0 ? fastify.fleet.listStations() : Promise.resolve([]),
-        changes.deliveryIds.length > 0
-          ? db.select().from(deliveries).where(inArray(deliveries.id, changes.deliveryIds))
-          : Promise.resolve([]),
+        fastify.deliveries.byIds(changes.deliveryIds),
       ])
       const wanted = new Set(changes.stations)
       hub.send({
@@ -459,6 +453,6 @@ export default fp(
   },
   {
     name: 'live',
-    dependencies: ['fleet-repository', 'delivery-repository', 'database', 'metrics'],
+    dependencies: ['fleet-repository', 'deliveries', 'metrics'],
   },
 )

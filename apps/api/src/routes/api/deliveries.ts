@@ -1,5 +1,4 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
-import { randomUUID } from 'node:crypto'
 import { z } from 'zod'
 import {
   DELIVERY_STATUSES,
@@ -7,38 +6,11 @@ import {
   DeliveryViewSchema as DeliverySchema,
   ErrorSchema,
   IdSchema,
-  buildTopic,
 } from '@skyline/schemas'
-import type { DeliveryView } from '@skyline/schemas'
-import type { DeliveryEventRow, DeliveryRow } from '../../plugins/app/delivery-repository.ts'
+import type { DeliveryEventRow } from '../../delivery/repository.ts'
 import { ApiError } from '../../errors.ts'
-import { publishCommand } from '../../plugins/external/ingest.ts'
+import { deliveryView } from '../../views.ts'
 import { CursorQuery, DateTimeQuery, encodeCursor } from './query.ts'
-
-const isoOrNull = (d: Date | null) => d?.toISOString() ?? null
-
-export const deliveryView = (d: DeliveryRow): DeliveryView => ({
-  id: d.id,
-  fleetId: d.fleetId,
-  status: d.status,
-  source: d.source,
-  pickupStationId: d.pickupStationId,
-  dropoffStationId: d.dropoffStationId,
-  payloadKg: d.payloadKg,
-  droneId: d.droneId,
-  distanceM: d.distanceM,
-  requestedAt: d.requestedAt.toISOString(),
-  assignedAt: isoOrNull(d.assignedAt),
-  pickedUpAt: isoOrNull(d.pickedUpAt),
-  departedAt: isoOrNull(d.departedAt),
-  arrivedAt: isoOrNull(d.arrivedAt),
-  completedAt: isoOrNull(d.completedAt),
-  failedAt: isoOrNull(d.failedAt),
-  cancelledAt: isoOrNull(d.cancelledAt),
-  failureReason: d.failureReason,
-  etaAt: isoOrNull(d.etaAt),
-  etaErrorS: d.etaErrorS,
-})
 
 const eventView = (e: DeliveryEventRow) => ({
   status: e.status,
@@ -116,8 +88,7 @@ const routes: FastifyPluginAsyncZod = async (fastify) => {
     },
     handler: async (req, reply) => {
       const { fleet, ...rest } = req.body
-      const row = await fastify.deliveries.create({ fleetId: fleet, ...rest }, new Date())
-      void fastify.dispatcher.tick()
+      const row = await fastify.lifecycle.request({ fleetId: fleet, ...rest })
       return reply.code(201).send(deliveryView(row))
     },
   })
@@ -136,28 +107,7 @@ const routes: FastifyPluginAsyncZod = async (fastify) => {
       },
     },
     handler: async (req) => {
-      const now = new Date()
-      const { delivery, notify } = await fastify.deliveries.cancel(req.params.id, now)
-      if (notify !== null) {
-        const topic = buildTopic({
-          kind: 'drone',
-          fleetId: delivery.fleetId,
-          droneId: notify,
-          channel: 'commands',
-        })
-        const cancel = {
-          v: 1,
-          ts: now.getTime(),
-          id: randomUUID(),
-          type: 'cancel',
-          deliveryId: delivery.id,
-        }
-        // The cancel is committed; telling the drone is best effort (it is queued if the broker is away).
-        await publishCommand(fastify.ingest.client, topic, cancel).catch((err: unknown) =>
-          req.log.warn({ err, topic }, 'cancel not yet delivered to the drone'),
-        )
-      }
-      return deliveryView(delivery)
+      return deliveryView(await fastify.lifecycle.cancel(req.params.id))
     },
   })
 }

@@ -4,7 +4,7 @@ import { DroneViewSchema, ErrorSchema, IdSchema, TrackPointSchema } from '@skyli
 import { ApiError, notFound } from '../../errors.ts'
 import { trackAsGpx } from './track-formats.ts'
 import { DateTimeQuery } from './query.ts'
-import { droneView, trackPointView } from './views.ts'
+import { droneView, trackPointView } from '../../views.ts'
 
 const FleetQuery = z.object({
   fleet: IdSchema.optional().describe('fleet id; needed only when two fleets use the same id'),

@@ -1,8 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { FleetViewSchema, IdSchema } from '@skyline/schemas'
-import { deliveryView } from './deliveries.ts'
-import { droneView, stationView } from './views.ts'
+import { deliveryView, droneView, stationView } from '../../views.ts'
 
 const fleet: FastifyPluginAsyncZod = async (fastify) => {
   fastify.get('/fleet', {

@@ -37,8 +37,8 @@ const health: FastifyPluginAsyncZod = async (fastify) => {
       ])
       const checks = {
         database,
-        broker: fastify.ingest.client.connected,
-        subscribed: fastify.ingest.subscribed,
+        broker: fastify.mqtt.client.connected,
+        subscribed: fastify.mqtt.subscribed,
         ingest: fastify.ingest.batcher.isHealthy,
       }
       const ready = checks.database && checks.broker && checks.subscribed && checks.ingest

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { IdSchema, MAX_TS } from '@skyline/schemas'
-import type { DeliveryPosition } from '../../plugins/app/delivery-repository.ts'
+import type { DeliveryPosition } from '../../delivery/repository.ts'
 
 // Query values that reach the database, checked where they are parsed (issue #14): a value
 // Postgres cannot take (year 0, a NUL, a date past year 294276) must be a 400 here, not a

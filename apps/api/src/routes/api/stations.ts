@@ -2,7 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { ErrorSchema, IdSchema, StationViewSchema } from '@skyline/schemas'
 import { notFound } from '../../errors.ts'
-import { stationView } from './views.ts'
+import { stationView } from '../../views.ts'
 
 const FleetQuery = z.object({ fleet: IdSchema.optional() })
 

@@ -1,8 +1,9 @@
-import type { DroneView, StationView, TrackPointView } from '@skyline/schemas'
-import type { DroneRow, StationRow, TrackPoint } from '../../plugins/app/fleet-repository.ts'
+import type { DeliveryView, DroneView, StationView, TrackPointView } from '@skyline/schemas'
+import type { DeliveryRow } from './delivery/lifecycle.ts'
+import type { DroneRow, StationRow, TrackPoint } from './plugins/app/fleet-repository.ts'
 
-// Rows into what REST returns (the view schemas live in @skyline/schemas: the web map
-// reads them too).
+// Rows into what REST and the live stream return (the view schemas live in
+// @skyline/schemas: the web map reads them too).
 
 const isoOrNull = (d: Date | null) => d?.toISOString() ?? null
 
@@ -44,3 +45,26 @@ export function stationView(row: StationRow): StationView {
 export function trackPointView(p: TrackPoint): TrackPointView {
   return { ...p, ts: p.ts.toISOString() }
 }
+
+export const deliveryView = (d: DeliveryRow): DeliveryView => ({
+  id: d.id,
+  fleetId: d.fleetId,
+  status: d.status,
+  source: d.source,
+  pickupStationId: d.pickupStationId,
+  dropoffStationId: d.dropoffStationId,
+  payloadKg: d.payloadKg,
+  droneId: d.droneId,
+  distanceM: d.distanceM,
+  requestedAt: d.requestedAt.toISOString(),
+  assignedAt: isoOrNull(d.assignedAt),
+  pickedUpAt: isoOrNull(d.pickedUpAt),
+  departedAt: isoOrNull(d.departedAt),
+  arrivedAt: isoOrNull(d.arrivedAt),
+  completedAt: isoOrNull(d.completedAt),
+  failedAt: isoOrNull(d.failedAt),
+  cancelledAt: isoOrNull(d.cancelledAt),
+  failureReason: d.failureReason,
+  etaAt: isoOrNull(d.etaAt),
+  etaErrorS: d.etaErrorS,
+})

@@ -22,7 +22,7 @@ export interface EtaInput {
 }
 
 /**
- * ETAs of deliveries in flight (ARCHITECTURE.md "ETA"): remaining great-circle
+ * ETAs of deliveries in flight (docs/architecture.md "ETA"): remaining great-circle
  * distance to the drop-off over the smoothed ground speed, plus the landing. Times are
  * the drone's own (`ts`), so a time-scaled simulator gets consistent ETAs. The
  * smoothing state lives here, per delivery, for as long as it flies.

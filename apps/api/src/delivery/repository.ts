@@ -1,19 +1,9 @@
-import { randomUUID } from 'node:crypto'
 import { and, asc, desc, eq, gte, inArray, lt, lte, notInArray, or } from 'drizzle-orm'
-import fp from 'fastify-plugin'
-import type { Db } from '../../db/client.ts'
-import { DeliveryChanges } from '../../delivery/changes.ts'
-import { deliveries, deliveryEvents, stations, telemetry } from '../../db/schema.ts'
 import { FINISHED_STATUSES, type DeliveryStatus } from '@skyline/schemas'
-import { ApiError, notFound } from '../../errors.ts'
-import { ACTIVE } from './dispatcher.ts'
-import { MAX_TRACK_POINTS } from './fleet-repository.ts'
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    deliveries: DeliveryRepository
-  }
-}
+import type { Db } from '../db/client.ts'
+import { deliveries, deliveryEvents, telemetry } from '../db/schema.ts'
+import { notFound } from '../errors.ts'
+import { MAX_TRACK_POINTS } from '../plugins/app/fleet-repository.ts'
 
 /** The most unfinished deliveries the map is sent at once. */
 export const IN_FLIGHT_LIMIT = 20_000
@@ -39,58 +29,14 @@ export interface DeliveryPosition {
   id: string
 }
 
+/** Reads of deliveries for REST and the live stream; the lifecycle (lifecycle.ts) writes them. */
 export class DeliveryRepository {
-  constructor(
-    private readonly db: Db,
-    /** Where every change this repository commits is told. */
-    readonly changes: DeliveryChanges,
-  ) {}
+  constructor(private readonly db: Db) {}
 
-  async create(
-    input: {
-      fleetId: string
-      pickupStationId: string
-      dropoffStationId: string
-      payloadKg: number
-    },
-    now: Date,
-  ): Promise<DeliveryRow> {
-    if (input.pickupStationId === input.dropoffStationId) {
-      throw new ApiError(400, 'bad_request', 'pick-up and drop-off must be different stations')
-    }
-    const known = await this.db
-      .select({ id: stations.id })
-      .from(stations)
-      .where(
-        and(
-          eq(stations.fleetId, input.fleetId),
-          inArray(stations.id, [input.pickupStationId, input.dropoffStationId]),
-        ),
-      )
-    for (const id of [input.pickupStationId, input.dropoffStationId]) {
-      if (!known.some((k) => k.id === id))
-        throw new ApiError(400, 'unknown_station', `station ${id} is not in fleet ${input.fleetId}`)
-    }
-    // The row and its event in one transaction, as every status change.
-    const row = await this.db.transaction(async (tx) => {
-      const [created] = await tx
-        .insert(deliveries)
-        .values({
-          id: randomUUID(),
-          ...input,
-          status: 'requested',
-          source: 'api',
-          requestedAt: now,
-          updatedAt: now,
-        })
-        .returning()
-      await tx
-        .insert(deliveryEvents)
-        .values({ deliveryId: created!.id, status: 'requested', at: now, detail: 'operator' })
-      return created!
-    })
-    this.changes.emit(row.id)
-    return row
+  /** These deliveries as they are now (the live stream's changes); unknown ids are left out. */
+  byIds(ids: string[]): Promise<DeliveryRow[]> {
+    if (ids.length === 0) return Promise.resolve([])
+    return this.db.select().from(deliveries).where(inArray(deliveries.id, ids))
   }
 
   /**
@@ -192,39 +138,4 @@ export class DeliveryRepository {
       .orderBy(asc(telemetry.ts))
       .limit(MAX_TRACK_POINTS)
   }
-
-  /** Cancels a delivery not yet finished; returns it, with the drone to tell if one flies it. */
-  async cancel(id: string, now: Date): Promise<{ delivery: DeliveryRow; notify: string | null }> {
-    // One statement: whatever step the drone has reached meanwhile, it is still
-    // cancellable. Its event in the same transaction, as every status change.
-    const row = await this.db.transaction(async (tx) => {
-      const [cancelled] = await tx
-        .update(deliveries)
-        .set({ status: 'cancelled', cancelledAt: now, updatedAt: now })
-        .where(and(eq(deliveries.id, id), inArray(deliveries.status, ['requested', ...ACTIVE])))
-        .returning()
-      if (cancelled !== undefined) {
-        await tx
-          .insert(deliveryEvents)
-          .values({ deliveryId: id, status: 'cancelled', at: now, detail: 'operator' })
-      }
-      return cancelled
-    })
-    if (row === undefined) {
-      const { delivery } = await this.get(id) // 404 when there is none
-      throw new ApiError(409, 'not_cancellable', `delivery ${id} is ${delivery.status}`)
-    }
-    this.changes.emit(row.id)
-    return { delivery: row, notify: row.droneId }
-  }
 }
-
-export default fp(
-  async (fastify) => {
-    const changes = new DeliveryChanges((err, id) =>
-      fastify.log.error({ err, deliveryId: id }, 'a delivery change listener failed'),
-    )
-    fastify.decorate('deliveries', new DeliveryRepository(fastify.database.db, changes))
-  },
-  { name: 'delivery-repository', dependencies: ['database'] },
-)

@@ -1,0 +1,283 @@
+import { randomUUID } from 'node:crypto'
+import { asc, eq } from 'drizzle-orm'
+import { afterEach, describe, expect, it } from 'vitest'
+import { DELIVERY_STATUSES } from '@skyline/schemas'
+import type { DeliveryStatus, DroneCommand, DroneEvent } from '@skyline/schemas'
+import type { Database } from '../src/db/client.ts'
+import { deliveries, deliveryEvents, drones, stations } from '../src/db/schema.ts'
+import { DeliveryChanges } from '../src/delivery/changes.ts'
+import { TRANSITIONS, allowed } from '../src/delivery/transitions.ts'
+import { DATABASES, lifecycleOn } from './helpers.ts'
+
+describe('the table of transitions', () => {
+  it('lets nothing leave completed or cancelled, and failed only forward', () => {
+    expect(TRANSITIONS.completed).toEqual([])
+    expect(TRANSITIONS.cancelled).toEqual([])
+    expect(TRANSITIONS.failed).not.toContain('requested')
+    expect(TRANSITIONS.failed).not.toContain('cancelled')
+    // Every status is in the table, and every target is a status.
+    expect(Object.keys(TRANSITIONS).sort()).toEqual([...DELIVERY_STATUSES].sort())
+    for (const to of Object.values(TRANSITIONS).flat()) expect(DELIVERY_STATUSES).toContain(to)
+  })
+
+  it('gives a delivery back only before its payload is on board', () => {
+    const back = DELIVERY_STATUSES.filter((s) => allowed(s, 'requested'))
+    expect(back).toEqual(['assigned', 'to_pickup'])
+  })
+})
+
+const T0 = Date.parse('2026-12-03T10:00:00Z')
+
+describe.each(DATABASES)('the delivery lifecycle on %s', (_name, open) => {
+  let database: Database | undefined
+  afterEach(async () => {
+    await database?.close()
+    database = undefined
+  })
+
+  /** A fleet with two stations and drone d1, a clock at `clock.t`, and what was sent and told. */
+  async function setUp() {
+    database = await open()
+    const { db } = database
+    const clock = { t: T0 }
+    const sent: { topic: string; command: DroneCommand }[] = []
+    const told: [string, DeliveryStatus | undefined][] = []
+    const changes = new DeliveryChanges((err) => {
+      throw err
+    })
+    changes.subscribe((id, status) => told.push([id, status]))
+    const lifecycle = lifecycleOn(db, {
+      changes,
+      now: () => new Date(clock.t),
+      send: async (topic, command) => {
+        sent.push({ topic, command })
+      },
+    })
+    const at = new Date(T0)
+    await db.insert(stations).values(
+      ['s1', 's2'].map((id, i) => ({
+        fleetId: 'f1',
+        id,
+        name: id,
+        lat: 48.85 + i / 100,
+        lon: 2.35,
+        capacity: 2,
+        online: true,
+        statusAt: at,
+      })),
+    )
+    return { db, clock, sent, told, lifecycle }
+  }
+
+  type Setup = Awaited<ReturnType<typeof setUp>>
+
+  /** Drone d1 as its last report left it, heard `agoS` before the clock. */
+  const drone = (
+    s: Setup,
+    o: { agoS: number; state: string; deliveryId?: string | null; online?: boolean },
+  ) =>
+    s.db
+      .insert(drones)
+      .values({
+        fleetId: 'f1',
+        id: 'd1',
+        online: o.online ?? true,
+        state: o.state,
+        deliveryId: o.deliveryId ?? null,
+        lastSeenAt: new Date(s.clock.t - o.agoS * 1000),
+      })
+      .onConflictDoUpdate({
+        target: [drones.fleetId, drones.id],
+        set: {
+          online: o.online ?? true,
+          state: o.state,
+          deliveryId: o.deliveryId ?? null,
+          lastSeenAt: new Date(s.clock.t - o.agoS * 1000),
+        },
+      })
+
+  /** A delivery of d1 in `status`, its last transition `agoS` before the clock. */
+  const delivery = async (s: Setup, status: DeliveryStatus, agoS: number) => {
+    const id = randomUUID()
+    const when = new Date(s.clock.t - agoS * 1000)
+    await s.db.insert(deliveries).values({
+      id,
+      fleetId: 'f1',
+      status,
+      source: 'api',
+      pickupStationId: 's1',
+      dropoffStationId: 's2',
+      payloadKg: 1,
+      droneId: 'd1',
+      requestedAt: when,
+      assignedAt: when,
+      updatedAt: when,
+    })
+    return id
+  }
+
+  const row = async (s: Setup, id: string) => {
+    const [d] = await s.db.select().from(deliveries).where(eq(deliveries.id, id))
+    const events = await s.db
+      .select()
+      .from(deliveryEvents)
+      .where(eq(deliveryEvents.deliveryId, id))
+      .orderBy(asc(deliveryEvents.id))
+    return { ...d!, events: events.map((e) => [e.status, e.detail]) }
+  }
+
+  const listening = (s: Setup, sinceS: number) => ({
+    lostAfterS: 120,
+    abandonAfterS: 30,
+    listeningSince: new Date(s.clock.t - sinceS * 1000),
+  })
+
+  it('gives back a delivery whose drone went silent before the pick-up, and tells the drone to cancel', async () => {
+    const s = await setUp()
+    const id = await delivery(s, 'to_pickup', 200)
+    await drone(s, { agoS: 121, state: 'offline', online: false })
+
+    const done = await s.lifecycle.reconcile(listening(s, 600))
+
+    expect(done).toEqual([{ id, droneId: 'd1', reason: 'drone_lost', status: 'requested' }])
+    const d = await row(s, id)
+    expect(d.status).toBe('requested')
+    expect(d.droneId).toBeNull()
+    expect(d.declinedBy).toEqual([]) // lost is not declined: it may be asked again
+    expect(d.events).toEqual([['requested', 'drone d1: drone_lost']])
+    expect(s.told).toEqual([[id, 'requested']])
+    expect(
+      s.sent.map((m) => [
+        m.topic,
+        m.command.type,
+        'deliveryId' in m.command && m.command.deliveryId,
+      ]),
+    ).toEqual([['fleet/f1/drones/d1/commands', 'cancel', id]])
+  })
+
+  it('fails a delivery whose drone went silent with the payload on board, and carries on when it is back', async () => {
+    const s = await setUp()
+    const id = await delivery(s, 'en_route', 300)
+    await drone(s, { agoS: 130, state: 'stale' })
+    const [done] = await s.lifecycle.reconcile(listening(s, 600))
+    expect(done).toMatchObject({ id, reason: 'drone_lost', status: 'failed' })
+    expect(await row(s, id)).toMatchObject({
+      status: 'failed',
+      failureReason: 'drone_lost',
+      droneId: 'd1', // kept: it is the drone that may come back with it
+      events: [['failed', 'drone d1: drone_lost']],
+    })
+    expect(s.sent).toEqual([]) // nothing to cancel: only this drone has the parcel
+
+    // Back, and over the drop-off: the delivery is its again.
+    const arrived: DroneEvent = {
+      v: 1,
+      ts: s.clock.t + 1000,
+      id: randomUUID(),
+      type: 'delivery.arrived',
+      deliveryId: id,
+    }
+    await s.db.transaction((tx) =>
+      s.lifecycle.droneEvent(tx, 'f1', 'd1', arrived, new Date(s.clock.t)),
+    )
+    const d = await row(s, id)
+    expect(d).toMatchObject({ status: 'arrived', failureReason: null, failedAt: null })
+    expect(d.events.at(-1)).toEqual(['arrived', 'drone d1 is back: delivery.arrived'])
+  })
+
+  it("does not let another drone's event resume a lost delivery, nor a drone's failure resume it", async () => {
+    const s = await setUp()
+    const id = await delivery(s, 'picked_up', 300)
+    await drone(s, { agoS: 200, state: 'offline', online: false })
+    await s.lifecycle.reconcile(listening(s, 600))
+    const event = (type: DroneEvent['type']): DroneEvent => ({
+      v: 1,
+      ts: s.clock.t,
+      id: randomUUID(),
+      type,
+      deliveryId: id,
+    })
+    await s.db.transaction(async (tx) => {
+      await s.lifecycle.droneEvent(tx, 'f1', 'd2', event('delivery.completed'), new Date(s.clock.t))
+      await s.lifecycle.droneEvent(tx, 'f1', 'd1', event('delivery.failed'), new Date(s.clock.t))
+    })
+    expect(await row(s, id)).toMatchObject({ status: 'failed', failureReason: 'drone_lost' })
+  })
+
+  it('judges no drone lost over a time the api was not listening', async () => {
+    const s = await setUp()
+    const id = await delivery(s, 'en_route', 600)
+    await drone(s, { agoS: 500, state: 'en_route', deliveryId: id })
+    // Back for 60 s only (a restart): 500 s of silence may be the api's own.
+    expect(await s.lifecycle.reconcile(listening(s, 60))).toEqual([])
+    expect(await s.lifecycle.reconcile({ ...listening(s, 0), listeningSince: undefined })).toEqual(
+      [],
+    )
+    expect((await row(s, id)).status).toBe('en_route')
+    // Listening for longer than the bound, and still nothing from it: lost.
+    expect(await s.lifecycle.reconcile(listening(s, 121))).toMatchObject([
+      { id, reason: 'drone_lost' },
+    ])
+  })
+
+  it('finds a delivery abandoned by a drone that reports no mission (either side restarted)', async () => {
+    const s = await setUp()
+    const fresh = await delivery(s, 'to_pickup', 10)
+    const old = await delivery(s, 'to_pickup', 40)
+    const loaded = await delivery(s, 'en_route', 40)
+    // Idle at a station, heard a second ago: it is flying none of them, whatever its last
+    // point said.
+    await drone(s, { agoS: 1, state: 'idle', deliveryId: loaded })
+
+    const done = await s.lifecycle.reconcile(listening(s, 5))
+
+    // The one moved 10 s ago may still be on its way to being reported: left alone.
+    expect(done.map((d) => [d.id, d.reason, d.status]).sort()).toEqual(
+      [
+        [old, 'abandoned', 'requested'],
+        [loaded, 'abandoned', 'failed'],
+      ].sort(),
+    )
+    expect((await row(s, fresh)).status).toBe('to_pickup')
+    expect(await row(s, loaded)).toMatchObject({ failureReason: 'abandoned' })
+  })
+
+  it('leaves alone a delivery its drone reports it is flying', async () => {
+    const s = await setUp()
+    const id = await delivery(s, 'en_route', 100)
+    await drone(s, { agoS: 1, state: 'en_route', deliveryId: id })
+    expect(await s.lifecycle.reconcile(listening(s, 600))).toEqual([])
+    // Flying another one instead: abandoned.
+    await drone(s, { agoS: 1, state: 'en_route', deliveryId: 'another' })
+    expect(await s.lifecycle.reconcile(listening(s, 600))).toMatchObject([
+      { id, reason: 'abandoned' },
+    ])
+  })
+
+  it('refuses a move the table does not allow, and moves nothing finished', async () => {
+    const s = await setUp()
+    const id = await delivery(s, 'completed', 10)
+    await expect(s.lifecycle.cancel(id)).rejects.toMatchObject({ statusCode: 409 })
+    expect((await row(s, id)).events).toEqual([])
+    expect(s.told).toEqual([])
+  })
+
+  it('tells every change it commits, with the new status', async () => {
+    const s = await setUp()
+    const created = await s.lifecycle.request({
+      fleetId: 'f1',
+      pickupStationId: 's1',
+      dropoffStationId: 's2',
+      payloadKg: 1,
+    })
+    await s.lifecycle.cancel(created.id)
+    expect(s.told).toEqual([
+      [created.id, 'requested'],
+      [created.id, 'cancelled'],
+    ])
+    expect((await row(s, created.id)).events).toEqual([
+      ['requested', 'operator'],
+      ['cancelled', 'operator'],
+    ])
+  })
+})
