@@ -5,5 +5,8 @@ export default defineProject({
     include: ['test/**/*.test.ts'],
     // Whole deliveries at a high time scale take a few seconds; every wait has its own bound.
     testTimeout: 30_000,
+    // Hooks start a broker, open PGlite and build the api, whose own wait for the SUBACK
+    // is 10 s: vitest's default hook bound (10 s) was shorter than what it holds.
+    hookTimeout: 30_000,
   },
 })

@@ -1,18 +1,11 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import type { MqttClient } from 'mqtt'
 import { eq } from 'drizzle-orm'
 import { rejectedMessages, telemetry } from '../src/db/schema.ts'
 import type { Database } from '../src/db/client.ts'
 import type { IngestItem } from '../src/ingest/items.ts'
-import {
-  DATABASES,
-  buildApi,
-  connectDrone,
-  eventually,
-  startBroker,
-  telemetryAt,
-} from './helpers.ts'
+import { DATABASES, WAIT, buildApi, connectDrone, startBroker, telemetryAt } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 // Issue #4 through the real broker: a message the schema accepts but Postgres refuses, and
@@ -73,17 +66,17 @@ describe.each(DATABASES)('dead letters on %s', (_name, open) => {
         drone.publishAsync(TOPIC, point(i === 7 ? TOO_BIG_SEQ : i), { qos: 1 }),
       ),
     )
-    await eventually(async () => expect(await dead()).toHaveLength(1))
+    await vi.waitFor(async () => expect(await dead()).toHaveLength(1), WAIT)
     const [letter] = await dead()
     expect(letter).toMatchObject({ topic: TOPIC })
     expect(letter!.reason).toMatch(/^write_refused: 22003 .*out of range for type integer/)
     expect(letter!.excerpt).toContain(`"seq":${TOO_BIG_SEQ}`)
     const good = Array.from({ length: 20 }, (_, i) => i).filter((i) => i !== 7)
-    await eventually(async () => expect(await seqs()).toEqual(good))
+    await vi.waitFor(async () => expect(await seqs()).toEqual(good), WAIT)
 
     // Nothing stalls behind it: the next message goes in and the ingest is healthy.
     await drone.publishAsync(TOPIC, point(20), { qos: 1 })
-    await eventually(async () => expect(await seqs()).toContain(20))
+    await vi.waitFor(async () => expect(await seqs()).toContain(20), WAIT)
     expect(api.ingest.batcher.isHealthy).toBe(true)
     expect((await api.inject({ method: 'GET', url: '/api/ready' })).statusCode).toBe(200)
     expect(await metric('skyline_ingest_refused_total')).toBe(1)
@@ -96,8 +89,11 @@ describe.each(DATABASES)('dead letters on %s', (_name, open) => {
     for (const payload of [undecodable, refused, undecodable, refused])
       await drone.publishAsync(TOPIC, payload, { qos: 1 })
     await drone.publishAsync(TOPIC, point(1), { qos: 1 })
-    await eventually(async () => expect(await seqs()).toEqual([1]))
-    await eventually(async () => expect(await metric('skyline_ingest_rejected_total')).toBe(4))
+    await vi.waitFor(async () => expect(await seqs()).toEqual([1]), WAIT)
+    await vi.waitFor(
+      async () => expect(await metric('skyline_ingest_rejected_total')).toBe(4),
+      WAIT,
+    )
     expect((await dead()).map((r) => r.reason.split(':')[0])).toEqual([
       'invalid_json',
       'write_refused',
@@ -120,8 +116,8 @@ describe.each(DATABASES)('dead letters on %s', (_name, open) => {
       }
     }
     await drone.publishAsync(TOPIC, '{"v":1,"ts":', { qos: 1 })
-    await eventually(() => expect(api.ingest.ingest.received).toBe(2))
-    await eventually(() => expect(api.ingest.batcher.buffered).toBe(0))
+    await vi.waitFor(() => expect(api.ingest.ingest.received).toBe(2), WAIT)
+    await vi.waitFor(() => expect(api.ingest.batcher.buffered).toBe(0), WAIT)
     expect(cut).toBe(true)
     expect(await dead()).toHaveLength(1)
     expect(await metric('skyline_ingest_lost_total')).toBe(0)

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import { signDeviceToken } from '@skyline/broker'
 import { Fleet } from '@skyline/drone-sim'
@@ -7,9 +7,9 @@ import type { Database } from '../src/db/client.ts'
 import {
   DATABASES,
   SECRET,
+  WAIT,
   buildApi,
   connectDrone,
-  eventually,
   startBroker,
   testFleet,
 } from './helpers.ts'
@@ -77,11 +77,11 @@ describe.each(DATABASES)('deliveries on %s', (_name, open) => {
     const fleet = await Fleet.start(fleetOptions(broker.url, o))
     cleanup.push(() => fleet.stop())
     // Stations and drones known to the api before anything is asked of them.
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       const body = await get<{ drones: unknown[]; stations: unknown[] }>('/api/fleet?fleet=f1')
       expect(body.stations).toHaveLength(fleet.stations.length)
       expect(body.drones).toHaveLength(fleet.drones.length)
-    })
+    }, WAIT)
     return fleet
   }
 
@@ -96,11 +96,14 @@ describe.each(DATABASES)('deliveries on %s', (_name, open) => {
     expect(created.statusCode, created.body).toBe(201)
     const { id } = created.json<{ id: string }>()
 
-    const done = await eventually(async () => {
-      const d = await get<Delivery>(`/api/deliveries/${id}`)
-      expect(d.status).toBe('completed')
-      return d
-    }, 25_000)
+    const done = await vi.waitFor(
+      async () => {
+        const d = await get<Delivery>(`/api/deliveries/${id}`)
+        expect(d.status).toBe('completed')
+        return d
+      },
+      { timeout: 25_000, interval: 25 },
+    )
     expect(done.events.map((e) => e.status)).toEqual([
       'requested',
       'assigned',
@@ -124,30 +127,36 @@ describe.each(DATABASES)('deliveries on %s', (_name, open) => {
 
   it("dispatches a station's own delivery request", async () => {
     await startFleet({ demandPerMin: 2, timeScale: 100 })
-    const done = await eventually(async () => {
-      const { deliveries } = await get<{ deliveries: Delivery[] }>(
-        '/api/deliveries?status=completed',
-      )
-      expect(deliveries.length).toBeGreaterThan(0)
-      return deliveries[0]!
-    }, 25_000)
+    const done = await vi.waitFor(
+      async () => {
+        const { deliveries } = await get<{ deliveries: Delivery[] }>(
+          '/api/deliveries?status=completed',
+        )
+        expect(deliveries.length).toBeGreaterThan(0)
+        return deliveries[0]!
+      },
+      { timeout: 25_000, interval: 25 },
+    )
     expect(done.source).toBe('station')
   })
 
   it('cancels a delivery and tells its drone', async () => {
     const fleet = await startFleet({ timeScale: 5 })
     const id = await request('station-2', 'station-1')
-    const flying = await eventually(async () => {
-      const d = await get<Delivery>(`/api/deliveries/${id}`)
-      // In flight: the drone nearest the pick-up may already stand on it.
-      expect(['to_pickup', 'picked_up', 'en_route']).toContain(d.status)
-      return d
-    }, 15_000)
+    const flying = await vi.waitFor(
+      async () => {
+        const d = await get<Delivery>(`/api/deliveries/${id}`)
+        // In flight: the drone nearest the pick-up may already stand on it.
+        expect(['to_pickup', 'picked_up', 'en_route']).toContain(d.status)
+        return d
+      },
+      { timeout: 15_000, interval: 25 },
+    )
     const res = await post(`/api/deliveries/${id}/cancel`)
     expect(res.statusCode, res.body).toBe(200)
     expect(res.json<Delivery>().status).toBe('cancelled')
     const drone = fleet.drones.find((d) => d.id === flying.droneId)!
-    await eventually(() => expect(drone.model.state).toBe('returning'))
+    await vi.waitFor(() => expect(drone.model.state).toBe('returning'), WAIT)
     expect((await post(`/api/deliveries/${id}/cancel`)).statusCode).toBe(409)
   })
 
@@ -155,14 +164,17 @@ describe.each(DATABASES)('deliveries on %s', (_name, open) => {
     // Stations 100+ km apart: no drone has the battery, each one refuses.
     await startFleet({ radiusKm: 150 })
     const id = await request('station-1', 'station-2')
-    const refused = await eventually(async () => {
-      const d = await get<Delivery>(`/api/deliveries/${id}`)
-      const requeued = d.events.filter(
-        (e) => e.status === 'requested' && /insufficient_battery/.test(e.detail ?? ''),
-      )
-      expect(requeued).toHaveLength(2)
-      return d
-    }, 15_000)
+    const refused = await vi.waitFor(
+      async () => {
+        const d = await get<Delivery>(`/api/deliveries/${id}`)
+        const requeued = d.events.filter(
+          (e) => e.status === 'requested' && /insufficient_battery/.test(e.detail ?? ''),
+        )
+        expect(requeued).toHaveLength(2)
+        return d
+      },
+      { timeout: 15_000, interval: 25 },
+    )
     // Row and events come from one snapshot: after the second refusal, requested again.
     expect(refused.status, JSON.stringify(refused.events)).toBe('requested')
     expect(
@@ -210,9 +222,9 @@ describe.each(DATABASES)('deliveries on %s', (_name, open) => {
     }
     await report()
     const id = await request('station-1', 'station-2')
-    await eventually(
+    await vi.waitFor(
       () => expect(commands.map((c) => c.type)).toEqual(['delivery.assign', 'cancel']),
-      10_000,
+      { timeout: 10_000, interval: 25 },
     )
     expect(commands[1]!.deliveryId).toBe(id)
     const d = await get<Delivery>(`/api/deliveries/${id}`)

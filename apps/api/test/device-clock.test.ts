@@ -1,7 +1,7 @@
 import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { eq, sql } from 'drizzle-orm'
 import { MAX_TS } from '@skyline/schemas'
 import { openDatabase } from '../src/db/client.ts'
@@ -12,9 +12,9 @@ import { deviceClockRefusal } from '../src/ingest/device-clock.ts'
 import type { IngestItem } from '../src/ingest/items.ts'
 import {
   DATABASES,
+  WAIT,
   buildApi,
   connectDrone,
-  eventually,
   freshPostgres,
   startBroker,
   telemetryAt,
@@ -110,12 +110,12 @@ describe.each(DATABASES)('a drone with a bad clock on %s', (_name, open) => {
       ),
       bad.publishAsync(topic('bad'), JSON.stringify(telemetryAt(MAX_TS, days)), { qos: 1 }),
     ])
-    await eventually(async () => expect((await seqsOf('good')).length).toBe(50))
-    const letters = await eventually(async () => {
+    await vi.waitFor(async () => expect((await seqsOf('good')).length).toBe(50), WAIT)
+    const letters = await vi.waitFor(async () => {
       const rows = await database.db.select().from(rejectedMessages)
       expect(rows).toHaveLength(days + 1)
       return rows
-    })
+    }, WAIT)
     expect(await seqsOf('bad')).toEqual([])
     expect(letters.every((l) => l.reason.startsWith('clock_skew: '))).toBe(true)
     const tomorrow = new Date(now + DAY).toISOString().slice(0, 10).replaceAll('-', '')
@@ -123,7 +123,7 @@ describe.each(DATABASES)('a drone with a bad clock on %s', (_name, open) => {
 
     // Its clock set right, the same drone is tracked again.
     await bad.publishAsync(topic('bad'), JSON.stringify(telemetryAt(Date.now(), 999)), { qos: 1 })
-    await eventually(async () => expect(await seqsOf('bad')).toEqual([999]))
+    await vi.waitFor(async () => expect(await seqsOf('bad')).toEqual([999]), WAIT)
     const [row] = await database.db.select().from(drones).where(eq(drones.id, 'bad'))
     expect(row?.lastSeq).toBe(999)
   })

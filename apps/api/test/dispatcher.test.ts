@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import { signDeviceToken } from '@skyline/broker'
 import { Fleet } from '@skyline/drone-sim'
@@ -6,7 +6,7 @@ import type { FleetOptions } from '@skyline/drone-sim'
 import { eq } from 'drizzle-orm'
 import type { Database } from '../src/db/client.ts'
 import { deliveries } from '../src/db/schema.ts'
-import { DATABASES, SECRET, buildApi, eventually, startBroker, testFleet } from './helpers.ts'
+import { DATABASES, SECRET, WAIT, buildApi, startBroker, testFleet } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 const fleetOptions = (url: string, o: Partial<FleetOptions> = {}): FleetOptions =>
@@ -37,12 +37,12 @@ describe.each(DATABASES)('dispatch on %s', (_name, open) => {
   const startFleet = async (o: Partial<FleetOptions>) => {
     const fleet = await Fleet.start(fleetOptions(broker.url, o))
     cleanup.push(() => fleet.stop())
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       const res = await api.inject({ method: 'GET', url: `/api/fleet?fleet=${o.fleetId}` })
       const body = res.json<{ drones: unknown[]; stations: unknown[] }>()
       expect(body.stations).toHaveLength(fleet.stations.length)
       expect(body.drones).toHaveLength(fleet.drones.length)
-    })
+    }, WAIT)
   }
 
   const request = async (fleet: string) => {
@@ -70,12 +70,15 @@ describe.each(DATABASES)('dispatch on %s', (_name, open) => {
     for (let i = 0; i < 60; i++) await request('fa')
     const id = await request('fb')
 
-    const served = await eventually(async () => {
-      const res = await api.inject({ method: 'GET', url: `/api/deliveries/${id}` })
-      const d = res.json<{ status: string; droneId: string | null }>()
-      expect(d.status).not.toBe('requested')
-      return d
-    }, 15_000)
+    const served = await vi.waitFor(
+      async () => {
+        const res = await api.inject({ method: 'GET', url: `/api/deliveries/${id}` })
+        const d = res.json<{ status: string; droneId: string | null }>()
+        expect(d.status).not.toBe('requested')
+        return d
+      },
+      { timeout: 15_000, interval: 25 },
+    )
     expect(served.droneId).toBe('drone-1')
     const res = await api.inject({ method: 'GET', url: '/api/deliveries?fleet=fa&limit=100' })
     const waiting = res.json<{ deliveries: { status: string }[] }>().deliveries
@@ -88,9 +91,9 @@ describe.each(DATABASES)('dispatch on %s', (_name, open) => {
     const id = await request('fa')
     const declinedBy = ['d1', 'd2', 'd3', 'd4', 'd5'] // the default maxAttempts
     await database.db.update(deliveries).set({ declinedBy }).where(eq(deliveries.id, id))
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       const res = await api.inject({ method: 'GET', url: `/api/deliveries/${id}` })
       expect(res.json<{ status: string }>().status).toBe('failed')
-    })
+    }, WAIT)
   })
 })

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import Fastify from 'fastify'
-import { expect } from 'vitest'
+import { expect, vi } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import { connectAsync } from 'mqtt'
 import mqttPacket from 'mqtt-packet'
@@ -96,25 +96,16 @@ export async function buildApi(
   const fastify = Fastify({ ...serverOptions, logger: { level: config.LOG_LEVEL } })
   await fastify.register(app, { config, database, tokenSecret: SECRET })
   await fastify.ready()
-  await eventually(() => expect(fastify.mqtt.subscribed).toBe(true))
+  await vi.waitFor(() => expect(fastify.mqtt.subscribed).toBe(true), WAIT)
   return fastify
 }
 
 /**
- * Resolves once `check` stops throwing, retrying every 25 ms up to `timeoutMs`: for
- * state that only shows through the database or REST, which have no event to wait on.
+ * The bound for `vi.waitFor` (10 s, checked every 25 ms), for state that only shows
+ * through the database or REST, which have no event to wait on. Give it to every wait:
+ * vi.waitFor's own default is 1 s, too short for a loaded CI machine.
  */
-export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      return await check()
-    } catch (err) {
-      if (Date.now() > deadline) throw err
-      await new Promise((r) => setTimeout(r, 25))
-    }
-  }
-}
+export const WAIT = { timeout: 10_000, interval: 25 }
 
 /** A real MQTT client signed in as drone `id` of fleet f1 (client id = id). */
 export async function connectDrone(brokerUrl: string, id: string): Promise<MqttClient> {

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import { Fleet } from '@skyline/drone-sim'
 import type { FleetOptions } from '@skyline/drone-sim'
@@ -7,9 +7,9 @@ import { droneEvents, drones, rejectedMessages, telemetry } from '../src/db/sche
 import type { Database } from '../src/db/client.ts'
 import {
   DATABASES,
+  WAIT,
   buildApi,
   connectDrone,
-  eventually,
   recordWrites,
   startBroker,
   telemetryAt,
@@ -64,7 +64,7 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
     const fleet = await Fleet.start(fleetOptions(broker.url))
     cleanup.push(() => fleet.stop())
 
-    const { drones } = await eventually(async () => {
+    const { drones } = await vi.waitFor(async () => {
       const body = await get<{
         drones: { id: string; online: boolean; position: unknown; lastSeq: number }[]
       }>('/api/drones')
@@ -73,7 +73,7 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
         true,
       )
       return body
-    })
+    }, WAIT)
     expect(drones).toHaveLength(3)
     const { stations } = await get<{
       stations: { id: string; online: boolean; docked: string[] }[]
@@ -107,13 +107,14 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
       fleetOptions(broker.url, { drones: 1, keepaliveS: 2, patrol: false }),
     )
     cleanup.push(() => fleet.stop())
-    await eventually(async () =>
-      expect((await get<{ online: boolean }>('/api/drones/drone-1')).online).toBe(true),
+    await vi.waitFor(
+      async () => expect((await get<{ online: boolean }>('/api/drones/drone-1')).online).toBe(true),
+      WAIT,
     )
 
     const started = Date.now()
     fleet.drones[0]!.connection!.client.stream.destroy()
-    const offline = await eventually(
+    const offline = await vi.waitFor(
       async () => {
         const d = await get<{ online: boolean; state: string; offlineReason: string | null }>(
           '/api/drones/drone-1',
@@ -121,7 +122,7 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
         expect(d.online).toBe(false)
         return d
       },
-      2 * 1.5 * 1000 + 1000,
+      { timeout: 2 * 1.5 * 1000 + 1000, interval: 25 },
     )
     expect(offline).toMatchObject({ state: 'offline', offlineReason: 'connection_lost' })
     expect(Date.now() - started).toBeLessThan(2 * 1.5 * 1000 + 1000)
@@ -151,17 +152,18 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
     )
     await drone.publishAsync('fleet/f1/drones/d8/telemetry', telemetryOf(0), { qos: 1 })
     // Still connected, so no will: only the sweep can tell.
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       const [row] = await database.db
         .select({ state: drones.state })
         .from(drones)
         .where(eq(drones.id, 'd8'))
       expect(row?.state).toBe('stale')
-    })
+    }, WAIT)
     expect((await get<{ state: string; online: boolean }>('/api/drones/d8')).state).toBe('stale')
     await drone.publishAsync('fleet/f1/drones/d8/telemetry', telemetryOf(1), { qos: 1 })
-    await eventually(async () =>
-      expect((await get<{ state: string }>('/api/drones/d8')).state).toBe('idle'),
+    await vi.waitFor(
+      async () => expect((await get<{ state: string }>('/api/drones/d8')).state).toBe('idle'),
+      WAIT,
     )
   })
 
@@ -193,13 +195,13 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
     await drone.publishAsync(topic, valid(2), { qos: 1 })
 
     // The valid message after the bad ones is stored: the ingest carried on.
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       const stored = await database.db
         .select({ seq: telemetry.seq })
         .from(telemetry)
         .where(eq(telemetry.droneId, 'd9'))
       expect(stored.map((r) => r.seq).sort()).toEqual([0, 2])
-    })
+    }, WAIT)
     const rejected = await database.db.select().from(rejectedMessages).orderBy(rejectedMessages.id)
     expect(rejected.map((r) => r.reason.split(':')[0])).toEqual([
       'invalid_json',
@@ -222,10 +224,10 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
     api = await buildApi(broker.url, database)
     const total = 500
     await publishEvents('d6', total)
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       const [row] = await database.db.select({ n: count() }).from(droneEvents)
       expect(row!.n).toBe(total)
-    })
+    }, WAIT)
     const metrics = (await api.inject({ method: 'GET', url: '/metrics' })).body
     const batches = Number(/^skyline_ingest_batch_size_count (\d+)$/m.exec(metrics)?.[1])
     expect(batches).toBeLessThan(total / 5)
@@ -240,7 +242,7 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
     const ackedIds = () => pubacks().flatMap((w) => w.map((p) => Number(p.split(' ')[1])))
     const total = 400
     await publishEvents('d8', total)
-    await eventually(() => expect(ackedIds()).toHaveLength(total))
+    await vi.waitFor(() => expect(ackedIds()).toHaveLength(total), WAIT)
     // aedes numbers its deliveries to a client one up from a random start (65,535 wraps
     // to 1): they are acknowledged in that order, each once.
     const acked = ackedIds()
@@ -272,20 +274,20 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
       }
     })()
     // Stop the api once a third is stored, while the drone keeps publishing.
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       const [row] = await database.db.select({ n: count() }).from(droneEvents)
       expect(row!.n).toBeGreaterThanOrEqual(total / 3)
-    })
+    }, WAIT)
     await api.close()
     api = undefined
     await publishing
     // The same session comes back and the broker redelivers what was not acknowledged.
     api = await buildApi(broker.url, database)
-    const n = await eventually(async () => {
+    const n = await vi.waitFor(async () => {
       const [row] = await database.db.select({ n: count() }).from(droneEvents)
       expect(row!.n).toBe(total)
       return row!.n
-    })
+    }, WAIT)
     expect(n).toBe(total)
   })
 })

@@ -3,13 +3,13 @@
 // serves the clients that connect together. Real api on a real port, real ws clients.
 import { once } from 'node:events'
 import type { Socket } from 'node:net'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import WebSocket from 'ws'
 import type { Database } from '../src/db/client.ts'
 import type { IngestItem } from '../src/ingest/items.ts'
 import { FRAME_MS } from '../src/plugins/app/live.ts'
-import { DATABASES, buildApi, eventually, startBroker } from './helpers.ts'
+import { DATABASES, WAIT, buildApi, startBroker } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 let broker: TestBroker
@@ -120,7 +120,7 @@ describe('GET /api/live with clients that do not read', () => {
       LIVE_MAX_CLIENTS_PER_ADDRESS: '100',
     })
     const healthy = await reader(url)
-    await eventually(() => expect(healthy.frames[0]?.type).toBe('snapshot'))
+    await vi.waitFor(() => expect(healthy.frames[0]?.type).toBe('snapshot'), WAIT)
     // 1,000 drones moving all the time: frames of ~200 KiB, 4 a second.
     let round = 0
     const feed = setInterval(() => api!.live.committed(positions(1_000, round++)), FRAME_MS / 2)
@@ -132,11 +132,11 @@ describe('GET /api/live with clients that do not read', () => {
         (await metric('skyline_live_dropped_total', '{reason="send_budget"}')) +
         (await metric('skyline_live_dropped_total', '{reason="lag"}'))
       // The bound: LIVE_MAX_LAG_MS and a frame or two; before issue 14, 27 to 86 s.
-      await eventually(() => expect(api!.live.size).toBe(1), 5_000)
+      await vi.waitFor(() => expect(api!.live.size).toBe(1), { timeout: 5_000, interval: 25 })
       expect(await dropped()).toBe(stuck.length)
       // From the non-readers' arrival to a few frames past their going.
       const seen = healthy.arrivals.length
-      await eventually(() => expect(healthy.arrivals.length).toBeGreaterThan(seen + 4))
+      await vi.waitFor(() => expect(healthy.arrivals.length).toBeGreaterThan(seen + 4), WAIT)
       const during = healthy.arrivals.filter((t) => t >= from)
       const gaps = during.slice(1).map((t, i) => t - during[i]!)
       expect(Math.max(...gaps)).toBeLessThan(1_000)
@@ -160,7 +160,7 @@ describe('GET /api/live at its caps', () => {
     expect(await metric('skyline_live_refused_total', '{reason="full"}')).toBe(1)
     // A place freed is taken again.
     first.ws.close()
-    await eventually(() => expect(api!.live.size).toBe(2))
+    await vi.waitFor(() => expect(api!.live.size).toBe(2), WAIT)
     expect(await attempt(url, '127.0.0.3')).toBe('open')
   })
 
@@ -178,15 +178,18 @@ describe('GET /api/live snapshots', () => {
   it('builds one snapshot for the clients that connect together, and a new one after a change', async () => {
     const url = await listen({})
     const together = await Promise.all(Array.from({ length: 20 }, () => reader(url)))
-    await eventually(() => {
+    await vi.waitFor(() => {
       for (const c of together) expect(c.frames[0]?.type).toBe('snapshot')
-    })
+    }, WAIT)
     expect(await metric('skyline_live_snapshots_total')).toBe(1)
     // A change taken into a frame: the next client cannot start from the old snapshot.
     api!.live.committed(positions(1, 1))
-    await eventually(() => expect(together[0]!.frames.some((f) => f.type === 'changes')).toBe(true))
+    await vi.waitFor(
+      () => expect(together[0]!.frames.some((f) => f.type === 'changes')).toBe(true),
+      WAIT,
+    )
     const late = await reader(url)
-    await eventually(() => expect(late.frames[0]?.type).toBe('snapshot'))
+    await vi.waitFor(() => expect(late.frames[0]?.type).toBe('snapshot'), WAIT)
     expect(await metric('skyline_live_snapshots_total')).toBe(2)
   })
 })

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import { Fleet } from '@skyline/drone-sim'
 import type { Database } from '../src/db/client.ts'
@@ -6,7 +6,7 @@ import { stations as stationsTable } from '../src/db/schema.ts'
 import type { IngestItem } from '../src/ingest/items.ts'
 import { FRAME_MS, KEEPALIVE_MS } from '../src/plugins/app/live.ts'
 import { signDeviceToken } from '@skyline/broker'
-import { DATABASES, SECRET, buildApi, eventually, startBroker, testFleet } from './helpers.ts'
+import { DATABASES, SECRET, WAIT, buildApi, startBroker, testFleet } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 interface Frame {
@@ -29,10 +29,10 @@ describe('GET /api/live', () => {
     fleet = await Fleet.start(
       testFleet(broker.url, { drones: 3, rateHz: 10, timeScale: 50, patrol: true, seed: 2 }),
     )
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       const res = await api.inject({ method: 'GET', url: '/api/drones' })
       expect(res.json<{ drones: unknown[] }>().drones).toHaveLength(3)
-    })
+    }, WAIT)
   })
   afterEach(async () => {
     await fleet.stop()
@@ -61,11 +61,12 @@ describe('GET /api/live', () => {
 
   it('sends a snapshot, then batched changes at most 4 times a second', async () => {
     const { ws, frames, arrivals } = await connect()
-    await eventually(() => expect(frames[0]?.type).toBe('snapshot'))
+    await vi.waitFor(() => expect(frames[0]?.type).toBe('snapshot'), WAIT)
     expect(frames[0]!.drones.map((d) => d.id).sort()).toEqual(['drone-1', 'drone-2', 'drone-3'])
     // Telemetry arrives 30 times a second in all; frames come at most every FRAME_MS.
-    await eventually(() =>
-      expect(frames.filter((f) => f.type === 'changes').length).toBeGreaterThanOrEqual(6),
+    await vi.waitFor(
+      () => expect(frames.filter((f) => f.type === 'changes').length).toBeGreaterThanOrEqual(6),
+      WAIT,
     )
     const changes = arrivals.slice(1)
     const gaps = changes.slice(1).map((t, i) => t - changes[i]!)
@@ -82,7 +83,7 @@ describe('GET /api/live', () => {
     // Issue 15: REST wrote deliveries without telling the live stream; only the
     // dispatcher's changes reached the map.
     const { ws, frames } = await connect()
-    await eventually(() => expect(frames[0]?.type).toBe('snapshot'))
+    await vi.waitFor(() => expect(frames[0]?.type).toBe('snapshot'), WAIT)
     // Stations of a fleet with no drone: nothing but REST changes this delivery.
     const at = new Date()
     const station = (id: string, lat: number) =>
@@ -117,30 +118,30 @@ describe('GET /api/live', () => {
           f.type === 'changes' &&
           f.deliveries?.some((d) => d.id === id && (status === undefined || d.status === status)),
       )
-    await eventually(() => expect(seen()).toBe(true))
+    await vi.waitFor(() => expect(seen()).toBe(true), WAIT)
     const cancelled = await api.inject({
       method: 'POST',
       url: `/api/deliveries/${id}/cancel`,
       headers: { authorization },
     })
     expect(cancelled.statusCode).toBe(200)
-    await eventually(() => expect(seen('cancelled')).toBe(true))
+    await vi.waitFor(() => expect(seen('cancelled')).toBe(true), WAIT)
     ws.terminate()
   })
 
   it('leaves out drones outside the bounds a client sends', async () => {
     const { ws, frames } = await connect()
-    await eventually(() => expect(frames[0]?.type).toBe('snapshot'))
+    await vi.waitFor(() => expect(frames[0]?.type).toBe('snapshot'), WAIT)
     ws.send(JSON.stringify({ type: 'bounds', south: -10, west: -10, north: -9, east: -9 }))
     const from = frames.length + 2 // frames already on their way may predate the bounds
-    await eventually(() => expect(frames.length).toBeGreaterThan(from + 4))
+    await vi.waitFor(() => expect(frames.length).toBeGreaterThan(from + 4), WAIT)
     const positioned = frames
       .slice(from)
       .flatMap((f) => f.drones)
       .filter((d) => d.position !== undefined)
     expect(positioned).toEqual([])
     ws.send('not json')
-    await eventually(() => expect(frames.some((f) => f.type === 'error')).toBe(true))
+    await vi.waitFor(() => expect(frames.some((f) => f.type === 'error')).toBe(true), WAIT)
     ws.terminate()
   })
 })
@@ -180,7 +181,7 @@ describe('GET /api/live after its last client left', () => {
             ),
         },
       )
-      await eventually(() => expect(frames[0]?.type).toBe('snapshot'))
+      await vi.waitFor(() => expect(frames[0]?.type).toBe('snapshot'), WAIT)
       return { ws, frames }
     }
     try {
@@ -189,11 +190,12 @@ describe('GET /api/live after its last client left', () => {
       const first = await connect()
       api.live.committed([telemetry('d1', 'charging')])
       first.ws.terminate()
-      await eventually(() => expect(api.live.size).toBe(0))
+      await vi.waitFor(() => expect(api.live.size).toBe(0), WAIT)
       const second = await connect()
       api.live.committed([telemetry('d2', 'en_route')])
-      await eventually(() =>
-        expect(second.frames.flatMap((f) => f.drones).map((d) => d.id)).toContain('d2'),
+      await vi.waitFor(
+        () => expect(second.frames.flatMap((f) => f.drones).map((d) => d.id)).toContain('d2'),
+        WAIT,
       )
       expect(second.frames.flatMap((f) => f.drones).map((d) => d.id)).not.toContain('d1')
       second.ws.terminate()
@@ -222,11 +224,11 @@ describe('GET /api/live on a quiet fleet', () => {
             ),
         },
       )
-      await eventually(() => expect(frames[0]?.type).toBe('snapshot'))
-      await eventually(
-        () => expect(frames[1]).toMatchObject({ type: 'changes', drones: [] }),
-        KEEPALIVE_MS + 2_000,
-      )
+      await vi.waitFor(() => expect(frames[0]?.type).toBe('snapshot'), WAIT)
+      await vi.waitFor(() => expect(frames[1]).toMatchObject({ type: 'changes', drones: [] }), {
+        timeout: KEEPALIVE_MS + 2_000,
+        interval: 25,
+      })
       ws.terminate()
     } finally {
       await api.close()

@@ -1,13 +1,13 @@
 import { createServer } from 'node:net'
 import type { Socket } from 'node:net'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import { sql } from 'drizzle-orm'
 import { ErrorSchema } from '@skyline/schemas'
 import type { Database } from '../src/db/client.ts'
 import { openDatabase } from '../src/db/client.ts'
 import { isDatabaseUnavailable } from '../src/db/errors.ts'
-import { DATABASES, buildApi, eventually, startBroker } from './helpers.ts'
+import { DATABASES, buildApi, startBroker } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 import { startPrivatePostgres } from './private-postgres.ts'
 
@@ -92,9 +92,12 @@ describe('REST reads during a database outage', () => {
       }
 
       await pg.start()
-      await eventually(async () => {
-        for (const path of paths) expect((await read(api, path)).status, path).toBeLessThan(500)
-      }, ANSWER_BOUND_MS)
+      await vi.waitFor(
+        async () => {
+          for (const path of paths) expect((await read(api, path)).status, path).toBeLessThan(500)
+        },
+        { timeout: ANSWER_BOUND_MS, interval: 25 },
+      )
     },
     60_000,
   )

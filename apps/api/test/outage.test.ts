@@ -1,9 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import postgres from 'postgres'
 import { count } from 'drizzle-orm'
 import { droneEvents } from '../src/db/schema.ts'
-import { buildApi, connectDrone, eventually, freshPostgres, startBroker } from './helpers.ts'
+import { WAIT, buildApi, connectDrone, freshPostgres, startBroker } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 // A real outage needs a real server: PGlite runs inside the process. CI sets DATABASE_URL.
@@ -47,7 +47,7 @@ describe.runIf(url !== undefined && url !== '')(
         }
       }
       await publish(50)
-      await eventually(async () => expect(await stored()).toBe(50))
+      await vi.waitFor(async () => expect(await stored()).toBe(50), WAIT)
 
       // The server refuses the database and drops every connection to it.
       await admin.unsafe(`ALTER DATABASE ${database.name} WITH ALLOW_CONNECTIONS false`)
@@ -55,11 +55,14 @@ describe.runIf(url !== undefined && url !== '')(
         `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '${database.name}'`,
       )
       await publish(total) // the broker takes them and holds what the api has not acknowledged
-      await eventually(async () => expect(await ready()).toBe(503))
+      await vi.waitFor(async () => expect(await ready()).toBe(503), WAIT)
 
       await admin.unsafe(`ALTER DATABASE ${database.name} WITH ALLOW_CONNECTIONS true`)
-      await eventually(async () => expect(await stored()).toBe(total), 20_000)
-      await eventually(async () => expect(await ready()).toBe(200))
+      await vi.waitFor(async () => expect(await stored()).toBe(total), {
+        timeout: 20_000,
+        interval: 25,
+      })
+      await vi.waitFor(async () => expect(await ready()).toBe(200), WAIT)
     })
   },
 )

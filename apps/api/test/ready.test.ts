@@ -1,10 +1,10 @@
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import app from '../src/app.ts'
 import { loadConfig } from '../src/config.ts'
 import type { Database } from '../src/db/client.ts'
-import { DATABASES, SECRET, eventually, startBroker } from './helpers.ts'
+import { DATABASES, SECRET, WAIT, startBroker } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 // Issue 14, item 1: /api/ready said the ingest was fine while the broker had never
@@ -45,24 +45,26 @@ describe('readiness and the ingest subscriptions', () => {
   it('is not ready while the broker has not acknowledged the subscriptions', async () => {
     const held: (() => void)[] = []
     const fastify = await start((answer) => held.push(answer))
-    await eventually(() => expect(held.length).toBeGreaterThan(0))
+    await vi.waitFor(() => expect(held.length).toBeGreaterThan(0), WAIT)
     expect(fastify.mqtt.client.connected).toBe(true)
     expect(await ready(fastify)).toMatchObject({
       status: 503,
       checks: { broker: true, subscribed: false },
     })
 
-    await eventually(() => expect(held.length).toBe(5))
+    await vi.waitFor(() => expect(held.length).toBe(5), WAIT)
     held.forEach((answer) => answer())
-    await eventually(async () =>
-      expect(await ready(fastify)).toMatchObject({ status: 200, checks: { subscribed: true } }),
+    await vi.waitFor(
+      async () =>
+        expect(await ready(fastify)).toMatchObject({ status: 200, checks: { subscribed: true } }),
+      WAIT,
     )
   })
 
   it('is not ready when the broker refuses a subscription', async () => {
     const held: [() => void, () => void][] = []
     const fastify = await start((answer, refuse) => held.push([answer, refuse]))
-    await eventually(() => expect(held.length).toBe(5))
+    await vi.waitFor(() => expect(held.length).toBe(5), WAIT)
     const suback = new Promise((resolve) =>
       fastify.mqtt.client.on('packetreceive', (p) => p.cmd === 'suback' && resolve(p)),
     )

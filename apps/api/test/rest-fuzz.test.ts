@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import fc from 'fast-check'
 import type { MqttClient } from 'mqtt'
@@ -6,7 +6,7 @@ import { connectAsync } from 'mqtt'
 import { signDeviceToken } from '@skyline/broker'
 import { ErrorSchema } from '@skyline/schemas'
 import type { Database } from '../src/db/client.ts'
-import { DATABASES, SECRET, buildApi, connectDrone, eventually, startBroker } from './helpers.ts'
+import { DATABASES, SECRET, WAIT, buildApi, connectDrone, startBroker } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 import {
   HOSTILE_JSON,
@@ -87,12 +87,12 @@ describe.each(DATABASES)('REST under hostile input on %s', (_name, open) => {
         { qos: 1, retain: true },
       )
     }
-    await eventually(async () => {
+    await vi.waitFor(async () => {
       const track = await api.inject({ method: 'GET', url: '/api/drones/d1/track' })
       expect(track.json<{ points: unknown[] }>().points).toHaveLength(3)
       const s2 = await api.inject({ method: 'GET', url: '/api/stations/s2' })
       expect(s2.statusCode).toBe(200)
-    })
+    }, WAIT)
     for (let i = 0; i < 2; i++) {
       const res = await api.inject({
         method: 'POST',

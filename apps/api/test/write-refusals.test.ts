@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { sql } from 'drizzle-orm'
 import { droneEvents, rejectedMessages, stations } from '../src/db/schema.ts'
 import type { Database } from '../src/db/client.ts'
@@ -7,7 +7,7 @@ import { Batcher } from '../src/ingest/batcher.ts'
 import type { IngestItem } from '../src/ingest/items.ts'
 import { classifyWriteError } from '../src/ingest/write-errors.ts'
 import { writeBatch } from '../src/ingest/writer.ts'
-import { DATABASES, eventually, lifecycleOn } from './helpers.ts'
+import { DATABASES, WAIT, lifecycleOn } from './helpers.ts'
 
 // Issue #4 below the broker: items fed straight to the real batcher and writer. The
 // schema refuses a NUL in free text since then; these items stand for any value it lets
@@ -84,7 +84,7 @@ describe.each(DATABASES)('refused writes on %s', (_name, open) => {
       { failed: () => failures++ },
     )
     const acked = batcher.addAndWait(event('e1'))
-    await eventually(() => expect(failures).toBeGreaterThanOrEqual(3))
+    await vi.waitFor(() => expect(failures).toBeGreaterThanOrEqual(3), WAIT)
     expect(batcher.isHealthy).toBe(false)
     current = up
     await acked
