@@ -27,6 +27,44 @@ export function etaText(delivery: DeliveryView | undefined, drone: DroneView): s
   return `${clockTime(delivery.etaAt)} (${minutes} min)`
 }
 
+/**
+ * Whether the api has lost the drone's signal: its last will came (`online` false,
+ * `offline`) or it has been silent past STALE_AFTER_S (`stale`). Its ETA is then
+ * the last one computed, not a live one (issue 15).
+ */
+export const signalLost = (drone: DroneView): boolean =>
+  !drone.online || drone.state === 'offline' || drone.state === 'stale'
+
+/**
+ * What the page shows for a drone's delivery ETA (issue 15): the live ETA while the
+ * api hears the drone; once it has lost the signal, when the drone was last heard
+ * (`lostAt`, hh:mm:ss, null when unknown) and the last ETA's clock time, greyed
+ * (`lastEta`, null when there was none). No minutes left then: they would count
+ * down from a clock that has stopped. Undefined without a delivery in flight.
+ */
+export type EtaShown =
+  { kind: 'live'; eta: string } | { kind: 'lost'; lostAt: string | null; lastEta: string | null }
+
+export function etaShown(
+  delivery: DeliveryView | undefined,
+  drone: DroneView,
+): EtaShown | undefined {
+  if (delivery === undefined || !FLYING.has(delivery.status)) return undefined
+  if (signalLost(drone)) {
+    return {
+      kind: 'lost',
+      lostAt: drone.lastSeenAt === null ? null : clockTime(drone.lastSeenAt),
+      lastEta: delivery.etaAt === null ? null : clockTime(delivery.etaAt),
+    }
+  }
+  const eta = etaText(delivery, drone)
+  return eta === '' ? undefined : { kind: 'live', eta }
+}
+
+/** `signal lost hh:mm:ss`, or `signal lost` when the drone was never heard. */
+export const lostText = (lostAt: string | null): string =>
+  lostAt === null ? 'signal lost' : `signal lost ${lostAt}`
+
 /** `offline since hh:mm:ss` for an offline drone, else its state. */
 export function stateText(drone: DroneView): string {
   if (drone.state !== 'offline') return drone.state

@@ -1,5 +1,5 @@
 import { chromium } from 'playwright-core'
-import type { Browser, Page } from 'playwright-core'
+import type { Browser, BrowserContextOptions, Page } from 'playwright-core'
 
 /** Debian's Chromium (`apt-get install chromium`); a browser is never downloaded. */
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -14,13 +14,15 @@ export function launchChromium(): Promise<Browser> {
 /**
  * Opens `url` and records the page's console errors and uncaught exceptions, except
  * failed loads from `ignoreHost` (a tile server that is unreachable on purpose).
+ * `options` are the page's (e.g. `timezoneId`, for clock times a test can spell out).
  */
 export async function openPage(
   browser: Browser,
   url: string,
   ignoreHost?: string,
+  options: BrowserContextOptions = {},
 ): Promise<{ page: Page; errors: string[] }> {
-  const page = await browser.newPage({ viewport: { width: 1400, height: 860 } })
+  const page = await browser.newPage({ viewport: { width: 1400, height: 860 }, ...options })
   const errors: string[] = []
   page.on('console', (m) => {
     if (m.type() !== 'error') return

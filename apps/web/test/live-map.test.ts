@@ -199,6 +199,10 @@ describe('the live map', () => {
     await expect
       .poll(() => row(page, victim.id).locator('.drone-state').textContent(), { timeout: 15_000 })
       .toMatch(/^offline since \d\d:\d\d:\d\d$/)
+    // Its label on the map says so too (an idle drone: no delivery whose ETA to grey).
+    await expect
+      .poll(() => page.locator(`[data-label-for="f1/${victim.id}"]`).textContent())
+      .toMatch(/^offline since \d\d:\d\d:\d\d$/)
     expect(await page.textContent('#counts')).toContain('1 offline')
     expect(errors).toEqual([])
     await page.close()

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { DeliveryView, DroneView, FleetView, StationView } from '@skyline/schemas'
 import { FleetStore } from '../src/store.ts'
-import { etaText, stateText } from '../src/format.ts'
+import { clockTime, etaShown, etaText, stateText } from '../src/format.ts'
 
 const drone = (id: string, o: Partial<DroneView> = {}): DroneView => ({
   id,
@@ -161,6 +161,36 @@ describe('FleetStore', () => {
     expect(store.drones.get('f1/d1')).toMatchObject({ state: 'idle', offlineReason: null })
   })
 
+  it('takes a frame with telemetry or an online status as the time the drone was heard, not its will', () => {
+    const store = new FleetStore()
+    store.applySnapshot(snapshot())
+    const heard = (at: string, change: Partial<DroneView>) => {
+      store.apply({ ...changes({ drones: [{ id: 'd1', fleetId: 'f1', ...change }] }), at })
+      return store.drones.get('f1/d1')!.lastSeenAt
+    }
+    expect(heard('2026-11-25T10:00:05.000Z', { positionAt: '2026-11-25T10:07:00.000Z' })).toBe(
+      '2026-11-25T10:00:05.000Z',
+    )
+    expect(
+      heard('2026-11-25T10:00:40.000Z', {
+        online: false,
+        state: 'offline',
+        onlineChangedAt: '2026-11-25T10:00:39.000Z',
+      }),
+    ).toBe('2026-11-25T10:00:05.000Z')
+    expect(heard('2026-11-25T10:00:50.000Z', { batteryPct: 40 })).toBe('2026-11-25T10:00:05.000Z')
+    expect(heard('2026-11-25T10:01:00.000Z', { online: true, state: 'en_route' })).toBe(
+      '2026-11-25T10:01:00.000Z',
+    )
+    // One the api sends wins.
+    expect(
+      heard('2026-11-25T10:02:00.000Z', {
+        positionAt: '2026-11-25T10:09:00.000Z',
+        lastSeenAt: '2026-11-25T10:01:59.500Z',
+      }),
+    ).toBe('2026-11-25T10:01:59.500Z')
+  })
+
   it('updates a station in place', () => {
     const store = new FleetStore()
     store.applySnapshot(snapshot())
@@ -179,5 +209,62 @@ describe('etaText', () => {
   it('is empty without an ETA', () => {
     expect(etaText(delivery('x1', { etaAt: null }), drone('d1'))).toBe('')
     expect(etaText(undefined, drone('d1'))).toBe('')
+  })
+})
+
+describe('etaShown', () => {
+  const lastSeenAt = '2026-11-25T10:01:30.000Z'
+
+  it('shows the live ETA while the drone is heard', () => {
+    expect(etaShown(delivery('x1'), drone('d1'))).toEqual({
+      kind: 'live',
+      eta: `${clockTime('2026-11-25T10:05:00.000Z')} (5 min)`,
+    })
+  })
+
+  it.each([
+    ['its last will came', { online: false, state: 'offline' as const }],
+    ['it went stale', { state: 'stale' as const }],
+    ['it is not online, whatever state a late point left', { online: false }],
+  ])('shows when the signal was lost and the last ETA once %s', (_, o) => {
+    expect(etaShown(delivery('x1'), drone('d1', { lastSeenAt, ...o }))).toEqual({
+      kind: 'lost',
+      lostAt: clockTime(lastSeenAt),
+      lastEta: clockTime('2026-11-25T10:05:00.000Z'),
+    })
+  })
+
+  it('says the signal is lost even without an ETA or a time last heard', () => {
+    const d = drone('d1', { online: false, state: 'offline', lastSeenAt: null })
+    expect(etaShown(delivery('x1', { etaAt: null }), d)).toEqual({
+      kind: 'lost',
+      lostAt: null,
+      lastEta: null,
+    })
+  })
+
+  it('shows nothing without a delivery in flight, or a live one without an ETA', () => {
+    const offline = drone('d1', { online: false, state: 'offline' })
+    expect(etaShown(undefined, offline)).toBeUndefined()
+    expect(etaShown(delivery('x1', { status: 'requested' }), offline)).toBeUndefined()
+    expect(etaShown(delivery('x1', { status: 'arrived' }), offline)).toBeUndefined()
+    expect(etaShown(delivery('x1', { etaAt: null }), drone('d1'))).toBeUndefined()
+  })
+
+  it('comes back live when the drone is heard again', () => {
+    const store = new FleetStore()
+    store.applySnapshot(snapshot())
+    const shown = () =>
+      etaShown(store.deliveryOf({ fleetId: 'f1', id: 'd1' }), store.drones.get('f1/d1')!)
+    store.apply(changes({ drones: [{ id: 'd1', fleetId: 'f1', state: 'stale' }] }))
+    expect(shown()?.kind).toBe('lost')
+    store.apply(
+      changes({ drones: [{ id: 'd1', fleetId: 'f1', state: 'en_route', positionAt: lastSeenAt }] }),
+    )
+    expect(shown()?.kind).toBe('live')
+    store.apply(changes({ drones: [{ id: 'd1', fleetId: 'f1', online: false, state: 'offline' }] }))
+    expect(shown()?.kind).toBe('lost')
+    store.apply(changes({ drones: [{ id: 'd1', fleetId: 'f1', online: true, state: 'en_route' }] }))
+    expect(shown()?.kind).toBe('live')
   })
 })

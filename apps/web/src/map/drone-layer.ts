@@ -1,8 +1,10 @@
 import L from 'leaflet'
 import type { DroneView } from '@skyline/schemas'
-import { STATE_COLOURS, etaText, stateText } from '../format.ts'
+import { STATE_COLOURS, etaShown, lostText, signalLost, stateText } from '../format.ts'
 import type { FleetStore } from '../store.ts'
 import { measure } from '../timing.ts'
+import { DroneLabels } from './drone-labels.ts'
+import type { MapLabel } from './drone-labels.ts'
 
 /** Half the length of a drone's arrow, CSS px. */
 const SIZE_PX = 7
@@ -12,18 +14,25 @@ const BEFORE_PICKUP = new Set(['requested', 'assigned', 'to_pickup'])
 
 /** More drones than this in view are drawn as dots, not arrows. */
 const MAX_ARROWS = 3_000
-/** ETA and offline labels are drawn when at most this many are in view. */
+/** ETA and offline labels are shown when at most this many are in view. */
 const MAX_LABELS = 150
+/** A route whose drone is heard: dashed, in the en-route violet. */
+const LIVE_ROUTE = { dash: [6, 5], colour: 'rgba(95, 61, 196, 0.7)' }
+/** A route whose drone's signal is lost (issue 15): dotted, dark grey, so it does not look live. */
+const LOST_ROUTE = { dash: [2, 5], colour: 'rgba(73, 80, 87, 0.75)' }
 
 /**
  * Every drone on one canvas, redrawn at most once per animation frame: 10,000
  * drones are 10,000 arrows on a canvas, not 10,000 DOM markers. Each drone is an
  * arrow turned to its heading and coloured by state; a drone in flight also gets a
- * dashed line to its drop-off station and its ETA. Hidden during zoom animations
+ * dashed line to its drop-off station and its ETA (a dotted grey line and `signal
+ * lost hh:mm:ss` with the last ETA greyed once its signal is lost). The labels are
+ * page elements over the canvas (DroneLabels). Hidden during zoom animations
  * (`leaflet-zoom-hide`) and redrawn when the map settles.
  */
 export class DroneLayer extends L.Layer {
   private canvas: HTMLCanvasElement | undefined
+  private labels: DroneLabels | undefined
   private frame = 0
   private selectedKey: string | null = null
   /** Arrow sprites by colour and heading, drawn on first use. */
@@ -43,6 +52,7 @@ export class DroneLayer extends L.Layer {
     pane.style.pointerEvents = 'none'
     pane.appendChild(canvas)
     this.canvas = canvas
+    this.labels = new DroneLabels(pane)
     map.on('moveend zoomend resize viewreset', this.reset)
     this.reset()
     return this
@@ -53,6 +63,8 @@ export class DroneLayer extends L.Layer {
     cancelAnimationFrame(this.frame)
     this.canvas?.remove()
     this.canvas = undefined
+    this.labels?.remove()
+    this.labels = undefined
     return this
   }
 
@@ -128,7 +140,8 @@ export class DroneLayer extends L.Layer {
     const map = this._map
     // Drawn in container coordinates, so the canvas goes back to the container's
     // corner first: a redraw during a drag or an animated pan would be off by the pan.
-    L.DomUtil.setPosition(canvas, map.containerPointToLayerPoint([0, 0]))
+    const origin = map.containerPointToLayerPoint([0, 0])
+    L.DomUtil.setPosition(canvas, origin)
     const ratio = window.devicePixelRatio || 1
     ctx.setTransform(ratio, 0, 0, ratio, 0, 0)
     const w = canvas.width / ratio
@@ -144,12 +157,23 @@ export class DroneLayer extends L.Layer {
       visible.push({ d, x: p.x, y: p.y })
     }
 
-    // Routes first, under the drones: a dashed line to the drop-off.
-    const labels: { d: DroneView; x: number; y: number; label: string }[] = []
-    ctx.beginPath()
+    // Routes first, under the drones: a line to the drop-off. One label a drone: its
+    // ETA, or its lost signal with the last ETA, or since when it is offline.
+    const labels: MapLabel[] = []
+    const liveRoutes = new Path2D()
+    const lostRoutes = new Path2D()
     for (const v of visible) {
-      if (v.d.state === 'offline') labels.push({ ...v, label: stateText(v.d) })
       const delivery = this.store.deliveryOf(v.d)
+      const key = `${v.d.fleetId}/${v.d.id}`
+      const shown = etaShown(delivery, v.d)
+      if (shown?.kind === 'live') {
+        labels.push({ key, x: v.x, y: v.y, kind: 'eta', text: `ETA ${shown.eta}` })
+      } else if (shown?.kind === 'lost') {
+        const greyed = shown.lastEta === null ? undefined : `ETA ${shown.lastEta}`
+        labels.push({ key, x: v.x, y: v.y, kind: 'lost', text: lostText(shown.lostAt), greyed })
+      } else if (v.d.state === 'offline') {
+        labels.push({ key, x: v.x, y: v.y, kind: 'offline', text: stateText(v.d) })
+      }
       if (delivery === undefined) continue
       // Before the pick-up the drone heads for the pick-up station; then the drop-off.
       const target = this.store.station(
@@ -158,16 +182,20 @@ export class DroneLayer extends L.Layer {
       )
       if (target !== undefined) {
         const q = map.latLngToContainerPoint([target.lat, target.lon])
-        ctx.moveTo(v.x, v.y)
-        ctx.lineTo(q.x, q.y)
+        const routes = signalLost(v.d) ? lostRoutes : liveRoutes
+        routes.moveTo(v.x, v.y)
+        routes.lineTo(q.x, q.y)
       }
-      const label = etaText(delivery, v.d)
-      if (label !== '') labels.push({ ...v, label: `ETA ${label}` })
     }
-    ctx.setLineDash([6, 5])
     ctx.lineWidth = 1.5
-    ctx.strokeStyle = 'rgba(95, 61, 196, 0.7)'
-    ctx.stroke()
+    for (const [routes, style] of [
+      [liveRoutes, LIVE_ROUTE],
+      [lostRoutes, LOST_ROUTE],
+    ] as const) {
+      ctx.setLineDash(style.dash)
+      ctx.strokeStyle = style.colour
+      ctx.stroke(routes)
+    }
     ctx.setLineDash([])
 
     if (visible.length > MAX_ARROWS) {
@@ -195,16 +223,7 @@ export class DroneLayer extends L.Layer {
       }
     }
 
-    if (labels.length <= MAX_LABELS) {
-      ctx.font = '11px system-ui, sans-serif'
-      ctx.lineWidth = 3
-      ctx.strokeStyle = 'rgba(255, 255, 255, 0.9)'
-      ctx.fillStyle = '#212529'
-      for (const v of labels) {
-        ctx.strokeText(v.label, v.x + SIZE_PX + 3, v.y + 4)
-        ctx.fillText(v.label, v.x + SIZE_PX + 3, v.y + 4)
-      }
-    }
+    this.labels?.show(labels.length <= MAX_LABELS ? labels : [], origin)
 
     const selected = this.selectedKey === null ? undefined : this.store.drones.get(this.selectedKey)
     if (selected?.position != null) {

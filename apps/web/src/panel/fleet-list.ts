@@ -1,5 +1,6 @@
 import type { DroneView } from '@skyline/schemas'
-import { STATE_COLOURS, batteryText, etaText, speedText, stateText } from '../format.ts'
+import { STATE_COLOURS, batteryText, etaShown, lostText, speedText, stateText } from '../format.ts'
+import type { EtaShown } from '../format.ts'
 import type { Changes, FleetStore } from '../store.ts'
 
 /** Height of a row, CSS px (fixed, so a row's place follows from its index). */
@@ -177,7 +178,7 @@ export class FleetList {
     setText(row.state, stateText(drone))
     setText(row.battery, batteryText(drone.batteryPct))
     setText(row.speed, drone.online ? speedText(drone.speedMps) : '—')
-    setText(row.eta, etaText(this.store.deliveryOf(drone), drone))
+    fillEta(row.eta, etaShown(this.store.deliveryOf(drone), drone))
     // Position on hover: for people, and for tests that read the fleet from the page.
     const p = drone.position
     const where =
@@ -210,6 +211,28 @@ function createRow(): Row {
   ) as [HTMLElement, HTMLElement, HTMLElement, HTMLElement, HTMLElement]
   el.append(id, state, battery, speed, eta)
   return { key: '', el, id, state, battery, speed, eta }
+}
+
+/**
+ * The ETA cell: the live ETA as text; once the drone's signal is lost, `signal lost
+ * hh:mm:ss` and the last ETA greyed (issue 15); empty without a delivery in flight.
+ */
+function fillEta(cell: HTMLElement, shown: EtaShown | undefined): void {
+  if (shown?.kind !== 'lost') {
+    cell.classList.remove('signal-lost')
+    if (cell.title !== '') cell.title = ''
+    setText(cell, shown?.eta ?? '')
+    return
+  }
+  const lost = lostText(shown.lostAt)
+  const text = shown.lastEta === null ? lost : `${lost} ${shown.lastEta}`
+  if (cell.classList.contains('signal-lost') && cell.textContent === text) return
+  cell.classList.add('signal-lost')
+  cell.title = shown.lastEta === null ? lost : `${lost}; last ETA ${shown.lastEta}`
+  const greyed = document.createElement('span')
+  greyed.className = 'eta-greyed'
+  greyed.textContent = shown.lastEta ?? ''
+  cell.replaceChildren(lost, ...(shown.lastEta === null ? [] : [' ', greyed]))
 }
 
 function setText(el: HTMLElement, text: string): void {
