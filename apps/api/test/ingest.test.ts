@@ -116,9 +116,12 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
     fleet.drones[0]!.connection!.client.stream.destroy()
     const offline = await vi.waitFor(
       async () => {
-        const d = await get<{ online: boolean; state: string; offlineReason: string | null }>(
-          '/api/drones/drone-1',
-        )
+        const d = await get<{
+          online: boolean
+          state: string
+          offlineReason: string | null
+          lastSeenAt: string
+        }>('/api/drones/drone-1')
         expect(d.online).toBe(false)
         return d
       },
@@ -126,6 +129,8 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
     )
     expect(offline).toMatchObject({ state: 'offline', offlineReason: 'connection_lost' })
     expect(Date.now() - started).toBeLessThan(2 * 1.5 * 1000 + 1000)
+    // The will is the broker's word, not the drone's: it was last heard before it dropped.
+    expect(Date.parse(offline.lastSeenAt)).toBeLessThanOrEqual(started)
   })
 
   it('marks an online drone that went silent as stale, and clears it when it speaks again', async () => {

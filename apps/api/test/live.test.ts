@@ -11,7 +11,12 @@ import type { TestBroker } from './helpers.ts'
 
 interface Frame {
   type: string
-  drones: { id: string; position?: { lat: number; lon: number }; state?: string }[]
+  drones: {
+    id: string
+    position?: { lat: number; lon: number }
+    state?: string
+    lastSeenAt?: string
+  }[]
   stations?: unknown[]
   deliveries?: { id: string; status: string }[]
 }
@@ -76,6 +81,8 @@ describe('GET /api/live', () => {
       .flatMap((f) => f.drones)
       .filter((d) => d.position !== undefined)
     expect(moved.length).toBeGreaterThan(0)
+    // Each point says when the api heard the drone (the map's "signal lost hh:mm").
+    for (const d of moved) expect(Date.parse(d.lastSeenAt ?? '')).toBeGreaterThan(0)
     ws.terminate()
   })
 

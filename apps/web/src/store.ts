@@ -85,10 +85,10 @@ export class FleetStore {
       const next = { ...current, ...change }
       // A drone that comes back online leaves its offline details behind.
       if (change.online === true) next.offlineReason = null
-      // Changes carry no lastSeenAt (only snapshots do): a drone whose telemetry or
-      // online status is in this frame was heard since the last frame, so the frame's
-      // time (server clock) stands for it, late by at most a frame. A last will is the
-      // broker speaking, not the drone: it does not count as heard (issue 15: "signal
+      // The api's changes carry lastSeenAt with telemetry and online statuses; from a
+      // server that sends none, a drone whose telemetry or online status is in this frame
+      // was heard since the last frame, so the frame's time stands for it. A last will is
+      // the broker speaking, not the drone: it does not count as heard (issue 15: "signal
       // lost hh:mm:ss" is when the drone was last heard).
       if (
         change.lastSeenAt === undefined &&

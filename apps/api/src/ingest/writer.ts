@@ -146,7 +146,9 @@ async function writeDroneStatus(
     online: msg.online,
     state: msg.online ? msg.state : 'offline',
     stationId: msg.stationId ?? null,
-    lastSeenAt: receivedAt,
+    // A will is the broker's word that the drone is gone, not the drone heard: the drone
+    // was last heard before it (what "signal lost" shows, and what loss is counted from).
+    ...(msg.online && { lastSeenAt: receivedAt }),
     offlineReason: msg.online ? null : (msg.reason ?? null),
     ...(msg.model !== undefined && { model: msg.model }),
     ...(msg.firmware !== undefined && { firmware: msg.firmware }),

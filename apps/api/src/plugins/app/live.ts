@@ -95,6 +95,7 @@ export class LiveHub {
             state: msg.state,
             deliveryId: msg.deliveryId ?? null,
             positionAt: new Date(msg.ts).toISOString(),
+            lastSeenAt: item.receivedAt.toISOString(),
           })
           break
         }
@@ -102,6 +103,7 @@ export class LiveHub {
           this.mergeDrone(item.fleetId, item.droneId, {
             online: item.msg.online,
             state: item.msg.online ? item.msg.state : 'offline',
+            ...(item.msg.online && { lastSeenAt: item.receivedAt.toISOString() }),
             ...(!item.msg.online && {
               onlineChangedAt: item.receivedAt.toISOString(),
               offlineReason: item.msg.reason ?? null,
