@@ -22,6 +22,11 @@ const SimEnvSchema = z.object({
   SIM_STATIONS: z.coerce.number().int().min(2).max(1_000).default(4),
   /** Simulated time runs this many times faster than the clock. Default 1. */
   SIM_TIME_SCALE: z.coerce.number().positive().max(10_000).default(1),
+  /**
+   * Delivery requests per station per simulated minute. Default: the simulator's, 70% of
+   * what the fleet can fly (apps/drone-sim/src/capacity.ts).
+   */
+  SIM_DEMAND: z.coerce.number().min(0).max(600).optional(),
 })
 
 export type SimEnv = z.infer<typeof SimEnvSchema>
@@ -64,6 +69,7 @@ export function simArgs(sim: SimEnv): string[] {
     String(sim.SIM_STATIONS),
     '--time-scale',
     String(sim.SIM_TIME_SCALE),
+    ...(sim.SIM_DEMAND === undefined ? [] : ['--demand', String(sim.SIM_DEMAND)]),
   ]
 }
 

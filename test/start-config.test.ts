@@ -21,6 +21,7 @@ describe("npm start's configuration", () => {
     [{ SIM_DRONES: '2.5' }, 'SIM_DRONES'],
     [{ SIM_STATIONS: '1' }, 'SIM_STATIONS'],
     [{ SIM_TIME_SCALE: '0' }, 'SIM_TIME_SCALE'],
+    [{ SIM_DEMAND: 'lots' }, 'SIM_DEMAND'],
     [{ HTTP_PORT: 'http' }, 'HTTP_PORT'],
   ])('rejects %o naming %s', (env, variable) => {
     expect(() => loadStartConfig(env)).toThrow(new RegExp(`${variable}: `))
@@ -31,14 +32,26 @@ describe("npm start's configuration", () => {
     ['SIM_DRONES', '0', '100000', '100001'],
     ['SIM_STATIONS', '2', '1000', '1'],
     ['SIM_TIME_SCALE', '0.01', '10000', '10001'],
+    ['SIM_DEMAND', '0', '600', '601'],
   ])('accepts exactly the %s values the simulator accepts', (variable, low, high, out) => {
     for (const value of [low, high]) {
       const { sim } = loadStartConfig({ [variable]: value })
       expect(() => loadSimConfig(simArgs(sim), {}), `${variable}=${value}`).not.toThrow()
     }
     expect(() => loadStartConfig({ [variable]: out })).toThrow(variable)
-    const flag = { SIM_DRONES: '--drones', SIM_STATIONS: '--stations' }[variable] ?? '--time-scale'
+    const flag =
+      { SIM_DRONES: '--drones', SIM_STATIONS: '--stations', SIM_DEMAND: '--demand' }[variable] ??
+      '--time-scale'
     expect(() => loadSimConfig([flag, out], {})).toThrow(flag)
+  })
+
+  it("leaves the demand to the simulator's sizing unless SIM_DEMAND is set", () => {
+    const demand = (env: Record<string, string>) =>
+      loadSimConfig(simArgs(loadStartConfig(env).sim), {}).demandPerMin
+    expect(demand({})).toBeUndefined()
+    expect(demand({ SIM_DEMAND: '' })).toBeUndefined()
+    expect(demand({ SIM_DEMAND: '0.5' })).toBe(0.5)
+    expect(demand({ SIM_DEMAND: '0' })).toBe(0)
   })
 
   it("widens the api's device clock window for a time-scaled demo, unless it is set", () => {

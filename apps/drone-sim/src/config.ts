@@ -42,7 +42,8 @@ const FlagsSchema = z.object({
     .pipe(z.union([z.literal(0), z.literal(1)])),
   chaos: num.min(0).max(1).default(0),
   'time-scale': num.positive().max(10_000).default(1),
-  demand: num.min(0).max(600).default(1),
+  // Unset: sized to what the fleet can fly (capacity.ts).
+  demand: num.min(0).max(600).optional(),
   patrol: z.boolean().default(false),
   keepalive: num.int().min(1).max(3600).default(10),
   seed: num.int().default(1),
@@ -69,7 +70,8 @@ export const USAGE = `usage: npm run sim -- [flags]
   --telemetry-qos Q   0 or 1 (default 0)
   --chaos P           drops per drone per simulated minute, on average (default 0)
   --time-scale X      simulated time runs X times faster (default 1)
-  --demand D          delivery requests per station per simulated minute (default 1)
+  --demand D          delivery requests per station per simulated minute
+                      (default: 70% of what the fleet can fly, printed at start)
   --patrol            idle drones fly between stations on their own (no dispatcher needed)
   --keepalive S       MQTT keepalive, seconds (default 10)
   --seed N            random seed: same seed, same fleet (default 1)

@@ -1,8 +1,11 @@
 import { signDeviceToken } from '@skyline/broker/auth'
+import { defaultDemandPerMin, fleetCapacity } from './capacity.ts'
+import type { Capacity } from './capacity.ts'
 import { DroneAgent } from './drone-agent.ts'
 import type { Stop } from './drone-model.ts'
 import { emptyStats } from './context.ts'
 import type { FleetStats, SimContext } from './context.ts'
+import { MAX_WIND_MPS } from './flight.ts'
 import type { Wind } from './flight.ts'
 import { distanceM, normalizeDeg, randomPointWithin } from './geo.ts'
 import type { LatLon } from './geo.ts'
@@ -24,8 +27,11 @@ export interface FleetOptions {
   chaosPerMin: number
   /** Simulated time runs this many times faster than the wall clock. */
   timeScale: number
-  /** Delivery requests per station per simulated minute. */
-  demandPerMin: number
+  /**
+   * Delivery requests per station per simulated minute. Default: what keeps the fleet
+   * busy DEMAND_UTILISATION of the time (defaultDemandPerMin), so the demo keeps up.
+   */
+  demandPerMin?: number
   /** Idle drones fly between stations on their own (no dispatcher needed). */
   patrol: boolean
   keepaliveS: number
@@ -36,6 +42,8 @@ export interface FleetOptions {
   connectConcurrency?: number
 }
 
+/** Each drone's airspeed in cruise, m/s: drawn between these. */
+const CRUISE_MPS = { min: 12, max: 18 }
 /** How often the fleet moves, ms of wall clock. Telemetry is spread over these ticks. */
 const TICK_MS = 50
 /** An idle, charged drone on patrol takes off on average after this long, simulated s. */
@@ -50,6 +58,10 @@ export class Fleet {
   readonly stats: FleetStats = emptyStats()
   readonly drones: DroneAgent[] = []
   readonly stations: StationAgent[] = []
+  /** What this fleet can fly, from its layout and drones. */
+  readonly capacity: Capacity
+  /** Delivery requests per station per simulated minute: the option, or sized to the capacity. */
+  readonly demandPerMin: number
   private readonly random: () => number
   private readonly wind: Wind
   private readonly ctx: SimContext
@@ -83,22 +95,38 @@ export class Fleet {
       MAX_DOCKED_LISTED,
       Math.max(4, Math.ceil((2 * opts.drones) / opts.stations)),
     )
+    // The layout and the drones first: the default demand is sized to them.
     for (let i = 1; i <= opts.stations; i++) {
       const stop = {
         stationId: `station-${i}`,
         ...randomPointWithin(opts.center, radiusM, this.random),
       }
       stops.set(stop.stationId, stop)
-      this.stations.push(
-        new StationAgent(this.ctx, stop, `Station ${i}`, capacity, opts.demandPerMin, this.random),
-      )
     }
+    const homes = [...stops.values()]
+    const cruise: number[] = []
     for (let i = 1; i <= opts.drones; i++) {
-      const home = this.stations[(i - 1) % opts.stations]!.stop
-      const cruiseMps = 12 + this.random() * 6
+      const home = homes[(i - 1) % opts.stations]!
+      const cruiseMps = CRUISE_MPS.min + this.random() * (CRUISE_MPS.max - CRUISE_MPS.min)
       const battery = 60 + this.random() * 40
+      cruise.push(cruiseMps)
       this.drones.push(new DroneAgent(this.ctx, `drone-${i}`, home, cruiseMps, battery))
     }
+    const fleet = { stations: homes, cruiseMps: cruise, timeScale: opts.timeScale }
+    this.capacity = fleetCapacity(fleet)
+    this.demandPerMin = opts.demandPerMin ?? defaultDemandPerMin(fleet)
+    homes.forEach((stop, i) =>
+      this.stations.push(
+        new StationAgent(
+          this.ctx,
+          stop,
+          `Station ${i + 1}`,
+          capacity,
+          this.demandPerMin,
+          this.random,
+        ),
+      ),
+    )
   }
 
   /** A fleet ready to run(); stop() works at any time, even while it connects. */
@@ -218,11 +246,11 @@ export class Fleet {
     }
   }
 
-  /** The wind drifts: a slow random walk in speed (0–10 m/s) and direction. */
+  /** The wind drifts: a slow random walk in speed (0–MAX_WIND_MPS) and direction. */
   private blowWind(dtS: number): void {
     const k = Math.sqrt(Math.max(0, dtS))
     this.wind.speedMps = Math.min(
-      10,
+      MAX_WIND_MPS,
       Math.max(0, this.wind.speedMps + (this.random() - 0.5) * 0.5 * k),
     )
     this.wind.toDeg = normalizeDeg(this.wind.toDeg + (this.random() - 0.5) * 4 * k)

@@ -40,7 +40,9 @@ export interface Flight {
 }
 
 /** Slowest ground speed in a head wind, m/s: a drone always makes progress. */
-const MIN_GROUND_MPS = 3
+export const MIN_GROUND_MPS = 3
+/** Strongest wind the simulator blows, m/s; it wanders between calm and this. */
+export const MAX_WIND_MPS = 10
 /** Longest piece of time one step integrates, seconds: keeps large time scales accurate. */
 const MAX_SUBSTEP_S = 1
 

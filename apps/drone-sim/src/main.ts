@@ -4,7 +4,7 @@ import { resolveTokenSecret } from '@skyline/broker/auth'
 import { USAGE, UsageError, loadConfig } from './config.ts'
 import { RefusedError } from './connection.ts'
 import { Fleet } from './fleet.ts'
-import { startStatusLine, summaryText } from './status-line.ts'
+import { demandText, startStatusLine, summaryText } from './status-line.ts'
 
 async function main(): Promise<void> {
   const config = loadConfig(process.argv.slice(2), process.env)
@@ -43,6 +43,7 @@ async function main(): Promise<void> {
   )
   await fleet.run()
   if (stopping) return
+  console.log(demandText(fleet, config.demandPerMin === undefined))
   console.log(`fleet ${config.fleetId} flying (time scale ${config.timeScale}); Ctrl-C stops it`)
   if (process.stdout.isTTY) stopStatus = startStatusLine(fleet, process.stdout)
 }
