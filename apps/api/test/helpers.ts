@@ -108,11 +108,25 @@ export async function buildApi(
 export const WAIT = { timeout: 10_000, interval: 25 }
 
 /** A real MQTT client signed in as drone `id` of fleet f1 (client id = id). */
-export async function connectDrone(brokerUrl: string, id: string): Promise<MqttClient> {
+export async function connectDrone(
+  brokerUrl: string,
+  id: string,
+  o: { will?: object } = {},
+): Promise<MqttClient> {
   return connectAsync(brokerUrl, {
     clientId: id,
     username: id,
     password: await signDeviceToken(SECRET, { role: 'drone', sub: id, fleet: 'f1' }),
+    ...(o.will !== undefined && {
+      // Its connection dropped is its end: the will stands.
+      reconnectPeriod: 0,
+      will: {
+        topic: `fleet/f1/drones/${id}/status`,
+        payload: Buffer.from(JSON.stringify(o.will)),
+        qos: 1 as const,
+        retain: true,
+      },
+    }),
   })
 }
 

@@ -116,12 +116,9 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
     fleet.drones[0]!.connection!.client.stream.destroy()
     const offline = await vi.waitFor(
       async () => {
-        const d = await get<{
-          online: boolean
-          state: string
-          offlineReason: string | null
-          lastSeenAt: string
-        }>('/api/drones/drone-1')
+        const d = await get<{ online: boolean; state: string; offlineReason: string | null }>(
+          '/api/drones/drone-1',
+        )
         expect(d.online).toBe(false)
         return d
       },
@@ -129,8 +126,34 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
     )
     expect(offline).toMatchObject({ state: 'offline', offlineReason: 'connection_lost' })
     expect(Date.now() - started).toBeLessThan(2 * 1.5 * 1000 + 1000)
-    // The will is the broker's word, not the drone's: it was last heard before it dropped.
-    expect(Date.parse(offline.lastSeenAt)).toBeLessThanOrEqual(started)
+  })
+
+  it('does not count a last will as hearing the drone: lastSeenAt stays its last message', async () => {
+    api = await buildApi(broker.url, database)
+    const drone = await connectDrone(broker.url, 'd9', {
+      will: { v: 1, ts: Date.now(), online: false, state: 'offline', reason: 'connection_lost' },
+    })
+    cleanup.push(() => drone.endAsync(true))
+    await drone.publishAsync(
+      'fleet/f1/drones/d9/status',
+      JSON.stringify({ v: 1, ts: Date.now(), online: true, state: 'idle' }),
+      { qos: 1 },
+    )
+    type Seen = { online: boolean; lastSeenAt: string | null; onlineChangedAt: string | null }
+    const heard = await vi.waitFor(async () => {
+      const d = await get<Seen>('/api/drones/d9')
+      expect(d.online).toBe(true)
+      return d
+    }, WAIT)
+
+    drone.stream.destroy() // no DISCONNECT: the broker sends the will
+    const gone = await vi.waitFor(async () => {
+      const d = await get<Seen>('/api/drones/d9')
+      expect(d.online).toBe(false)
+      return d
+    }, WAIT)
+    expect(gone.lastSeenAt).toBe(heard.lastSeenAt)
+    expect(Date.parse(gone.onlineChangedAt!)).toBeGreaterThan(Date.parse(heard.lastSeenAt!))
   })
 
   it('marks an online drone that went silent as stale, and clears it when it speaks again', async () => {
