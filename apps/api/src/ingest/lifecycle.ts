@@ -54,6 +54,8 @@ export async function applyDroneEvent(
   droneId: string,
   event: DroneEvent,
   receivedAt: Date,
+  /** Told of an arrival inside the transaction (the ETA horizons are scored then). */
+  onArrived?: (tx: Tx, deliveryId: string, at: Date) => Promise<void>,
 ): Promise<void> {
   if (event.deliveryId === undefined) return
   const [delivery] = await tx
@@ -93,4 +95,5 @@ export async function applyDroneEvent(
   await tx
     .insert(deliveryEvents)
     .values({ deliveryId: event.deliveryId, status: next.status, at, detail: event.detail ?? null })
+  if (next.status === 'arrived') await onArrived?.(tx, event.deliveryId, at)
 }

@@ -46,7 +46,7 @@ export async function writeBatch(
     for (const item of by('drone-status')) await writeDroneStatus(tx, item)
     for (const item of by('station-status')) await writeStationStatus(tx, item)
     for (const item of by('delivery-request')) await writeRequest(tx, item)
-    for (const item of by('drone-event')) await writeDroneEvent(tx, item)
+    for (const item of by('drone-event')) await writeDroneEvent(tx, item, eta)
   })
   for (const { msg } of by('drone-event')) {
     if (
@@ -246,6 +246,7 @@ async function writeRequest(
 async function writeDroneEvent(
   tx: Tx,
   { fleetId, droneId, msg, receivedAt }: Of<'drone-event'>,
+  eta: EtaEstimator,
 ): Promise<void> {
   const inserted = await tx
     .insert(droneEvents)
@@ -263,7 +264,10 @@ async function writeDroneEvent(
     .onConflictDoNothing()
     .returning({ id: droneEvents.id })
   // A redelivered event was applied the first time.
-  if (inserted.length > 0) await applyDroneEvent(tx, fleetId, droneId, msg, receivedAt)
+  if (inserted.length > 0)
+    await applyDroneEvent(tx, fleetId, droneId, msg, receivedAt, (t, id, at) =>
+      eta.arrived(t, id, at),
+    )
 }
 
 /** Marks online drones last heard before `cutoff` as stale; returns them. */
