@@ -1,4 +1,6 @@
-CREATE TABLE "delivery_eta_horizons" (
+-- Hand-edited: IF NOT EXISTS, so that the migration can run again on a database that
+-- has the table (test/device-clock.test.ts replays every migration after 0004).
+CREATE TABLE IF NOT EXISTS "delivery_eta_horizons" (
 	"delivery_id" text NOT NULL,
 	"horizon" text NOT NULL,
 	"predicted_at" timestamp with time zone NOT NULL,
