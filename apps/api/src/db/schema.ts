@@ -13,6 +13,7 @@ import {
   uniqueIndex,
 } from 'drizzle-orm/pg-core'
 import { DELIVERY_STATUSES, type DeliveryStatus } from '@skyline/schemas'
+import { ETA_HORIZONS } from '../delivery/eta-horizons.ts'
 
 // Tables in camelCase, columns in snake_case (STYLE.md). Times are timestamptz; the
 // payloads' epoch-ms `ts` become Dates at the edge. Ids are unique within a fleet, so
@@ -196,4 +197,23 @@ export const deliveryEvents = pgTable(
     detail: text('detail'),
   },
   (t) => [index('delivery_events_delivery_at').on(t.deliveryId, t.at)],
+)
+
+/**
+ * The ETA a delivery's customer saw at fixed horizons of its flight, and its error against
+ * the arrival (ARCHITECTURE.md "ETA"): `departure` and `half` are stored when the flight
+ * crosses them (`error_s` null until it arrives), `t-5min` and `t-1min` at the arrival.
+ */
+export const deliveryEtaHorizons = pgTable(
+  'delivery_eta_horizons',
+  {
+    deliveryId: text('delivery_id').notNull(),
+    horizon: text('horizon', { enum: ETA_HORIZONS }).notNull(),
+    /** The drone's `ts` of the point the ETA was computed from. */
+    predictedAt: at('predicted_at').notNull(),
+    etaAt: at('eta_at').notNull(),
+    /** `eta_at` − the arrival, s (positive: it arrived early); null until it arrives. */
+    errorS: real('error_s'),
+  },
+  (t) => [primaryKey({ columns: [t.deliveryId, t.horizon] })],
 )

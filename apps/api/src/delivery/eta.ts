@@ -1,7 +1,10 @@
-import { and, eq, inArray } from 'drizzle-orm'
+import { and, eq, inArray, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
 import { deliveries, stations } from '../db/schema.ts'
 import { distanceM } from '../geo.ts'
+import { EtaHorizons } from '../delivery/eta-horizons.ts'
+import type { HorizonEta } from '../delivery/eta-horizons.ts'
+import { scoreHorizons, storeCrossedHorizons } from '../delivery/eta-horizons-store.ts'
 
 type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
 
@@ -29,6 +32,8 @@ export interface EtaInput {
  */
 export class EtaEstimator {
   private readonly smoothed = new Map<string, number>()
+  /** The ETAs each delivery had at the horizons a customer is scored at. */
+  readonly horizons = new EtaHorizons()
 
   /** Updates `eta_at` of the deliveries in `points` (the newest point of each) inside `tx`. */
   async update(tx: Tx, points: EtaInput[]): Promise<void> {
@@ -40,27 +45,51 @@ export class EtaEstimator {
     }
     if (latest.size === 0) return
     const targets = await tx
-      .select({ id: deliveries.id, lat: stations.lat, lon: stations.lon })
+      .select({
+        id: deliveries.id,
+        lat: stations.lat,
+        lon: stations.lon,
+        distanceM: deliveries.distanceM,
+        hadEta: sql<boolean>`${deliveries.etaAt} is not null`,
+      })
       .from(deliveries)
       .innerJoin(
         stations,
         and(eq(stations.id, deliveries.dropoffStationId), eq(stations.fleetId, deliveries.fleetId)),
       )
       .where(inArray(deliveries.id, [...latest.keys()]))
+    const crossed: HorizonEta[] = []
     for (const t of targets) {
       const p = latest.get(t.id)!
       const eta = this.estimate(p, t)
-      if (eta !== undefined)
-        await tx
-          .update(deliveries)
-          .set({ etaAt: new Date(eta) })
-          .where(eq(deliveries.id, t.id))
+      if (eta === undefined) continue
+      await tx
+        .update(deliveries)
+        .set({ etaAt: new Date(eta) })
+        .where(eq(deliveries.id, t.id))
+      crossed.push(
+        ...this.horizons.observe({
+          deliveryId: t.id,
+          ts: p.ts,
+          etaAt: eta,
+          remainingM: distanceM(p, t),
+          distanceM: t.distanceM,
+          first: !t.hadEta,
+        }),
+      )
     }
+    await storeCrossedHorizons(tx, crossed)
+  }
+
+  /** At a delivery's arrival (the event's ts), inside its transaction: scores its horizons. */
+  arrived(tx: Tx, deliveryId: string, at: Date): Promise<void> {
+    return scoreHorizons(tx, deliveryId, this.horizons.atArrival(deliveryId, at.getTime()), at)
   }
 
   /** Forgets a delivery that is no longer in flight. */
   forget(deliveryId: string): void {
     this.smoothed.delete(deliveryId)
+    this.horizons.forget(deliveryId)
   }
 
   estimate(p: EtaInput, dropoff: { lat: number; lon: number }): number | undefined {

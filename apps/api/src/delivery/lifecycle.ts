@@ -309,7 +309,7 @@ export class DeliveryLifecycle {
     if (!resumed && RANK[next.status] <= RANK[d.status]) return
     if (!allowed(d.status, next.status)) return
     const at = new Date(event.ts)
-    await this.move(tx, {
+    const moved = await this.move(tx, {
       id,
       from: [d.status],
       to: next.status,
@@ -327,6 +327,8 @@ export class DeliveryLifecycle {
         : (event.detail ?? null),
       updatedAt: receivedAt,
     })
+    // Its ETAs at the horizons a customer is scored at, against this arrival.
+    if (moved?.status === 'arrived') await this.eta.arrived(tx, id, at)
   }
 
   /** Positions naming deliveries: their ETAs (not a status: no event row). */
@@ -458,7 +460,9 @@ export class DeliveryLifecycle {
     await tx
       .insert(deliveryEvents)
       .values({ deliveryId: m.id, status: m.to, at: m.at, detail: m.detail })
-    if (m.to === 'arrived' || (FINISHED_STATUSES as readonly string[]).includes(m.to))
+    // Its ETA's memory goes when it finishes or goes back to the queue (its flight is
+    // over); the horizons are scored at arrival, before that.
+    if (m.to === 'requested' || (FINISHED_STATUSES as readonly string[]).includes(m.to))
       this.eta.forget(m.id)
     return row
   }

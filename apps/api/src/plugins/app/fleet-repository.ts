@@ -4,6 +4,8 @@ import type { Db } from '../../db/client.ts'
 import { rowsOf } from '../../db/partitions.ts'
 import { deliveries, drones, rejectedMessages, stations, telemetry } from '../../db/schema.ts'
 import { ApiError } from '../../errors.ts'
+import { horizonStats } from '../../delivery/eta-horizons-store.ts'
+import type { HorizonStats } from '../../delivery/eta-horizons-store.ts'
 
 export type DroneRow = typeof drones.$inferSelect
 export type StationRow = typeof stations.$inferSelect
@@ -167,6 +169,11 @@ export class FleetRepository {
       etaMeanAbsErrorS: del?.etaMae ?? null,
       etaSamples: del?.etaSamples ?? 0,
     }
+  }
+
+  /** The ETA error of arrived deliveries at each horizon of their flight. */
+  etaHorizons(): Promise<HorizonStats[]> {
+    return horizonStats(this.db)
   }
 }
 

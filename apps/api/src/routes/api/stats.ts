@@ -1,10 +1,11 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
+import { ETA_HORIZONS } from '../../delivery/eta-horizons.ts'
 
 const stats: FastifyPluginAsyncZod = async (fastify) => {
   fastify.get('/stats', {
     schema: {
-      summary: 'Counts, ingest and rejected messages',
+      summary: 'Counts, ingest and rejected messages, ETA error',
       response: {
         200: z.object({
           drones: z.number().int(),
@@ -23,12 +24,36 @@ const stats: FastifyPluginAsyncZod = async (fastify) => {
               .nullable()
               .describe('mean absolute error of the last ETA against the actual arrival, s'),
             samples: z.number().int().describe('arrived deliveries that had an ETA'),
+            horizons: z
+              .array(
+                z.object({
+                  horizon: z.enum(ETA_HORIZONS),
+                  deliveries: z
+                    .number()
+                    .int()
+                    .describe('arrived deliveries that had an ETA at this horizon'),
+                  meanAbsErrorS: z
+                    .number()
+                    .nullable()
+                    .describe('mean absolute error of the ETA against the actual arrival, s'),
+                  p90AbsErrorS: z
+                    .number()
+                    .nullable()
+                    .describe('90th percentile (interpolated) of the absolute error, s'),
+                }),
+              )
+              .describe(
+                'the ETA a customer saw at departure, at half the distance, and 5 and 1 minutes before the arrival',
+              ),
           }),
         }),
       },
     },
     handler: async () => {
-      const counts = await fastify.fleet.counts()
+      const [counts, horizons] = await Promise.all([
+        fastify.fleet.counts(),
+        fastify.fleet.etaHorizons(),
+      ])
       const { ingest, batcher } = fastify.ingest
       return {
         drones: counts.drones,
@@ -41,7 +66,7 @@ const stats: FastifyPluginAsyncZod = async (fastify) => {
           rejectedStored: counts.rejected,
           buffered: batcher.buffered,
         },
-        eta: { meanAbsErrorS: counts.etaMeanAbsErrorS, samples: counts.etaSamples },
+        eta: { meanAbsErrorS: counts.etaMeanAbsErrorS, samples: counts.etaSamples, horizons },
       }
     },
   })
