@@ -254,6 +254,26 @@ describe.each(DATABASES)('the delivery lifecycle on %s', (_name, open) => {
     ])
   })
 
+  it('does not take a point naming a delivery already taken from the drone for another mission', async () => {
+    // A time-scaled simulator restarted: its clock starts over behind the last run's, so
+    // its points are older than the drone's position and move nothing but lastSeenAt; the
+    // drone's deliveryId stays the one its last run was flying (since given back), while
+    // its statuses say what it does now: flying the delivery given to it since.
+    const s = await setUp()
+    const old = await delivery(s, 'to_pickup', 300)
+    await s.db
+      .update(deliveries)
+      .set({ status: 'requested', droneId: null })
+      .where(eq(deliveries.id, old))
+    const finishedOld = await delivery(s, 'completed', 300)
+    const current = await delivery(s, 'to_pickup', 100)
+    await drone(s, { agoS: 1, state: 'to_pickup', deliveryId: old })
+    expect(await s.lifecycle.reconcile(listening(s, 600))).toEqual([])
+    await drone(s, { agoS: 1, state: 'to_pickup', deliveryId: finishedOld })
+    expect(await s.lifecycle.reconcile(listening(s, 600))).toEqual([])
+    expect((await row(s, current)).status).toBe('to_pickup')
+  })
+
   it('refuses a move the table does not allow, and moves nothing finished', async () => {
     const s = await setUp()
     const id = await delivery(s, 'completed', 10)

@@ -1,5 +1,19 @@
 import { randomUUID } from 'node:crypto'
-import { and, eq, gt, inArray, isNotNull, isNull, lt, ne, or, sql } from 'drizzle-orm'
+import {
+  and,
+  eq,
+  gt,
+  inArray,
+  isNotNull,
+  isNull,
+  lt,
+  ne,
+  notExists,
+  notInArray,
+  or,
+  sql,
+} from 'drizzle-orm'
+import { alias } from 'drizzle-orm/pg-core'
 import type { SQL } from 'drizzle-orm'
 import { FINISHED_STATUSES, buildTopic } from '@skyline/schemas'
 import type { DeliveryRequest, DeliveryStatus, DroneCommand, DroneEvent } from '@skyline/schemas'
@@ -348,6 +362,7 @@ export class DeliveryLifecycle {
     const now = this.now()
     const lostCutoff = new Date(now.getTime() - o.lostAfterS * 1000)
     const abandonCutoff = new Date(now.getTime() - o.abandonAfterS * 1000)
+    const other = alias(deliveries, 'other')
     const canJudgeLoss = o.listeningSince !== undefined && o.listeningSince <= lostCutoff
     const lost = or(isNull(drones.id), lt(drones.lastSeenAt, lostCutoff))
     const abandoned = and(
@@ -361,7 +376,29 @@ export class DeliveryLifecycle {
         // (a restarted simulator's points may be older than its last ones, and move
         // nothing but the status).
         inArray(drones.state, ['idle', 'charging']),
-        and(isNotNull(drones.deliveryId), ne(drones.deliveryId, deliveries.id)),
+        and(
+          isNotNull(drones.deliveryId),
+          ne(drones.deliveryId, deliveries.id),
+          // Not one already taken from it or over: a restarted time-scaled simulator's
+          // points are older than its last run's, so the drone's last point may name what
+          // it flew before, for as long as its new clock takes to catch up.
+          notExists(
+            this.db
+              .select({ one: sql`1` })
+              .from(other)
+              .where(
+                and(
+                  eq(other.fleetId, drones.fleetId),
+                  eq(other.id, drones.deliveryId),
+                  or(
+                    notInArray(other.status, [...ACTIVE]),
+                    isNull(other.droneId),
+                    ne(other.droneId, drones.id),
+                  ),
+                ),
+              ),
+          ),
+        ),
       ),
     )
     const candidates = await this.db
