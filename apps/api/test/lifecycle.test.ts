@@ -274,6 +274,31 @@ describe.each(DATABASES)('the delivery lifecycle on %s', (_name, open) => {
     expect((await row(s, current)).status).toBe('to_pickup')
   })
 
+  it('keeps no ETA memory of a delivery cancelled in flight, however late its drone hears it', async () => {
+    const s = await setUp()
+    const id = await delivery(s, 'en_route', 10)
+    const point = (ts: number) => ({
+      deliveryId: id,
+      fleetId: 'f1',
+      ts,
+      lat: 48.855,
+      lon: 2.35,
+      altM: 50,
+      speedMps: 10,
+      state: 'en_route',
+    })
+    await s.db.transaction((tx) => s.lifecycle.positions(tx, [point(s.clock.t)]))
+    expect(s.lifecycle.eta.horizons.size).toBe(1)
+    await s.lifecycle.cancel(id)
+    expect(s.lifecycle.eta.horizons.size).toBe(0)
+    const { etaAt } = await row(s, id)
+    // Its drone flies on until the cancel reaches it, and then answers "cancelled",
+    // which moves nothing: the memory taken meanwhile would stay for good.
+    await s.db.transaction((tx) => s.lifecycle.positions(tx, [point(s.clock.t + 1000)]))
+    expect(s.lifecycle.eta.horizons.size).toBe(0)
+    expect((await row(s, id)).etaAt).toEqual(etaAt) // a cancelled delivery has no ETA to move
+  })
+
   it('refuses a move the table does not allow, and moves nothing finished', async () => {
     const s = await setUp()
     const id = await delivery(s, 'completed', 10)
