@@ -299,6 +299,42 @@ describe.each(DATABASES)('the delivery lifecycle on %s', (_name, open) => {
     expect((await row(s, id)).etaAt).toEqual(etaAt) // a cancelled delivery has no ETA to move
   })
 
+  it('judges each drone again when it moves its delivery: one heard since the round began is not lost', async () => {
+    const s = await setUp()
+    const ids = [await delivery(s, 'to_pickup', 300), await delivery(s, 'to_pickup', 300)]
+    await s.db.update(deliveries).set({ droneId: 'd2' }).where(eq(deliveries.id, ids[1]!))
+    const silent = new Date(s.clock.t - 200_000)
+    await s.db.insert(drones).values(
+      ['d1', 'd2'].map((id) => ({
+        fleetId: 'f1',
+        id,
+        online: true,
+        state: 'to_pickup',
+        lastSeenAt: silent,
+      })),
+    )
+    // While the round tells the first drone to cancel, the other one is heard again.
+    const cancelled: string[] = []
+    const lifecycle = lifecycleOn(s.db, {
+      now: () => new Date(s.clock.t),
+      send: async (_topic, command) => {
+        if (command.type !== 'cancel') return
+        cancelled.push(command.deliveryId!)
+        await s.db
+          .update(drones)
+          .set({ lastSeenAt: new Date(s.clock.t) })
+          .where(eq(drones.id, command.deliveryId === ids[0] ? 'd2' : 'd1'))
+      },
+    })
+
+    const done = await lifecycle.reconcile(listening(s, 600))
+
+    expect(done).toHaveLength(1)
+    expect(cancelled).toEqual([done[0]!.id])
+    const other = ids.find((id) => id !== done[0]!.id)!
+    expect((await row(s, other)).status).toBe('to_pickup')
+  })
+
   it('refuses a move the table does not allow, and moves nothing finished', async () => {
     const s = await setUp()
     const id = await delivery(s, 'completed', 10)

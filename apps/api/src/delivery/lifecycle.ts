@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import {
   and,
   eq,
+  exists,
   gt,
   inArray,
   isNotNull,
@@ -401,6 +402,29 @@ export class DeliveryLifecycle {
         ),
       ),
     )
+    // Judged again as each is moved: its drone may have been heard since the round read it.
+    const itsDrone = and(eq(drones.fleetId, deliveries.fleetId), eq(drones.id, deliveries.droneId))
+    const stillJudged = or(
+      canJudgeLoss
+        ? notExists(
+            this.db
+              .select({ one: sql`1` })
+              .from(drones)
+              .where(itsDrone),
+          )
+        : undefined,
+      exists(
+        this.db
+          .select({ one: sql`1` })
+          .from(drones)
+          .where(
+            and(
+              itsDrone,
+              or(canJudgeLoss ? lt(drones.lastSeenAt, lostCutoff) : undefined, abandoned),
+            ),
+          ),
+      ),
+    )
     const candidates = await this.db
       .select({
         id: deliveries.id,
@@ -433,13 +457,16 @@ export class DeliveryLifecycle {
               from: [c.status],
               to: 'failed',
               set: { failedAt: now, failureReason: reason },
-              where: c.droneId !== null ? eq(deliveries.droneId, c.droneId) : undefined,
+              where: and(
+                c.droneId !== null ? eq(deliveries.droneId, c.droneId) : undefined,
+                stillJudged,
+              ),
               at: now,
               detail,
             })
-          : this.giveBack(tx, c.id, [c.status], c.droneId, reason, false, now),
+          : this.giveBack(tx, c.id, [c.status], c.droneId, reason, false, now, stillJudged),
       )
-      if (row === undefined) continue // its drone spoke meanwhile
+      if (row === undefined) continue // its drone spoke, or was heard, meanwhile
       this.changes.emit(row.id, row.status)
       done.push({ id: c.id, droneId: c.droneId, reason, status: loaded ? 'failed' : 'requested' })
       // Not loaded: another drone will fly it, so this one must not, should it come back.
@@ -459,6 +486,7 @@ export class DeliveryLifecycle {
     why: string,
     declined: boolean,
     at: Date,
+    judged?: SQL,
   ): Promise<DeliveryRow | undefined> {
     return this.move(tx, {
       id,
@@ -474,7 +502,10 @@ export class DeliveryLifecycle {
           }),
       },
       // Only while it is still that drone's: its own word since wins.
-      where: droneId !== null ? eq(deliveries.droneId, droneId) : isNull(deliveries.droneId),
+      where: and(
+        droneId !== null ? eq(deliveries.droneId, droneId) : isNull(deliveries.droneId),
+        judged,
+      ),
       at,
       detail: `drone ${droneId ?? 'unknown'}: ${why}`,
       updatedAt: at,
