@@ -254,6 +254,87 @@ describe.each(DATABASES)('the delivery lifecycle on %s', (_name, open) => {
     ])
   })
 
+  it('does not take a point naming a delivery already taken from the drone for another mission', async () => {
+    // A time-scaled simulator restarted: its clock starts over behind the last run's, so
+    // its points are older than the drone's position and move nothing but lastSeenAt; the
+    // drone's deliveryId stays the one its last run was flying (since given back), while
+    // its statuses say what it does now: flying the delivery given to it since.
+    const s = await setUp()
+    const old = await delivery(s, 'to_pickup', 300)
+    await s.db
+      .update(deliveries)
+      .set({ status: 'requested', droneId: null })
+      .where(eq(deliveries.id, old))
+    const finishedOld = await delivery(s, 'completed', 300)
+    const current = await delivery(s, 'to_pickup', 100)
+    await drone(s, { agoS: 1, state: 'to_pickup', deliveryId: old })
+    expect(await s.lifecycle.reconcile(listening(s, 600))).toEqual([])
+    await drone(s, { agoS: 1, state: 'to_pickup', deliveryId: finishedOld })
+    expect(await s.lifecycle.reconcile(listening(s, 600))).toEqual([])
+    expect((await row(s, current)).status).toBe('to_pickup')
+  })
+
+  it('keeps no ETA memory of a delivery cancelled in flight, however late its drone hears it', async () => {
+    const s = await setUp()
+    const id = await delivery(s, 'en_route', 10)
+    const point = (ts: number) => ({
+      deliveryId: id,
+      fleetId: 'f1',
+      ts,
+      lat: 48.855,
+      lon: 2.35,
+      altM: 50,
+      speedMps: 10,
+      state: 'en_route',
+    })
+    await s.db.transaction((tx) => s.lifecycle.positions(tx, [point(s.clock.t)]))
+    expect(s.lifecycle.eta.horizons.size).toBe(1)
+    await s.lifecycle.cancel(id)
+    expect(s.lifecycle.eta.horizons.size).toBe(0)
+    const { etaAt } = await row(s, id)
+    // Its drone flies on until the cancel reaches it, and then answers "cancelled",
+    // which moves nothing: the memory taken meanwhile would stay for good.
+    await s.db.transaction((tx) => s.lifecycle.positions(tx, [point(s.clock.t + 1000)]))
+    expect(s.lifecycle.eta.horizons.size).toBe(0)
+    expect((await row(s, id)).etaAt).toEqual(etaAt) // a cancelled delivery has no ETA to move
+  })
+
+  it('judges each drone again when it moves its delivery: one heard since the round began is not lost', async () => {
+    const s = await setUp()
+    const ids = [await delivery(s, 'to_pickup', 300), await delivery(s, 'to_pickup', 300)]
+    await s.db.update(deliveries).set({ droneId: 'd2' }).where(eq(deliveries.id, ids[1]!))
+    const silent = new Date(s.clock.t - 200_000)
+    await s.db.insert(drones).values(
+      ['d1', 'd2'].map((id) => ({
+        fleetId: 'f1',
+        id,
+        online: true,
+        state: 'to_pickup',
+        lastSeenAt: silent,
+      })),
+    )
+    // While the round tells the first drone to cancel, the other one is heard again.
+    const cancelled: string[] = []
+    const lifecycle = lifecycleOn(s.db, {
+      now: () => new Date(s.clock.t),
+      send: async (_topic, command) => {
+        if (command.type !== 'cancel') return
+        cancelled.push(command.deliveryId!)
+        await s.db
+          .update(drones)
+          .set({ lastSeenAt: new Date(s.clock.t) })
+          .where(eq(drones.id, command.deliveryId === ids[0] ? 'd2' : 'd1'))
+      },
+    })
+
+    const done = await lifecycle.reconcile(listening(s, 600))
+
+    expect(done).toHaveLength(1)
+    expect(cancelled).toEqual([done[0]!.id])
+    const other = ids.find((id) => id !== done[0]!.id)!
+    expect((await row(s, other)).status).toBe('to_pickup')
+  })
+
   it('refuses a move the table does not allow, and moves nothing finished', async () => {
     const s = await setUp()
     const id = await delivery(s, 'completed', 10)

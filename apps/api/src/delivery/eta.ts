@@ -1,10 +1,11 @@
-import { and, eq, inArray, sql } from 'drizzle-orm'
+import { and, eq, inArray, isNull, not, notInArray, or, sql } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
 import { deliveries, stations } from '../db/schema.ts'
 import { distanceM } from '../geo.ts'
 import { EtaHorizons } from '../delivery/eta-horizons.ts'
 import type { HorizonEta } from '../delivery/eta-horizons.ts'
 import { scoreHorizons, storeCrossedHorizons } from '../delivery/eta-horizons-store.ts'
+import { LOST_REASONS } from './transitions.ts'
 
 type Tx = Parameters<Parameters<Db['transaction']>[0]>[0]
 
@@ -57,7 +58,25 @@ export class EtaEstimator {
         stations,
         and(eq(stations.id, deliveries.dropoffStationId), eq(stations.fleetId, deliveries.fleetId)),
       )
-      .where(inArray(deliveries.id, [...latest.keys()]))
+      .where(
+        and(
+          inArray(deliveries.id, [...latest.keys()]),
+          // One that can move no more has no flight to follow: its drone's points until it
+          // hears of a cancel would be kept in memory for good (forget() is behind it).
+          not(
+            or(
+              inArray(deliveries.status, ['completed', 'cancelled']),
+              and(
+                eq(deliveries.status, 'failed'),
+                or(
+                  isNull(deliveries.failureReason),
+                  notInArray(deliveries.failureReason, [...LOST_REASONS]),
+                ),
+              ),
+            )!,
+          ),
+        ),
+      )
     const crossed: HorizonEta[] = []
     for (const t of targets) {
       const p = latest.get(t.id)!

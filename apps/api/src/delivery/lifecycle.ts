@@ -1,5 +1,20 @@
 import { randomUUID } from 'node:crypto'
-import { and, eq, gt, inArray, isNotNull, isNull, lt, ne, or, sql } from 'drizzle-orm'
+import {
+  and,
+  eq,
+  exists,
+  gt,
+  inArray,
+  isNotNull,
+  isNull,
+  lt,
+  ne,
+  notExists,
+  notInArray,
+  or,
+  sql,
+} from 'drizzle-orm'
+import { alias } from 'drizzle-orm/pg-core'
 import type { SQL } from 'drizzle-orm'
 import { FINISHED_STATUSES, buildTopic } from '@skyline/schemas'
 import type { DeliveryRequest, DeliveryStatus, DroneCommand, DroneEvent } from '@skyline/schemas'
@@ -348,6 +363,7 @@ export class DeliveryLifecycle {
     const now = this.now()
     const lostCutoff = new Date(now.getTime() - o.lostAfterS * 1000)
     const abandonCutoff = new Date(now.getTime() - o.abandonAfterS * 1000)
+    const other = alias(deliveries, 'other')
     const canJudgeLoss = o.listeningSince !== undefined && o.listeningSince <= lostCutoff
     const lost = or(isNull(drones.id), lt(drones.lastSeenAt, lostCutoff))
     const abandoned = and(
@@ -361,7 +377,52 @@ export class DeliveryLifecycle {
         // (a restarted simulator's points may be older than its last ones, and move
         // nothing but the status).
         inArray(drones.state, ['idle', 'charging']),
-        and(isNotNull(drones.deliveryId), ne(drones.deliveryId, deliveries.id)),
+        and(
+          isNotNull(drones.deliveryId),
+          ne(drones.deliveryId, deliveries.id),
+          // Not one already taken from it or over: a restarted time-scaled simulator's
+          // points are older than its last run's, so the drone's last point may name what
+          // it flew before, for as long as its new clock takes to catch up.
+          notExists(
+            this.db
+              .select({ one: sql`1` })
+              .from(other)
+              .where(
+                and(
+                  eq(other.fleetId, drones.fleetId),
+                  eq(other.id, drones.deliveryId),
+                  or(
+                    notInArray(other.status, [...ACTIVE]),
+                    isNull(other.droneId),
+                    ne(other.droneId, drones.id),
+                  ),
+                ),
+              ),
+          ),
+        ),
+      ),
+    )
+    // Judged again as each is moved: its drone may have been heard since the round read it.
+    const itsDrone = and(eq(drones.fleetId, deliveries.fleetId), eq(drones.id, deliveries.droneId))
+    const stillJudged = or(
+      canJudgeLoss
+        ? notExists(
+            this.db
+              .select({ one: sql`1` })
+              .from(drones)
+              .where(itsDrone),
+          )
+        : undefined,
+      exists(
+        this.db
+          .select({ one: sql`1` })
+          .from(drones)
+          .where(
+            and(
+              itsDrone,
+              or(canJudgeLoss ? lt(drones.lastSeenAt, lostCutoff) : undefined, abandoned),
+            ),
+          ),
       ),
     )
     const candidates = await this.db
@@ -396,13 +457,16 @@ export class DeliveryLifecycle {
               from: [c.status],
               to: 'failed',
               set: { failedAt: now, failureReason: reason },
-              where: c.droneId !== null ? eq(deliveries.droneId, c.droneId) : undefined,
+              where: and(
+                c.droneId !== null ? eq(deliveries.droneId, c.droneId) : undefined,
+                stillJudged,
+              ),
               at: now,
               detail,
             })
-          : this.giveBack(tx, c.id, [c.status], c.droneId, reason, false, now),
+          : this.giveBack(tx, c.id, [c.status], c.droneId, reason, false, now, stillJudged),
       )
-      if (row === undefined) continue // its drone spoke meanwhile
+      if (row === undefined) continue // its drone spoke, or was heard, meanwhile
       this.changes.emit(row.id, row.status)
       done.push({ id: c.id, droneId: c.droneId, reason, status: loaded ? 'failed' : 'requested' })
       // Not loaded: another drone will fly it, so this one must not, should it come back.
@@ -422,6 +486,7 @@ export class DeliveryLifecycle {
     why: string,
     declined: boolean,
     at: Date,
+    judged?: SQL,
   ): Promise<DeliveryRow | undefined> {
     return this.move(tx, {
       id,
@@ -437,7 +502,10 @@ export class DeliveryLifecycle {
           }),
       },
       // Only while it is still that drone's: its own word since wins.
-      where: droneId !== null ? eq(deliveries.droneId, droneId) : isNull(deliveries.droneId),
+      where: and(
+        droneId !== null ? eq(deliveries.droneId, droneId) : isNull(deliveries.droneId),
+        judged,
+      ),
       at,
       detail: `drone ${droneId ?? 'unknown'}: ${why}`,
       updatedAt: at,
