@@ -10,11 +10,11 @@ import { TRANSITIONS, allowed } from '../src/delivery/transitions.ts'
 import { DATABASES, lifecycleOn } from './helpers.ts'
 
 describe('the table of transitions', () => {
-  it('lets nothing leave completed or cancelled, and failed only forward', () => {
+  it('lets nothing leave completed or cancelled, and failed only forward or cancelled', () => {
     expect(TRANSITIONS.completed).toEqual([])
     expect(TRANSITIONS.cancelled).toEqual([])
     expect(TRANSITIONS.failed).not.toContain('requested')
-    expect(TRANSITIONS.failed).not.toContain('cancelled')
+    expect(TRANSITIONS.failed).not.toContain('assigned')
     // Every status is in the table, and every target is a status.
     expect(Object.keys(TRANSITIONS).sort()).toEqual([...DELIVERY_STATUSES].sort())
     for (const to of Object.values(TRANSITIONS).flat()) expect(DELIVERY_STATUSES).toContain(to)
@@ -297,6 +297,75 @@ describe.each(DATABASES)('the delivery lifecycle on %s', (_name, open) => {
     await s.db.transaction((tx) => s.lifecycle.positions(tx, [point(s.clock.t + 1000)]))
     expect(s.lifecycle.eta.horizons.size).toBe(0)
     expect((await row(s, id)).etaAt).toEqual(etaAt) // a cancelled delivery has no ETA to move
+  })
+
+  it('lets an operator cancel a delivery failed as lost, and tells its drone; not one that failed otherwise', async () => {
+    const s = await setUp()
+    const lost = await delivery(s, 'en_route', 300)
+    await drone(s, { agoS: 200, state: 'offline', online: false })
+    await s.lifecycle.reconcile(listening(s, 600))
+    expect((await row(s, lost)).status).toBe('failed')
+
+    await expect(s.lifecycle.cancel(lost)).resolves.toMatchObject({ status: 'cancelled' })
+    expect(
+      s.sent.map((m) => [m.command.type, 'deliveryId' in m.command && m.command.deliveryId]),
+    ).toEqual([['cancel', lost]])
+    const refused = await delivery(s, 'failed', 10)
+    await s.db
+      .update(deliveries)
+      .set({ failureReason: 'battery' })
+      .where(eq(deliveries.id, refused))
+    await expect(s.lifecycle.cancel(refused)).rejects.toMatchObject({ statusCode: 409 })
+  })
+
+  it('gives a drone docked over the drop-off as long as a silent one before it is abandoned', async () => {
+    const s = await setUp()
+    const id = await delivery(s, 'arrived', 60)
+    await drone(s, { agoS: 1, state: 'idle', deliveryId: null })
+    // Past ACCEPT_TIMEOUT_S (30 s here), not past DELIVERY_LOST_AFTER_S (120 s).
+    expect(await s.lifecycle.reconcile(listening(s, 600))).toEqual([])
+    s.clock.t += 61_000
+    await drone(s, { agoS: 1, state: 'idle', deliveryId: null })
+    expect(await s.lifecycle.reconcile(listening(s, 600))).toMatchObject([
+      { id, reason: 'abandoned', status: 'failed' },
+    ])
+  })
+
+  it('keeps the ETA history of an arrival whose transaction rolled back, for the retry', async () => {
+    const s = await setUp()
+    const id = await delivery(s, 'en_route', 10)
+    const point = {
+      deliveryId: id,
+      fleetId: 'f1',
+      ts: s.clock.t,
+      lat: 48.855,
+      lon: 2.35,
+      altM: 50,
+      speedMps: 10,
+      state: 'en_route',
+    }
+    await s.db.transaction((tx) => s.lifecycle.positions(tx, [point]))
+    expect(s.lifecycle.eta.horizons.size).toBe(1)
+    const completed: DroneEvent = {
+      v: 1,
+      ts: s.clock.t + 1000,
+      id: randomUUID(),
+      type: 'delivery.completed',
+      deliveryId: id,
+    }
+    await expect(
+      s.db.transaction(async (tx) => {
+        await s.lifecycle.droneEvent(tx, 'f1', 'd1', completed, new Date(s.clock.t))
+        throw new Error('the batch fails after the move')
+      }),
+    ).rejects.toThrow('the batch fails')
+    expect((await row(s, id)).status).toBe('en_route')
+    expect(s.lifecycle.eta.horizons.size).toBe(1) // still there for the batch written again
+    await s.db.transaction((tx) =>
+      s.lifecycle.droneEvent(tx, 'f1', 'd1', completed, new Date(s.clock.t)),
+    )
+    s.lifecycle.changes.emit(id) // as the ingest does after its commit
+    expect(s.lifecycle.eta.horizons.size).toBe(0)
   })
 
   it('judges each drone again when it moves its delivery: one heard since the round began is not lost', async () => {

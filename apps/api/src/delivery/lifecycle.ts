@@ -95,7 +95,16 @@ export class DeliveryLifecycle {
     private readonly send: SendCommand,
     private readonly log: { warn(obj: object, msg: string): void },
     private readonly now: () => Date = () => new Date(),
-  ) {}
+  ) {
+    // A delivery's ETA memory goes once the move that ended its flight is committed: a
+    // batch rolled back and written again still finds the history its arrival scores.
+    changes.subscribe((id) => {
+      if (this.flightsOver.delete(id)) this.eta.forget(id)
+    })
+  }
+
+  /** Deliveries moved (in a transaction not yet known to be committed) out of flight. */
+  private readonly flightsOver = new Set<string>()
 
   // -- operators (REST) ------------------------------------------------------------
 
@@ -144,16 +153,23 @@ export class DeliveryLifecycle {
     return row
   }
 
-  /** requested … arrived → cancelled, by an operator; its drone, if any, is told. */
+  /**
+   * requested … arrived → cancelled, by an operator; so is one failed as lost or
+   * abandoned, whose drone may come back with it. Its drone, if any, is told.
+   */
   async cancel(id: string): Promise<DeliveryRow> {
     const now = this.now()
     const row = await this.db.transaction((tx) =>
       this.move(tx, {
         id,
         // Whatever step the drone has reached meanwhile, it is still cancellable.
-        from: ['requested', ...ACTIVE],
+        from: ['requested', ...ACTIVE, 'failed'],
         to: 'cancelled',
         set: { cancelledAt: now },
+        where: or(
+          ne(deliveries.status, 'failed'),
+          inArray(deliveries.failureReason, [...LOST_REASONS]),
+        ),
         at: now,
         detail: 'operator',
       }),
@@ -370,8 +386,13 @@ export class DeliveryLifecycle {
       eq(drones.online, true),
       ne(drones.state, 'stale'),
       // Heard since its last transition, which is old enough for any report in flight.
+      // Over the drop-off a drone may wait docked before it completes: that gets as long
+      // as a drone may be silent.
       gt(drones.lastSeenAt, deliveries.updatedAt),
-      lt(deliveries.updatedAt, abandonCutoff),
+      or(
+        and(ne(deliveries.status, 'arrived'), lt(deliveries.updatedAt, abandonCutoff)),
+        and(eq(deliveries.status, 'arrived'), lt(deliveries.updatedAt, lostCutoff)),
+      ),
       or(
         // Idle or charging is having no mission, whatever delivery its last point named
         // (a restarted simulator's points may be older than its last ones, and move
@@ -529,9 +550,9 @@ export class DeliveryLifecycle {
       .insert(deliveryEvents)
       .values({ deliveryId: m.id, status: m.to, at: m.at, detail: m.detail })
     // Its ETA's memory goes when it finishes or goes back to the queue (its flight is
-    // over); the horizons are scored at arrival, before that.
+    // over), once that is committed and told (the constructor's listener).
     if (m.to === 'requested' || (FINISHED_STATUSES as readonly string[]).includes(m.to))
-      this.eta.forget(m.id)
+      this.flightsOver.add(m.id)
     return row
   }
 

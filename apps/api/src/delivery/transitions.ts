@@ -28,8 +28,8 @@ export const TRANSITIONS: Readonly<Record<DeliveryStatus, readonly DeliveryStatu
   arrived: ['completed', 'failed', 'cancelled'],
   completed: [],
   // Only a delivery failed as `drone_lost` or `abandoned` moves on: its drone came back
-  // and carries on with it (the payload was on board).
-  failed: ['picked_up', 'en_route', 'arrived', 'completed'],
+  // and carries on with it (the payload was on board), or an operator cancels it.
+  failed: ['picked_up', 'en_route', 'arrived', 'completed', 'cancelled'],
   cancelled: [],
 }
 
