@@ -1,6 +1,6 @@
 import { TOPIC_PREFIX, TOPIC_SPECS, buildTopic, parseTopic, topicKind } from '@skyline/schemas'
 import type { TopicAddress } from '@skyline/schemas'
-import type { DeviceIdentity } from './tokens.ts'
+import type { DeviceIdentity } from '@skyline/auth'
 
 // The authorization table of ARCHITECTURE.md ("Roles"). Pure functions, so that every
 // cell of the table is tested without a broker, and the broker only asks.

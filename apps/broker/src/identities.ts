@@ -1,6 +1,6 @@
 import type { Client } from 'aedes'
 import type { PublishLimiter } from './rate-limit.ts'
-import type { DeviceIdentity } from './tokens.ts'
+import type { DeviceIdentity } from '@skyline/auth'
 
 /**
  * Who a token names, as one string: role, fleet and id. Sessions are namespaced by it

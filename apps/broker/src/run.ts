@@ -6,7 +6,7 @@ import { createBroker } from './broker.ts'
 import { ConfigError, loadConfig } from './config.ts'
 import { PortInUseError, startListeners } from './listeners.ts'
 import { BrokerMetrics } from './metrics.ts'
-import { resolveTokenSecret } from './secret.ts'
+import { resolveTokenSecret } from '@skyline/auth'
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env)

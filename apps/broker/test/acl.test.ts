@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { MqttClient } from 'mqtt'
 import { mayLeaveWill, mayPublish, maySubscribe, publishAuthorizer } from '../src/acl.ts'
-import type { DeviceClaims, DeviceIdentity } from '../src/index.ts'
+import type { DeviceClaims, DeviceIdentity } from '@skyline/auth'
 import { collect, nextMessage, startTestBroker } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 

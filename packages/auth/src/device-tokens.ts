@@ -3,7 +3,7 @@ import { SignJWT, errors, jwtVerify } from 'jose'
 import { z } from 'zod'
 import { IdSchema } from '@skyline/schemas'
 
-/** The roles of ARCHITECTURE.md's authorization table. */
+/** The roles a device token may carry (docs/architecture.md, "Roles"). */
 export const DEVICE_ROLES = ['drone', 'station', 'service', 'viewer'] as const
 export type DeviceRole = (typeof DEVICE_ROLES)[number]
 
