@@ -1,5 +1,6 @@
 export { createBroker } from './broker.ts'
 export type { BrokerOptions, SkylineBroker } from './broker.ts'
+export type { ClientIdentity } from './client-identity.ts'
 export { startListeners, PortInUseError } from './listeners.ts'
 export type { ListenOptions, Listening } from './listeners.ts'
 export { loadConfig, ConfigError } from './config.ts'

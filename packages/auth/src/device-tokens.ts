@@ -10,13 +10,12 @@ export const DEVICE_ROLES = ['drone', 'station', 'service', 'viewer'] as const
 export type DeviceRole = (typeof DEVICE_ROLES)[number]
 
 /**
- * Who a connected client is. `fleet` is absent only for `service`, which works
- * across fleets; `anonymous` exists only when MQTT_ALLOW_ANONYMOUS is on.
+ * What a device token grants (verifyDeviceToken). `fleet` is absent only for
+ * `service`, which then works across fleets.
  */
 export type DeviceIdentity =
   | { role: 'drone' | 'station' | 'viewer'; id: string; fleet: string }
   | { role: 'service'; id: string; fleet?: string }
-  | { role: 'anonymous'; id: string }
 
 const ClaimsSchema = z.discriminatedUnion('role', [
   z.object({ role: z.enum(['drone', 'station', 'viewer']), sub: IdSchema, fleet: IdSchema }),
