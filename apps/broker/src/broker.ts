@@ -16,7 +16,7 @@ import { PublishLimiter } from './rate-limit.ts'
 import type { Clock } from './rate-limit.ts'
 import { DEFAULT_CLOCK_TOLERANCE_S, TokenError, createAuthenticator } from '@skyline/auth'
 import type { OidcOptions } from '@skyline/auth'
-import { identityOf } from './client-identity.ts'
+import { identityFor } from './client-identity.ts'
 import type { ClientIdentity } from './client-identity.ts'
 import { packetSizeLimit } from './packet-size.ts'
 import { lightParserBuffer } from './parser-buffer.ts'
@@ -286,7 +286,7 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
             if (principal.sub !== username) {
               return refuse(done, 'not_authorized', 'username_mismatch')
             }
-            const who = identityOf(principal)
+            const who = identityFor(principal)
             if (who === undefined) return refuse(done, 'not_authorized', 'token_claims')
             if (info?.willTopic !== undefined && !mayLeaveWill(who, info.willTopic)) {
               metrics.refused.inc({ action: 'will' })

@@ -16,7 +16,7 @@ export type ClientIdentity =
  * does not name exactly one fleet (the authenticator already refuses those; a device
  * in several fleets would have no one topic of its own).
  */
-export function identityOf(principal: Principal): ClientIdentity | undefined {
+export function identityFor(principal: Principal): ClientIdentity | undefined {
   const { sub: id, role, fleets } = principal
   switch (role) {
     case 'drone':
