@@ -2,8 +2,8 @@
 // same load generator, runs alternating between them.
 import { randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { signDeviceToken } from '@skyline/broker'
-import type { DeviceClaims } from '@skyline/broker'
+import { signDeviceToken } from '@skyline/auth'
+import type { DeviceClaims } from '@skyline/auth'
 import { sample, spawnBroker } from '../apps/broker/test/broker-process.ts'
 import { runLoad } from './load-process.ts'
 import type { Credentials, IdleResult, ThroughputResult } from './load-types.ts'

@@ -14,7 +14,7 @@
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { dirname, join } from 'node:path'
-import { resolveTokenSecret, signDeviceToken } from '@skyline/broker/auth'
+import { resolveTokenSecret, signDeviceToken } from '@skyline/auth'
 import { BROKER_NODE_FLAGS } from '@skyline/broker/node-flags'
 import { startApp } from './app-process.ts'
 import type { AppProcess } from './app-process.ts'

@@ -3,7 +3,7 @@
 import { connectAsync } from 'mqtt'
 import type { MqttClient } from 'mqtt'
 import WebSocket from 'ws'
-import { signDeviceToken } from '../../apps/broker/src/tokens.ts'
+import { signDeviceToken } from '@skyline/auth'
 import { RawClient } from '../../apps/broker/test/raw-client.ts'
 import { STACK_SECRET } from '../stack.ts'
 import { until } from './parts.ts'

@@ -1,7 +1,7 @@
 // Entry point of `npm run api`: builds the logger, opens the database, listens, and
 // closes everything on SIGINT/SIGTERM. The app itself is ./app.ts.
 import Fastify from 'fastify'
-import { resolveTokenSecret } from '@skyline/broker/auth'
+import { resolveTokenSecret } from '@skyline/auth'
 import app, { serverOptions } from './app.ts'
 import { ConfigError, loadConfig } from './config.ts'
 import { openDatabase } from './db/client.ts'

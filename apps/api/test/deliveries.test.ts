@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import type { FastifyInstance } from 'fastify'
-import { signDeviceToken } from '@skyline/broker'
+import { signDeviceToken } from '@skyline/auth'
 import { Fleet } from '@skyline/drone-sim'
 import type { FleetOptions } from '@skyline/drone-sim'
 import type { Database } from '../src/db/client.ts'

@@ -5,7 +5,7 @@ import type { Database } from '../src/db/client.ts'
 import { stations as stationsTable } from '../src/db/schema.ts'
 import type { IngestItem } from '../src/ingest/items.ts'
 import { FRAME_MS, KEEPALIVE_MS } from '../src/plugins/app/live.ts'
-import { signDeviceToken } from '@skyline/broker'
+import { signDeviceToken } from '@skyline/auth'
 import { DATABASES, SECRET, WAIT, buildApi, startBroker, testFleet } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 

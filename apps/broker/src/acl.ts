@@ -1,6 +1,7 @@
 import { TOPIC_PREFIX, TOPIC_SPECS, buildTopic, parseTopic, topicKind } from '@skyline/schemas'
 import type { TopicAddress } from '@skyline/schemas'
-import type { DeviceIdentity } from './tokens.ts'
+import { inFleets } from './client-identity.ts'
+import type { ClientIdentity } from './client-identity.ts'
 
 // The authorization table of ARCHITECTURE.md ("Roles"). Pure functions, so that every
 // cell of the table is tested without a broker, and the broker only asks.
@@ -14,18 +15,22 @@ function isUnderFleets(filter: string): boolean {
 }
 
 /** May this client publish on this (concrete) topic? */
-export function mayPublish(who: DeviceIdentity, topic: string): boolean {
+export function mayPublish(who: ClientIdentity, topic: string): boolean {
   if (who.role === 'anonymous') return isUnderFleets(topic)
   const addr = parseTopic(topic)
   if (addr === null) return false
-  // The contract names one publisher per topic kind; a role publishes only those kinds.
-  if (TOPIC_SPECS[topicKind(addr)].publisher !== who.role) return false
+  // The contract names one publisher per topic kind; a role publishes only those kinds
+  // (an admin acts as a service).
+  const acting = who.role === 'admin' ? 'service' : who.role
+  if (TOPIC_SPECS[topicKind(addr)].publisher !== acting) return false
   switch (who.role) {
     case 'drone':
     case 'station':
       return addr.fleetId === who.fleet && ownerOf(addr) === who.id
+    case 'viewer': // publishes nothing: no topic kind names it
     case 'service':
-      return true
+    case 'admin':
+      return inFleets(who.fleets, addr.fleetId)
   }
 }
 
@@ -35,7 +40,7 @@ export function mayPublish(who: DeviceIdentity, topic: string): boolean {
  * 4% of the broker's CPU under load. At most `size` topics are remembered, as the
  * client picks them.
  */
-export function publishAuthorizer(who: DeviceIdentity, size = 16): (topic: string) => boolean {
+export function publishAuthorizer(who: ClientIdentity, size = 16): (topic: string) => boolean {
   let known: Map<string, boolean> | undefined // created on the first publish: idle clients pay nothing
   return (topic) => {
     known ??= new Map()
@@ -59,7 +64,7 @@ export function mayRetain(topic: string): boolean {
 }
 
 /** May this client leave a last will on this topic? Only on its own status topic. */
-export function mayLeaveWill(who: DeviceIdentity, topic: string): boolean {
+export function mayLeaveWill(who: ClientIdentity, topic: string): boolean {
   if (who.role === 'anonymous') return isUnderFleets(topic)
   if (who.role !== 'drone' && who.role !== 'station') return false
   const addr = parseTopic(topic)
@@ -73,7 +78,7 @@ export function mayLeaveWill(who: DeviceIdentity, topic: string): boolean {
 }
 
 /** May this client subscribe to this topic filter (which may hold wildcards)? */
-export function maySubscribe(who: DeviceIdentity, filter: string): boolean {
+export function maySubscribe(who: ClientIdentity, filter: string): boolean {
   switch (who.role) {
     case 'drone':
       return (
@@ -82,14 +87,19 @@ export function maySubscribe(who: DeviceIdentity, filter: string): boolean {
       )
     case 'station':
       return false
-    case 'service':
     case 'anonymous':
       // `fleet/#` and anything narrower; a filter starting with a wildcard is wider.
       return isUnderFleets(filter)
-    case 'viewer': {
-      // Ids hold no wildcard characters, so a literal prefix check is exact.
-      const own = `${TOPIC_PREFIX}/${who.fleet}`
-      return filter === own || filter.startsWith(own + '/')
-    }
+    case 'viewer':
+    case 'service':
+    case 'admin':
+      if (who.fleets === '*') return isUnderFleets(filter)
+      // `fleet/{f}/#` and anything narrower, for each of its fleets. Ids hold no
+      // wildcard characters, so a literal prefix check is exact; a filter with a
+      // wildcard for the fleet (`fleet/+/…`) reaches other fleets and is refused.
+      return who.fleets.some((fleet) => {
+        const own = `${TOPIC_PREFIX}/${fleet}`
+        return filter === own || filter.startsWith(own + '/')
+      })
   }
 }

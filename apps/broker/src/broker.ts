@@ -14,8 +14,10 @@ import { BrokerMetrics } from './metrics.ts'
 import { protocolChecks } from './protocol-checks.ts'
 import { PublishLimiter } from './rate-limit.ts'
 import type { Clock } from './rate-limit.ts'
-import { TokenError, verifyDeviceToken } from './tokens.ts'
-import type { DeviceIdentity } from './tokens.ts'
+import { DEFAULT_CLOCK_TOLERANCE_S, TokenError, createAuthenticator } from '@skyline/auth'
+import type { OidcOptions } from '@skyline/auth'
+import { identityFor } from './client-identity.ts'
+import type { ClientIdentity } from './client-identity.ts'
 import { packetSizeLimit } from './packet-size.ts'
 import { lightParserBuffer } from './parser-buffer.ts'
 import { batchWrites } from './write-batching.ts'
@@ -26,6 +28,8 @@ import { guardSubscriptionWrites } from './subscription-store.ts'
 export interface BrokerOptions {
   /** HS256 secret that device tokens are verified with. */
   tokenSecret: string
+  /** An OIDC issuer whose access tokens are accepted beside device tokens. Default none. */
+  oidc?: OidcOptions
   /** Accept clients that send no username and password, with full access to `fleet/#`. Default false. */
   allowAnonymous?: boolean
   /** Largest packet accepted, bytes of remaining length. Default 65,536. */
@@ -69,7 +73,7 @@ export interface SkylineBroker {
   /** Serves one connection (TCP, TLS or a WebSocket stream). */
   handle(conn: Duplex, req?: IncomingMessage): void
   /** Who a connected client is; undefined before it authenticated. */
-  identityOf(client: Client): DeviceIdentity | undefined
+  identityOf(client: Client): ClientIdentity | undefined
   /** Disconnects every client (their wills fire), then releases persistence. */
   close(): Promise<void>
 }
@@ -83,7 +87,9 @@ interface ConnectInfo {
 
 /** Who an authenticated client is and what its publishes are checked against. */
 interface Admitted {
-  who: DeviceIdentity
+  who: ClientIdentity
+  /** When its token stops being accepted, epoch ms; undefined: never. */
+  expiresAt: number | undefined
   mayPublish: (topic: string) => boolean
   /** Its identity's publish budget, shared by all the identity's connections; set once registered. */
   limiter: PublishLimiter | undefined
@@ -131,11 +137,15 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
   const admitted = new WeakMap<Client, Admitted>()
   const connectInfo = new WeakMap<Client, ConnectInfo>()
   let authenticating = 0
+  const authenticator = createAuthenticator({ secret: options.tokenSecret, oidc: options.oidc })
+  // An OIDC token is accepted up to this long past its exp (clock skew with the issuer),
+  // so its connection is closed then, not at an exp it was accepted after.
+  const oidcGraceMs = (options.oidc?.clockToleranceS ?? DEFAULT_CLOCK_TOLERANCE_S) * 1000
   const identities = new IdentityConnections(
     (who) =>
       who.role === 'drone' || who.role === 'station' ? perIdentity.device : perIdentity.user,
     (who) =>
-      rateLimit && who.role !== 'service'
+      rateLimit && who.role !== 'service' && who.role !== 'admin'
         ? new PublishLimiter(
             rateLimit.ratePerS,
             rateLimit.burst,
@@ -153,9 +163,33 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
    * named like a drone) then never close each other's connection nor share a
    * persistent session ([MQTT-3.1.4-2] takeover stays within one identity).
    */
-  function admit(client: Client, who: DeviceIdentity): void {
+  function admit(client: Client, who: ClientIdentity, expiresAt?: number): void {
     ;(client as { id: string }).id = `${identityKey(who)}|${client.id}`
-    admitted.set(client, { who, mayPublish: publishAuthorizer(who), limiter: undefined })
+    admitted.set(client, { who, expiresAt, mayPublish: publishAuthorizer(who), limiter: undefined })
+  }
+
+  /**
+   * Closes the client when its token expires: MQTT 3.1.1 has no re-authentication, so a
+   * connection would otherwise outlive its token for good. Armed once the client is
+   * registered, disarmed when its connection closes. setTimeout holds at most 2^31-1 ms
+   * (24.8 days): a later expiry re-arms on the way.
+   */
+  function closeAtExpiry(client: Client, expiresAt: number): void {
+    const arm = () => {
+      const timer = setTimeout(
+        () => {
+          if (client.closed) return
+          if (Date.now() < expiresAt) return arm()
+          metrics.disconnects.inc({ reason: 'token_expired' })
+          log.info({ clientId: client.id }, 'token expired: closing the connection')
+          client.close()
+        },
+        Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1),
+      )
+      timer.unref()
+      client.conn.once('close', () => clearTimeout(timer))
+    }
+    arm()
   }
 
   /**
@@ -170,6 +204,7 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
     if (entry === undefined) return
     const { limiter, displaced } = identities.join(client, entry.who)
     entry.limiter = limiter
+    if (entry.expiresAt !== undefined) closeAtExpiry(client, entry.expiresAt)
     for (const old of displaced) {
       metrics.disconnects.inc({ reason: 'identity_takeover' })
       log.info({ clientId: old.id }, 'a newer connection of the same identity takes over')
@@ -232,7 +267,7 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
       }
       if (username === undefined && password === undefined) {
         if (!options.allowAnonymous) return refuse(done, 'not_authorized', 'no_token')
-        const who: DeviceIdentity = { role: 'anonymous', id: client.id }
+        const who: ClientIdentity = { role: 'anonymous', id: client.id }
         if (info?.willTopic !== undefined && !mayLeaveWill(who, info.willTopic)) {
           metrics.refused.inc({ action: 'will' })
           return refuse(done, 'not_authorized', 'will_not_authorized')
@@ -242,20 +277,38 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
       }
       if (password === undefined) return refuse(done, 'not_authorized', 'no_token')
       authenticating++
-      verifyDeviceToken(options.tokenSecret, password.toString('utf8'))
+      // The token itself is never logged: refusals count and log its error code only.
+      authenticator
+        .verify(password.toString('utf8'))
         .finally(() => authenticating--)
         .then(
-          (who) => {
-            if (who.id !== username) return refuse(done, 'not_authorized', 'username_mismatch')
+          (principal) => {
+            if (principal.sub !== username) {
+              return refuse(done, 'not_authorized', 'username_mismatch')
+            }
+            const who = identityFor(principal)
+            if (who === undefined) return refuse(done, 'not_authorized', 'token_claims')
             if (info?.willTopic !== undefined && !mayLeaveWill(who, info.willTopic)) {
               metrics.refused.inc({ action: 'will' })
               return refuse(done, 'not_authorized', 'will_not_authorized')
             }
-            admit(client, who)
+            const expiresAt =
+              principal.exp === undefined
+                ? undefined
+                : principal.exp * 1000 + (principal.kind === 'oidc' ? oidcGraceMs : 0)
+            admit(client, who, expiresAt)
             done(null, true)
           },
-          (err: unknown) =>
-            refuse(done, 'not_authorized', err instanceof TokenError ? err.code : 'token_invalid'),
+          (err: unknown) => {
+            const code = err instanceof TokenError ? err.code : 'token_invalid'
+            // The issuer out of reach is ours to fix, not the client's token: 'server
+            // unavailable' tells a device to retry rather than to fetch a new token.
+            if (code === 'issuer_unavailable') {
+              log.warn({ err: (err as Error).message }, 'OIDC issuer unavailable')
+              return refuse(done, 'server_unavailable', code)
+            }
+            refuse(done, 'not_authorized', code)
+          },
         )
     },
 

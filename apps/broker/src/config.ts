@@ -10,6 +10,13 @@ export const CLUSTER_NAME = /^[A-Za-z0-9_-]{1,64}$/
 
 const port = z.coerce.number().int().min(0).max(65535)
 const positiveInt = z.coerce.number().int().positive()
+/** A claim name, or a dotted path into nested claims (`realm_access.roles`). */
+const claimPath = z
+  .string()
+  .regex(
+    /^[^.\s]+(\.[^.\s]+)*$/,
+    'must be a claim name or a dotted path such as realm_access.roles',
+  )
 const flag = z
   .enum(['true', 'false', '1', '0', ''])
   .default('false')
@@ -55,6 +62,17 @@ const EnvSchema = z
     MQTT_CONNS_PER_DEVICE: positiveInt.default(1),
     /** The same for a viewer or service identity (and an anonymous client id). Default 10. */
     MQTT_CONNS_PER_USER: positiveInt.default(10),
+    /**
+     * OpenID Connect issuer whose access tokens are accepted beside device tokens
+     * (discovery at {issuer}/.well-known/openid-configuration). Default none.
+     */
+    OIDC_ISSUER: z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).optional(),
+    /** The `aud` an OIDC access token must name; required with OIDC_ISSUER. */
+    OIDC_AUDIENCE: z.string().min(1).optional(),
+    /** Claim (name or dotted path) holding the role of an OIDC token. Default role. */
+    OIDC_ROLE_CLAIM: claimPath.default('role'),
+    /** Claim (name or dotted path) holding the fleets of an OIDC token. Default fleet. */
+    OIDC_FLEET_CLAIM: claimPath.default('fleet'),
     LOG_LEVEL: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info'),
@@ -62,6 +80,14 @@ const EnvSchema = z
   .refine((env) => (env.TLS_CERT === undefined) === (env.TLS_KEY === undefined), {
     message: 'TLS_CERT and TLS_KEY must be set together',
     path: ['TLS_CERT'],
+  })
+  .refine((env) => env.OIDC_ISSUER === undefined || env.OIDC_AUDIENCE !== undefined, {
+    message: 'required with OIDC_ISSUER',
+    path: ['OIDC_AUDIENCE'],
+  })
+  .refine((env) => env.OIDC_AUDIENCE === undefined || env.OIDC_ISSUER !== undefined, {
+    message: 'required with OIDC_AUDIENCE',
+    path: ['OIDC_ISSUER'],
   })
 
 export type BrokerConfig = z.infer<typeof EnvSchema>

@@ -1,14 +1,17 @@
 import type { Client } from 'aedes'
 import type { PublishLimiter } from './rate-limit.ts'
-import type { DeviceIdentity } from './tokens.ts'
+import type { ClientIdentity } from './client-identity.ts'
 
 /**
- * Who a token names, as one string: role, fleet and id. Sessions are namespaced by it
- * and connections counted by it; a service without a fleet has `*` there.
+ * Who a token names, as one string: role, fleets and id. Sessions are namespaced by it
+ * and connections counted by it; every fleet (a service without a fleet, an admin) is
+ * `*` there, several fleets are listed sorted with commas (ids hold neither `,` nor
+ * `:`), so a one-fleet identity keeps the key it had before fleets were lists.
  */
-export function identityKey(who: DeviceIdentity): string {
-  const fleet = 'fleet' in who && who.fleet !== undefined ? who.fleet : '*'
-  return `${who.role}:${fleet}:${who.id}`
+export function identityKey(who: ClientIdentity): string {
+  const fleets =
+    'fleet' in who ? who.fleet : 'fleets' in who && who.fleets !== '*' ? who.fleets.join(',') : '*'
+  return `${who.role}:${fleets}:${who.id}`
 }
 
 /** The connections of one identity and the publish budget they share. */
@@ -43,9 +46,9 @@ export class IdentityConnections {
 
   constructor(
     /** How many connections an identity may hold at once, at least 1. */
-    private readonly bound: (who: DeviceIdentity) => number,
+    private readonly bound: (who: ClientIdentity) => number,
     /** The budget of a new group; undefined for an unlimited one. */
-    private readonly newLimiter: (who: DeviceIdentity) => PublishLimiter | undefined,
+    private readonly newLimiter: (who: ClientIdentity) => PublishLimiter | undefined,
   ) {}
 
   /** Identities with at least one connection. */
@@ -54,7 +57,7 @@ export class IdentityConnections {
   }
 
   /** Counts `client`, just registered, as one of `who`'s connections. */
-  join(client: Client, who: DeviceIdentity): Joined {
+  join(client: Client, who: ClientIdentity): Joined {
     const key = identityKey(who)
     const group = this.groups.get(key)
     if (group === undefined) {
@@ -71,7 +74,7 @@ export class IdentityConnections {
   }
 
   /** Forgets `client`, one of `who`'s connections, once aedes has unregistered it. */
-  leave(client: Client, who: DeviceIdentity): void {
+  leave(client: Client, who: ClientIdentity): void {
     const key = identityKey(who)
     const group = this.groups.get(key)
     if (group === undefined) return

@@ -58,7 +58,8 @@ export class BrokerMetrics {
     registers: [this.registry],
   })
   /**
-   * By reason: `flood`, `packet_too_large`, `slow_subscriber`, `identity_takeover`, and
+   * By reason: `flood`, `packet_too_large`, `slow_subscriber`, `identity_takeover`,
+   * `token_expired`, and
    * the protocol violations of protocol-checks.ts.
    */
   readonly disconnects = new Counter({

@@ -6,7 +6,7 @@ import { createBroker } from './broker.ts'
 import { ConfigError, loadConfig } from './config.ts'
 import { PortInUseError, startListeners } from './listeners.ts'
 import { BrokerMetrics } from './metrics.ts'
-import { resolveTokenSecret } from './secret.ts'
+import { resolveTokenSecret } from '@skyline/auth'
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env)
@@ -19,6 +19,15 @@ async function main(): Promise<void> {
   }
   const broker = await createBroker({
     tokenSecret: resolveTokenSecret(config.DEVICE_TOKEN_SECRET, config.DATA_DIR),
+    oidc:
+      config.OIDC_ISSUER !== undefined && config.OIDC_AUDIENCE !== undefined
+        ? {
+            issuer: config.OIDC_ISSUER,
+            audience: config.OIDC_AUDIENCE,
+            roleClaim: config.OIDC_ROLE_CLAIM,
+            fleetClaim: config.OIDC_FLEET_CLAIM,
+          }
+        : undefined,
     allowAnonymous: config.MQTT_ALLOW_ANONYMOUS,
     maxPacketBytes: config.MQTT_MAX_PACKET_BYTES,
     rateLimit:
@@ -67,6 +76,7 @@ async function main(): Promise<void> {
       mqtts: listening.tls?.port,
       metrics: listening.metrics?.port,
       persistence: config.REDIS_URL ? 'redis' : 'memory',
+      oidcIssuer: config.OIDC_ISSUER,
     },
     'broker listening',
   )

@@ -5,8 +5,8 @@ import { parseArgs } from 'node:util'
 import { z } from 'zod'
 import { IdSchema } from '@skyline/schemas'
 import { ConfigError, loadConfig } from './config.ts'
-import { resolveTokenSecret } from './secret.ts'
-import { DEVICE_ROLES, signDeviceToken } from './tokens.ts'
+import { resolveTokenSecret } from '@skyline/auth'
+import { DEVICE_ROLES, signDeviceToken } from '@skyline/auth'
 
 const ArgsSchema = z.object({
   role: z.enum(DEVICE_ROLES, { error: `--role must be one of ${DEVICE_ROLES.join(', ')}` }),

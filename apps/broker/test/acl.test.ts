@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { MqttClient } from 'mqtt'
 import { mayLeaveWill, mayPublish, maySubscribe, publishAuthorizer } from '../src/acl.ts'
-import type { DeviceClaims, DeviceIdentity } from '../src/index.ts'
+import type { DeviceClaims } from '@skyline/auth'
+import type { ClientIdentity } from '../src/client-identity.ts'
+import { identityKey } from '../src/identities.ts'
 import { collect, nextMessage, startTestBroker } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
@@ -166,9 +168,9 @@ describe('the authorization table, through a real broker', () => {
 })
 
 describe('acl rules', () => {
-  const drone: DeviceIdentity = { role: 'drone', id: 'd1', fleet: 'f1' }
-  const viewer: DeviceIdentity = { role: 'viewer', id: 'v1', fleet: 'f1' }
-  const service: DeviceIdentity = { role: 'service', id: 'api' }
+  const drone: ClientIdentity = { role: 'drone', id: 'd1', fleet: 'f1' }
+  const viewer: ClientIdentity = { role: 'viewer', id: 'v1', fleets: ['f1'] }
+  const service: ClientIdentity = { role: 'service', id: 'api', fleets: '*' }
 
   it('refuses topics outside the grammar whoever asks', () => {
     for (const topic of [
@@ -208,5 +210,46 @@ describe('acl rules', () => {
     for (const topic of [...topics, ...topics]) {
       expect(mayDronePublish(topic)).toBe(mayPublish(drone, topic))
     }
+  })
+
+  // Issue 16: a principal may hold several fleets (OIDC), a service token's fleet now
+  // binds it, and an admin acts as a service across fleets.
+  it('lets a viewer of several fleets subscribe to each of them, and to no other', () => {
+    const multi: ClientIdentity = { role: 'viewer', id: 'v', fleets: ['f1', 'f2'] }
+    expect(maySubscribe(multi, 'fleet/f1/#')).toBe(true)
+    expect(maySubscribe(multi, 'fleet/f2/drones/+/telemetry')).toBe(true)
+    expect(maySubscribe(multi, 'fleet/f3/#')).toBe(false)
+    expect(maySubscribe(multi, 'fleet/+/drones/#')).toBe(false)
+    expect(maySubscribe(multi, 'fleet/#')).toBe(false)
+    const all: ClientIdentity = { role: 'viewer', id: 'v', fleets: '*' }
+    expect(maySubscribe(all, 'fleet/#')).toBe(true)
+    expect(mayPublish(all, 'fleet/f1/drones/d1/commands')).toBe(false)
+  })
+
+  it('keeps a service of some fleets to those fleets', () => {
+    const ops: ClientIdentity = { role: 'service', id: 'ops', fleets: ['f1'] }
+    expect(mayPublish(ops, 'fleet/f1/drones/d1/commands')).toBe(true)
+    expect(mayPublish(ops, 'fleet/f2/drones/d1/commands')).toBe(false)
+    expect(maySubscribe(ops, 'fleet/f1/#')).toBe(true)
+    expect(maySubscribe(ops, 'fleet/#')).toBe(false)
+    expect(maySubscribe(ops, 'fleet/+/drones/+/telemetry')).toBe(false)
+  })
+
+  it('lets an admin act as a service in every fleet, and nothing more', () => {
+    const admin: ClientIdentity = { role: 'admin', id: 'root', fleets: '*' }
+    expect(mayPublish(admin, 'fleet/f9/drones/d1/commands')).toBe(true)
+    expect(mayPublish(admin, 'fleet/f9/drones/d1/telemetry')).toBe(false)
+    expect(maySubscribe(admin, 'fleet/+/drones/+/telemetry')).toBe(true)
+    expect(maySubscribe(admin, '$SYS/#')).toBe(false)
+    expect(mayLeaveWill(admin, 'fleet/f9/drones/root/status')).toBe(false)
+  })
+
+  it('keys a one-fleet identity as before fleets were lists, and several with commas', () => {
+    expect(identityKey(drone)).toBe('drone:f1:d1')
+    expect(identityKey(viewer)).toBe('viewer:f1:v1')
+    expect(identityKey(service)).toBe('service:*:api')
+    expect(identityKey({ role: 'service', id: 'ops', fleets: ['f1'] })).toBe('service:f1:ops')
+    expect(identityKey({ role: 'viewer', id: 'v', fleets: ['a', 'b'] })).toBe('viewer:a,b:v')
+    expect(identityKey({ role: 'anonymous', id: 'x' })).toBe('anonymous:*:x')
   })
 })

@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { MqttClient } from 'mqtt'
-import type { BrokerOptions, DeviceClaims } from '../src/index.ts'
+import type { DeviceClaims } from '@skyline/auth'
+import type { BrokerOptions } from '../src/index.ts'
 import { closedWithin, collect, nextMessage, startTestBroker } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { signDeviceToken } from '../src/index.ts'
+import { signDeviceToken } from '@skyline/auth'
 import {
   SECRET,
   collect,

@@ -7,7 +7,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { describe, expect, it, vi } from 'vitest'
-import { loadConfig, verifyDeviceToken } from '../src/index.ts'
+import { verifyDeviceToken } from '@skyline/auth'
+import { loadConfig } from '../src/index.ts'
 import { spawnBroker } from './broker-process.ts'
 import { SECRET, connectAs, closedWithin } from './helpers.ts'
 
@@ -82,6 +83,9 @@ describe('npm run broker', () => {
     await expect(spawnBroker({ DEVICE_TOKEN_SECRET: 'short' })).rejects.toThrow(
       /DEVICE_TOKEN_SECRET: must be at least 32/,
     )
+    await expect(
+      spawnBroker({ DEVICE_TOKEN_SECRET: SECRET, OIDC_ISSUER: 'https://id.example.com' }),
+    ).rejects.toThrow(/OIDC_AUDIENCE: required with OIDC_ISSUER/)
   })
 
   it('stops with a message naming the variable when its port is taken', async () => {
@@ -184,7 +188,10 @@ describe('configuration', () => {
       MQTT_ALLOW_ANONYMOUS: false,
       MQTT_CONNS_PER_DEVICE: 1,
       MQTT_CONNS_PER_USER: 10,
+      OIDC_ROLE_CLAIM: 'role',
+      OIDC_FLEET_CLAIM: 'fleet',
     })
+    expect(config.OIDC_ISSUER).toBeUndefined()
   })
 
   it.each([
@@ -196,6 +203,11 @@ describe('configuration', () => {
     [{ REDIS_URL: 'http://localhost' }, 'REDIS_URL'],
     [{ BROKER_CLUSTER: 'a/b' }, 'BROKER_CLUSTER'],
     [{ TLS_CERT: '/tmp/cert.pem' }, 'TLS_CERT'],
+    [{ OIDC_ISSUER: 'id.example.com' }, 'OIDC_ISSUER'],
+    [{ OIDC_ISSUER: 'https://id.example.com' }, 'OIDC_AUDIENCE'],
+    [{ OIDC_AUDIENCE: 'skyline' }, 'OIDC_ISSUER'],
+    [{ OIDC_ROLE_CLAIM: 'realm_access..roles' }, 'OIDC_ROLE_CLAIM'],
+    [{ OIDC_FLEET_CLAIM: 'a b' }, 'OIDC_FLEET_CLAIM'],
   ])('rejects %o naming %s', (env, variable) => {
     expect(() => loadConfig(env)).toThrow(new RegExp(`${variable}:`))
   })

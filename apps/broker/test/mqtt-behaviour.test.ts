@@ -3,7 +3,7 @@ import { connect as tcpConnect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import mqtt from 'mqtt'
 import type { IClientOptions, MqttClient } from 'mqtt'
-import type { DeviceClaims } from '../src/index.ts'
+import type { DeviceClaims } from '@skyline/auth'
 import { collect, connectAs, nextMessage, optionsFor, startTestBroker } from './helpers.ts'
 
 // Standard MQTT 3.1.1 behaviour that Skyline relies on, run with the same client

@@ -1,6 +1,6 @@
 import mqttPacket from 'mqtt-packet'
 import { afterEach, describe, expect, it } from 'vitest'
-import { signDeviceToken } from '../src/index.ts'
+import { signDeviceToken } from '@skyline/auth'
 import { SECRET, nextMessage, startTestBroker } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 import { RawClient } from './raw-client.ts'

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import type { Packet } from 'mqtt-packet'
-import { signDeviceToken } from '../src/index.ts'
+import { signDeviceToken } from '@skyline/auth'
 import { SECRET, rawBrokerPerTest } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 import type { RawClient } from './raw-client.ts'

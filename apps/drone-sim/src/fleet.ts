@@ -1,4 +1,4 @@
-import { signDeviceToken } from '@skyline/broker/auth'
+import { signDeviceToken } from '@skyline/auth'
 import { defaultDemandPerMin, fleetCapacity } from './capacity.ts'
 import type { Capacity } from './capacity.ts'
 import { DroneAgent } from './drone-agent.ts'

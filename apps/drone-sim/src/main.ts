@@ -1,6 +1,6 @@
 // Entry point of `npm run sim`: reads flags and environment, starts the fleet, shows a
 // status line on a terminal, and stops cleanly (no wills fire) on SIGINT/SIGTERM.
-import { resolveTokenSecret } from '@skyline/broker/auth'
+import { resolveTokenSecret } from '@skyline/auth'
 import { USAGE, UsageError, loadConfig } from './config.ts'
 import { RefusedError } from './connection.ts'
 import { Fleet } from './fleet.ts'

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { connectAsync } from 'mqtt'
-import { signDeviceToken } from '@skyline/broker'
+import { signDeviceToken } from '@skyline/auth'
 import type { DroneCommand } from '@skyline/schemas'
 import { SECRET, Watcher, fleetOptions, startBroker, withFleet } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'

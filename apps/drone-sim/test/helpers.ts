@@ -1,6 +1,7 @@
 import { connectAsync } from 'mqtt'
 import type { MqttClient } from 'mqtt'
-import { createBroker, signDeviceToken, startListeners } from '@skyline/broker'
+import { signDeviceToken } from '@skyline/auth'
+import { createBroker, startListeners } from '@skyline/broker'
 import type { BrokerMetrics } from '@skyline/broker'
 import { decodePayload, parseTopic, topicKind } from '@skyline/schemas'
 import { Fleet } from '../src/fleet.ts'

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import fp from 'fastify-plugin'
-import { verifyDeviceToken } from '@skyline/broker/auth'
+import { verifyDeviceToken } from '@skyline/auth'
 import { ApiError } from '../../errors.ts'
 
 declare module 'fastify' {

@@ -3,7 +3,7 @@ import mqtt from 'mqtt'
 import type { MqttClient } from 'mqtt'
 import { API_SUBSCRIPTIONS } from '@skyline/schemas'
 import type { DroneCommand } from '@skyline/schemas'
-import { signDeviceToken } from '@skyline/broker/auth'
+import { signDeviceToken } from '@skyline/auth'
 import { AckWriter } from '../../ingest/acks.ts'
 
 /** QoS 1 messages received and not yet acknowledged, at most; then mqtt.js waits. */

@@ -1,20 +1,21 @@
 import { webcrypto } from 'node:crypto'
 import { SignJWT, errors, jwtVerify } from 'jose'
+import type { JWTPayload } from 'jose'
 import { z } from 'zod'
 import { IdSchema } from '@skyline/schemas'
+import type { Principal } from './principal.ts'
 
-/** The roles of ARCHITECTURE.md's authorization table. */
+/** The roles a device token may carry (docs/architecture.md, "Roles"). */
 export const DEVICE_ROLES = ['drone', 'station', 'service', 'viewer'] as const
 export type DeviceRole = (typeof DEVICE_ROLES)[number]
 
 /**
- * Who a connected client is. `fleet` is absent only for `service`, which works
- * across fleets; `anonymous` exists only when MQTT_ALLOW_ANONYMOUS is on.
+ * What a device token grants (verifyDeviceToken). `fleet` is absent only for
+ * `service`, which then works across fleets.
  */
 export type DeviceIdentity =
   | { role: 'drone' | 'station' | 'viewer'; id: string; fleet: string }
   | { role: 'service'; id: string; fleet?: string }
-  | { role: 'anonymous'; id: string }
 
 const ClaimsSchema = z.discriminatedUnion('role', [
   z.object({ role: z.enum(['drone', 'station', 'viewer']), sub: IdSchema, fleet: IdSchema }),
@@ -23,17 +24,25 @@ const ClaimsSchema = z.discriminatedUnion('role', [
 
 export type DeviceClaims = z.input<typeof ClaimsSchema>
 
-/** A token that does not verify: bad signature, expired, malformed or wrong claims. */
+/**
+ * A token that does not verify: bad signature, wrong issuer or audience, malformed
+ * (`token_invalid`), expired (`token_expired`), claims that grant nothing Skyline knows
+ * (`token_claims`); or an OIDC token that cannot be checked now because its issuer's
+ * discovery document or keys cannot be fetched (`issuer_unavailable`, not the token's
+ * fault). Messages never quote the token.
+ */
 export class TokenError extends Error {
   constructor(
-    readonly code: 'token_invalid' | 'token_expired' | 'token_claims',
+    readonly code: 'token_invalid' | 'token_expired' | 'token_claims' | 'issuer_unavailable',
     message: string,
   ) {
     super(message)
   }
 }
 
-const ALG = 'HS256'
+/** Skyline's own tokens are HS256; an OIDC issuer's are asymmetric, so the header tells them apart. */
+export const DEVICE_TOKEN_ALG = 'HS256'
+const ALG = DEVICE_TOKEN_ALG
 
 let lastKey: { secret: string; key: Promise<webcrypto.CryptoKey> } | undefined
 
@@ -73,9 +82,12 @@ export async function signDeviceToken(
   return jwt.sign(await key(secret))
 }
 
-/** Verifies a device token and returns the identity it grants. */
-export async function verifyDeviceToken(secret: string, token: string): Promise<DeviceIdentity> {
-  let payload: unknown
+/** Verifies a device token: its claims, and its expiry (epoch s) when it has one. */
+async function verifyDevice(
+  secret: string,
+  token: string,
+): Promise<{ claims: z.output<typeof ClaimsSchema>; exp: number | undefined }> {
+  let payload: JWTPayload
   try {
     ;({ payload } = await jwtVerify(token, await key(secret), { algorithms: [ALG] }))
   } catch (err) {
@@ -84,6 +96,27 @@ export async function verifyDeviceToken(secret: string, token: string): Promise<
   }
   const claims = ClaimsSchema.safeParse(payload)
   if (!claims.success) throw new TokenError('token_claims', 'token claims are not valid')
-  const { sub, ...rest } = claims.data
+  return { claims: claims.data, exp: payload.exp }
+}
+
+/** Verifies a device token and returns the identity it grants. */
+export async function verifyDeviceToken(secret: string, token: string): Promise<DeviceIdentity> {
+  const { sub, ...rest } = (await verifyDevice(secret, token)).claims
   return { ...rest, id: sub }
+}
+
+/**
+ * Verifies a device token and returns its Principal: a drone, station or viewer has its
+ * one fleet, a service its fleet when the token names one and every fleet otherwise.
+ */
+export async function devicePrincipal(secret: string, token: string): Promise<Principal> {
+  const { claims, exp } = await verifyDevice(secret, token)
+  const fleets = claims.fleet === undefined ? '*' : [claims.fleet]
+  return {
+    sub: claims.sub,
+    role: claims.role,
+    fleets,
+    ...(exp === undefined ? {} : { exp }),
+    kind: 'device',
+  }
 }
