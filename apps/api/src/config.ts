@@ -116,6 +116,11 @@ const EnvSchema = z.object({
   LIVE_SEND_BUDGET_BYTES: int.min(64 * 1024).default(1024 * 1024),
   /** Longest a live client may leave a ping unanswered, ms; then it is dropped. Default 5,000. */
   LIVE_MAX_LAG_MS: int.min(500).max(600_000).default(5_000),
+  /**
+   * How long a live client has to sign in (its first message, `{"type":"auth","token"}`),
+   * ms; then it is closed with 4401. Default 5,000. It holds a client's place meanwhile.
+   */
+  LIVE_AUTH_TIMEOUT_MS: int.min(100).max(60_000).default(5_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 })
 

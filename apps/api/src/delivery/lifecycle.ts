@@ -3,6 +3,8 @@ import { and, eq, gt, inArray, isNotNull, isNull, lt, ne, or, sql } from 'drizzl
 import type { SQL } from 'drizzle-orm'
 import { FINISHED_STATUSES, buildTopic } from '@skyline/schemas'
 import type { DeliveryRequest, DeliveryStatus, DroneCommand, DroneEvent } from '@skyline/schemas'
+import { inScope } from '../auth/principal.ts'
+import type { FleetScope } from '../auth/principal.ts'
 import type { Db } from '../db/client.ts'
 import { deliveries, deliveryEvents, drones, stations } from '../db/schema.ts'
 import { ApiError, notFound } from '../errors.ts'
@@ -130,7 +132,18 @@ export class DeliveryLifecycle {
   }
 
   /** requested … arrived → cancelled, by an operator; its drone, if any, is told. */
-  async cancel(id: string): Promise<DeliveryRow> {
+  /**
+   * Cancels delivery `id` of one of `fleets` (an operator's; default every fleet): one
+   * of another fleet is not found, as for a read (a delivery never changes fleet).
+   */
+  async cancel(id: string, fleets: FleetScope = '*'): Promise<DeliveryRow> {
+    if (fleets !== '*') {
+      const [d] = await this.db
+        .select({ fleetId: deliveries.fleetId })
+        .from(deliveries)
+        .where(eq(deliveries.id, id))
+      if (d === undefined || !inScope(fleets, d.fleetId)) throw notFound('delivery', id)
+    }
     const now = this.now()
     const row = await this.db.transaction((tx) =>
       this.move(tx, {
