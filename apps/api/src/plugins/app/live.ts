@@ -183,16 +183,8 @@ export class LiveHub {
     socket.on('pong', (data: Buffer) => client.pong(data))
     socket.on('message', (data: Buffer) => {
       const message = safeJson(data.toString())
-      if (client.scope === undefined) return signIn(message)
-      const parsed = BoundsSchema.safeParse(message)
-      if (parsed.success) client.bounds = parsed.data
-      else
-        client.reply(
-          JSON.stringify({
-            type: 'error',
-            message: 'send {"type":"bounds","south","west","north","east"}',
-          }),
-        )
+      if (client.scope === undefined) signIn(message)
+      else this.receive(socket, message)
     })
     socket.on('close', () => this.forget(socket))
   }
@@ -204,6 +196,21 @@ export class LiveHub {
   admit(socket: WebSocket, fleets: FleetScope): void {
     const client = this.clients.get(socket)
     if (client !== undefined) client.scope = { fleets, key: scopeKey(fleets) }
+  }
+
+  /** A signed-in client's message: its bounds. */
+  receive(socket: WebSocket, message: unknown): void {
+    const client = this.clients.get(socket)
+    if (client === undefined) return
+    const parsed = BoundsSchema.safeParse(message)
+    if (parsed.success) client.bounds = parsed.data
+    else
+      client.reply(
+        JSON.stringify({
+          type: 'error',
+          message: 'send {"type":"bounds","south","west","north","east"}',
+        }),
+      )
   }
 
   /** Takes what changed since the last frame. */
@@ -470,10 +477,11 @@ export default fp(
           config.LIVE_AUTH_TIMEOUT_MS,
         )
         socket.once('close', () => clearTimeout(deadline))
-        let signingIn = false
+        /** What the client sent while its token was checked: its bounds, once it is in. */
+        let meanwhile: unknown[] | undefined
         const signIn = async (message: unknown) => {
-          if (signingIn) return // one attempt; what comes meanwhile is dropped
-          signingIn = true
+          if (meanwhile !== undefined) return void meanwhile.push(message) // one attempt
+          meanwhile = []
           clearTimeout(deadline)
           const auth = AuthSchema.safeParse(message)
           if (!auth.success)
@@ -487,6 +495,7 @@ export default fp(
           }
           if (socket.readyState !== socket.OPEN) return
           hub.admit(socket, fleets)
+          for (const m of meanwhile) hub.receive(socket, m)
           try {
             hub.sendSnapshot(socket, await snapshots.get(hub.version, fleets))
           } catch (err) {
