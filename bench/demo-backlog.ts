@@ -55,14 +55,17 @@ const start = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], {
 })
 const lines = createInterface({ input: start.stdout })
 try {
-  await new Promise<void>((resolve, reject) => {
+  // The link npm start prints after it is running signs in: REST needs its token.
+  const token = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('npm start not ready in time')), START_MS)
     start.once('exit', (code) => reject(new Error(`npm start exited with ${code}`)))
     lines.on('line', (line) => {
-      if (!line.startsWith('[start] to dispatch')) console.log(line) // an operator token
-      if (line.startsWith('[start] Skyline is running')) {
+      const signedIn = /\/#token=(\S+)/.exec(line)
+      if (signedIn === null)
+        console.log(line) // not the line with an operator token
+      else {
         clearTimeout(timer)
-        resolve()
+        resolve(signedIn[1]!)
       }
     })
   })
@@ -73,7 +76,7 @@ try {
   for (let k = 1; k * SAMPLE_EVERY_MIN <= hours * 60; k++) {
     const wait = ((k * SAMPLE_EVERY_MIN) / scale) * 60_000 - (performance.now() - startedAt)
     await sleep(Math.max(0, wait))
-    const n = await counts(`http://127.0.0.1:${httpPort}`)
+    const n = await counts(`http://127.0.0.1:${httpPort}`, token)
     const inFlight = IN_FLIGHT.reduce((sum, s) => sum + n[s], 0)
     const row = [
       simMin().toFixed(0),
@@ -98,7 +101,7 @@ try {
  * Deliveries per status, paging through GET /api/deliveries. One status after another:
  * a delivery that moves on between two reads may count twice or not at all.
  */
-async function counts(base: string): Promise<Record<DeliveryStatus, number>> {
+async function counts(base: string, token: string): Promise<Record<DeliveryStatus, number>> {
   const out = Object.fromEntries(DELIVERY_STATUSES.map((s) => [s, 0])) as Record<
     DeliveryStatus,
     number
@@ -110,7 +113,7 @@ async function counts(base: string): Promise<Record<DeliveryStatus, number>> {
       url.searchParams.set('status', status)
       url.searchParams.set('limit', '200')
       if (cursor !== null) url.searchParams.set('cursor', cursor)
-      const res = await fetch(url)
+      const res = await fetch(url, { headers: { authorization: `Bearer ${token}` } })
       if (!res.ok) throw new Error(`GET ${url}: ${res.status} ${await res.text()}`)
       const page = (await res.json()) as { deliveries: unknown[]; nextCursor: string | null }
       out[status] += page.deliveries.length

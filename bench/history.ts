@@ -2,7 +2,7 @@
 // on Postgres. The points go in with COPY (the fast path: this measures the read, not
 // the ingest), then the same request is timed a few times and the median kept.
 import postgres from 'postgres'
-import { startStack } from './stack.ts'
+import { benchToken, startStack } from './stack.ts'
 import { copyTelemetry, ensurePartitions } from './telemetry-copy.ts'
 import type { CopyRow } from './telemetry-copy.ts'
 import { median } from './report.ts'
@@ -51,9 +51,10 @@ export async function benchHistory(
       const url =
         `${stack.apiUrl}/api/drones/${DRONE}/track?format=geojson` +
         `&from=${new Date(fromMs).toISOString()}&to=${new Date(toMs).toISOString()}`
+      const token = await benchToken()
       const get = async () => {
         const started = performance.now()
-        const res = await fetch(url, { signal })
+        const res = await fetch(url, { signal, headers: { authorization: `Bearer ${token}` } })
         const body = await res.text()
         const ms = performance.now() - started
         if (!res.ok) throw new Error(`GET track: ${res.status} ${body.slice(0, 200)}`)

@@ -19,7 +19,7 @@ import { parseArgs, promisify } from 'node:util'
 import WebSocket from 'ws'
 import { spawnFleet } from './fleet-process.ts'
 import { rssBytes } from './proc.ts'
-import { startStack } from './stack.ts'
+import { liveAuth, startStack } from './stack.ts'
 
 const run = promisify(execFile)
 const FLEET = 'flood'
@@ -159,6 +159,8 @@ async function flood(
     }
   })
   await once(healthy, 'open')
+  const auth = await liveAuth()
+  healthy.send(auth)
 
   const samples: Sample[] = []
   const sockets: { at: number; open: number; sendQ: number }[] = []
@@ -203,6 +205,7 @@ async function flood(
       clients.push(ws)
       return new Promise<void>((resolve) => {
         ws.once('open', () => {
+          ws.send(auth) // signed in, so that the api sends it its snapshot and frames
           // From here on it never reads: what the api sends piles up in the kernel, then in the api.
           ;(ws as unknown as { _socket: Socket })._socket.pause()
           opened++

@@ -7,6 +7,7 @@ import { once } from 'node:events'
 import WebSocket from 'ws'
 import type { FleetProcess } from './fleet-process.ts'
 import { median } from './report.ts'
+import { liveAuth } from './stack.ts'
 import type { Stack } from './stack.ts'
 
 export interface LiveResult {
@@ -56,6 +57,7 @@ export async function measureLive(
     }),
   )
   await once(ws, 'open')
+  ws.send(await liveAuth())
   await snapshot
   try {
     since = Date.now()

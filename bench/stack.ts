@@ -12,12 +12,24 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import postgres from 'postgres'
 import { profileArgs, sample, spawnBroker } from '../apps/broker/test/broker-process.ts'
+import { signDeviceToken } from '@skyline/auth'
 import type { BrokerProcess } from '../apps/broker/test/broker-process.ts'
 
 const TSX_LOADER = new URL('../node_modules/tsx/dist/loader.mjs', import.meta.url).href
 const API_MAIN = fileURLToPath(new URL('../apps/api/src/server.ts', import.meta.url))
 const SIM_MAIN = fileURLToPath(new URL('../apps/drone-sim/src/main.ts', import.meta.url))
 export const STACK_SECRET = 'bench-secret-that-is-at-least-32-characters'
+
+/**
+ * A service token of every fleet, signed with STACK_SECRET: what the benches' REST
+ * reads and live clients sign in with (every /api/ path but the probes needs one).
+ */
+export const benchToken = (): Promise<string> =>
+  signDeviceToken(STACK_SECRET, { role: 'service', sub: 'bench' })
+
+/** The live stream's first message, signing in with benchToken. */
+export const liveAuth = async (): Promise<string> =>
+  JSON.stringify({ type: 'auth', token: await benchToken() })
 /** The Postgres server the benchmarks create their databases on. */
 const POSTGRES_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 

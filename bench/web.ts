@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { build } from 'vite'
 import { fileURLToPath } from 'node:url'
 import { launchChromium } from '../apps/web/test/browser.ts'
-import { startStack } from './stack.ts'
+import { benchToken, startStack } from './stack.ts'
 
 export interface WebSettings {
   drones: number
@@ -54,7 +54,7 @@ export async function benchWeb(
   const browser = await launchChromium()
   try {
     const page = await browser.newPage({ viewport: { width: 1400, height: 860 } })
-    await page.goto(stack.apiUrl)
+    await page.goto(`${stack.apiUrl}/#token=${await benchToken()}`)
     // The header counts the drones the page knows (the list shows only those in view).
     await page.waitForFunction(
       (n) => document.getElementById('counts')?.textContent?.startsWith(`${n} drones`),

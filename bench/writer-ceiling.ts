@@ -44,12 +44,9 @@ export async function writerCeiling(
     const { db } = database
     const partitions = new TelemetryPartitions(db)
     // The ingest's own lifecycle, with nobody to tell: positions only move ETAs here.
-    const lifecycle = new DeliveryLifecycle(
-      db,
-      new DeliveryChanges(() => {}),
-      async () => {},
-      { warn: () => {} },
-    )
+    const lifecycle = new DeliveryLifecycle(db, new DeliveryChanges(() => {}), async () => {}, {
+      warn: () => {},
+    })
     const from = Date.now()
     let n = 0
     const batch = (): IngestItem[] =>

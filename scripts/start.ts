@@ -198,8 +198,9 @@ async function main(): Promise<void> {
     `demo fleet: ${SIM_DRONES} drones, ${SIM_STATIONS} stations, time scale ${SIM_TIME_SCALE}; data in ${config.dataDir}`,
   )
   say(`Skyline is running: open http://localhost:${config.httpPort}/ (Ctrl-C stops it)`)
-  // The map's dispatch form needs an operator token; the demo hands one over in the
-  // URL's fragment (never sent to the server; the page keeps it for the tab).
+  // The map signs in with a token (issue 16); the demo hands one over in the URL's
+  // fragment (never sent to the server; the page keeps it for the tab): a service token
+  // of every fleet, so the map shows the whole demo and can dispatch.
   const secret = resolveTokenSecret(env.DEVICE_TOKEN_SECRET || undefined, config.dataDir)
   const token = await signDeviceToken(
     secret,
@@ -207,7 +208,7 @@ async function main(): Promise<void> {
     OPERATOR_TOKEN_S,
   )
   say(
-    `to dispatch from the map (operator token, 24 h): http://localhost:${config.httpPort}/#token=${token}`,
+    `signed in (operator of every fleet, 24 h; keep it to yourself): http://localhost:${config.httpPort}/#token=${token}`,
   )
 }
 

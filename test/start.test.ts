@@ -13,6 +13,8 @@ import type { NpmStart } from './npm-start.ts'
 
 const run = promisify(execFile)
 const RUNNING = /Skyline is running: open (http:\/\/localhost:(\d+)\/)/
+/** The link `npm start` prints that signs the map in: its token is every fleet's operator. */
+const SIGNED_IN = /\/#token=(\S+)/
 /** Build and start, bounded: the first start also creates PGlite's database. */
 const START_MS = 120_000
 /** Stopping the three apps, each within its own bound. */
@@ -44,13 +46,19 @@ function start(env: Record<string, string>): NpmStart {
   return started
 }
 
-const getJson = async <T>(url: string) => (await (await fetch(url)).json()) as T
+const getJson = async <T>(url: string, token: string) =>
+  (await (await fetch(url, { headers: { authorization: `Bearer ${token}` } })).json()) as T
 
-/** GET /api/fleet until `done` holds, bounded. */
-const fleetUntil = (api: string, done: (drones: DroneView[]) => boolean, timeoutMs = 15_000) =>
+/** GET /api/fleet with `token` until `done` holds, bounded. */
+const fleetUntil = (
+  api: string,
+  token: string,
+  done: (drones: DroneView[]) => boolean,
+  timeoutMs = 15_000,
+) =>
   vi.waitFor(
     async () => {
-      const { drones } = await getJson<{ drones: DroneView[] }>(`${api}/api/fleet`)
+      const { drones } = await getJson<{ drones: DroneView[] }>(`${api}/api/fleet`, token)
       expect(done(drones), JSON.stringify(drones)).toBe(true)
       return drones
     },
@@ -98,7 +106,10 @@ describe('npm start in a fresh clone', () => {
       ).toBe(true)
     }
 
-    const drones = await fleetUntil(api, (d) => d.length === 5 && d.every((x) => x.online))
+    // The link it prints signs in: its token reads (and, below, operates).
+    const [, token] = await first.waitFor(SIGNED_IN, 5_000)
+    expect((await fetch(`${api}/api/fleet`)).status).toBe(401)
+    const drones = await fleetUntil(api, token!, (d) => d.length === 5 && d.every((x) => x.online))
     expect(drones.map((d) => d.online)).toEqual([true, true, true, true, true])
     const ids = drones.map((d) => d.id).sort()
 
@@ -111,10 +122,10 @@ describe('npm start in a fresh clone', () => {
     expect((await fetch(new URL(script!, api))).status).toBe(200)
 
     // The operator link it prints works: its token may post a delivery.
-    const [, token] = await first.waitFor(/\/#token=(\S+)/, 5_000)
-    const stations = (await (await fetch(`${api}/api/stations`)).json()) as {
-      stations: { id: string; fleetId: string }[]
-    }
+    const stations = await getJson<{ stations: { id: string; fleetId: string }[] }>(
+      `${api}/api/stations`,
+      token!,
+    )
     const [a, b] = stations.stations
     const posted = await fetch(`${api}/api/deliveries`, {
       method: 'POST',
@@ -140,7 +151,8 @@ describe('npm start in a fresh clone', () => {
     // drones said they were going offline, as the simulator was stopped first.
     const second = start({ ...env, SIM_DRONES: '0' })
     await second.waitFor(RUNNING, START_MS)
-    const known = await fleetUntil(api, () => true)
+    const [, again] = await second.waitFor(SIGNED_IN, 5_000)
+    const known = await fleetUntil(api, again!, () => true)
     expect(known.map((d) => d.id).sort()).toEqual(ids)
     for (const drone of known) {
       expect(drone).toMatchObject({ online: false, state: 'offline', offlineReason: 'shutdown' })

@@ -1,6 +1,7 @@
 // Attacks on the path from a device to Postgres (issue 14, items 1-4).
 import type { MqttClient } from 'mqtt'
 import { percentile, telemetryPayload, until } from './parts.ts'
+import { benchToken } from '../stack.ts'
 import type { Parts } from './parts.ts'
 import type { Attack } from './report.ts'
 
@@ -233,8 +234,10 @@ export const hostileRest: Attack = {
     const { url } = await parts.database()
     const apiUrl = await parts.api({ MQTT_URL: broker.url, DATABASE_URL: url })
     const fiveHundreds: string[] = []
+    // Signed in: the hostile values must reach validation, not stop at a 401.
+    const headers = { authorization: `Bearer ${await benchToken()}` }
     for (const path of HOSTILE_URLS) {
-      const res = await fetch(apiUrl + path)
+      const res = await fetch(apiUrl + path, { headers })
       if (res.status >= 500) fiveHundreds.push(`${res.status} ${path.slice(0, 40)}`)
     }
     return {

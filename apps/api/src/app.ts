@@ -15,6 +15,7 @@ import {
   validatorCompiler,
 } from 'fastify-type-provider-zod'
 import { ErrorSchema } from '@skyline/schemas'
+import type { Authenticate } from './auth/authenticate.ts'
 import type { ApiConfig } from './config.ts'
 import type { Database } from './db/client.ts'
 import { isDatabaseUnavailable } from './db/errors.ts'
@@ -23,12 +24,12 @@ import databasePlugin from './plugins/external/database.ts'
 import mqttPlugin from './plugins/external/mqtt.ts'
 import deliveriesPlugin from './plugins/app/deliveries.ts'
 import dispatcher from './plugins/app/dispatcher.ts'
+import auth from './plugins/app/auth.ts'
 import fleetRepository from './plugins/app/fleet-repository.ts'
 import housekeeping from './plugins/app/housekeeping.ts'
 import ingestPlugin from './plugins/app/ingest.ts'
 import live from './plugins/app/live.ts'
 import metrics from './plugins/app/metrics.ts'
-import operatorAuth from './plugins/app/operator-auth.ts'
 import web from './plugins/app/web.ts'
 import deliveriesRoutes from './routes/api/deliveries.ts'
 import drones from './routes/api/drones.ts'
@@ -49,6 +50,11 @@ export interface AppOptions {
   database: Database
   /** Secret that signs device tokens (the ingest's service token). */
   tokenSecret: string
+  /**
+   * Who a bearer token is. Default: Skyline's device tokens, signed with `tokenSecret`
+   * (packages/auth's authenticator, OIDC beside them, goes here).
+   */
+  authenticate?: Authenticate
   /** The api's clock for the delivery lifecycle and the dispatcher. Default the system's. */
   now?: () => Date
 }
@@ -64,6 +70,19 @@ export const serverOptions = {
     void reply.code(err.statusCode ?? 400).send({ error: { code, message: err.message } })
   },
 } satisfies FastifyServerOptions
+
+/**
+ * The logger's options (server.ts, the tests). Fastify logs a request's method and URL,
+ * never its headers; the Authorization header is redacted all the same, should a header
+ * ever be logged (an error serialiser, a debug line): tokens never reach a log (issue 16).
+ */
+export const loggerOptions = (level: string) => ({
+  level,
+  redact: {
+    paths: ['req.headers.authorization', 'req.headers.cookie', 'headers.authorization'],
+    censor: '[redacted]',
+  },
+})
 
 /**
  * The api as a Fastify plugin: everything it needs comes in as options. Not
@@ -147,6 +166,14 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
       response[400] ??= ErrorSchema
       response[503] ??= ErrorSchema
     }
+    // Who may call it, in OpenAPI (the access matrix test reads it): a bearer token and
+    // its 401/403, except for the public probes.
+    if (route.config?.access === 'public' || route.schema === undefined) return
+    route.schema.security ??= [{ bearer: [] }]
+    if (response !== undefined) {
+      response[401] ??= ErrorSchema
+      response[403] ??= ErrorSchema
+    }
   })
 
   await fastify.register(swagger, {
@@ -155,6 +182,17 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
         title: 'Skyline API',
         version: '0.1.0',
         description: 'Drone fleet tracking: REST and live stream',
+      },
+      components: {
+        securitySchemes: {
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            bearerFormat: 'JWT',
+            description:
+              'A Skyline token (`npm run token`): viewer, service or admin; reads see its fleets only',
+          },
+        },
       },
     },
     transform: jsonSchemaTransform,
@@ -166,7 +204,7 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(mqttPlugin)
   await fastify.register(fleetRepository)
   await fastify.register(deliveriesPlugin, { now: opts.now })
-  await fastify.register(operatorAuth)
+  await fastify.register(auth, { authenticate: opts.authenticate })
   await fastify.register(live)
   await fastify.register(ingestPlugin)
   await fastify.register(dispatcher, { now: opts.now })

@@ -2,7 +2,7 @@
 // closes everything on SIGINT/SIGTERM. The app itself is ./app.ts.
 import Fastify from 'fastify'
 import { resolveTokenSecret } from '@skyline/auth'
-import app, { serverOptions } from './app.ts'
+import app, { loggerOptions, serverOptions } from './app.ts'
 import { ConfigError, loadConfig } from './config.ts'
 import { openDatabase } from './db/client.ts'
 
@@ -10,7 +10,7 @@ async function main(): Promise<void> {
   const config = loadConfig(process.env)
   const fastify = Fastify({
     ...serverOptions,
-    logger: { level: config.LOG_LEVEL, base: { app: 'api' } },
+    logger: { ...loggerOptions(config.LOG_LEVEL), base: { app: 'api' } },
     forceCloseConnections: true,
   })
   const database = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR })

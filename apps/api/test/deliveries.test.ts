@@ -10,6 +10,7 @@ import {
   WAIT,
   buildApi,
   connectDrone,
+  get as getAs,
   startBroker,
   testFleet,
 } from './helpers.ts'
@@ -58,7 +59,7 @@ describe.each(DATABASES)('deliveries on %s', (_name, open) => {
       ...(body !== undefined && { payload: body }),
     })
   const get = async <T>(url: string) => {
-    const res = await api.inject({ method: 'GET', url })
+    const res = await getAs(api, url)
     expect(res.statusCode, res.body).toBe(200)
     return res.json<T>()
   }
@@ -253,6 +254,26 @@ describe.each(DATABASES)('deliveries on %s', (_name, open) => {
     expect((await post('/api/deliveries/abc/cancel', undefined, '')).statusCode).toBe(401)
   })
 
+  it('refuses a service token of another fleet: it operates its own fleets only', async () => {
+    await startFleet({ drones: 0 })
+    const other = `Bearer ${await signDeviceToken(SECRET, { role: 'service', sub: 'ops-o', fleet: 'other' })}`
+    const body = {
+      fleet: 'f1',
+      pickupStationId: 'station-1',
+      dropoffStationId: 'station-2',
+      payloadKg: 1,
+    }
+    const refused = await post('/api/deliveries', body, other)
+    expect(refused.statusCode, refused.body).toBe(403)
+    expect(refused.json()).toEqual({
+      error: { code: 'forbidden', message: 'this token does not operate fleet f1' },
+    })
+    const id = await request('station-1', 'station-2')
+    const cancel = await post(`/api/deliveries/${id}/cancel`, undefined, other)
+    expect(cancel.statusCode, cancel.body).toBe(404)
+    expect((await get<Delivery>(`/api/deliveries/${id}`)).status).toBe('requested')
+  })
+
   it('refuses bad requests with a 4xx and a message', async () => {
     await startFleet({ drones: 0 })
     const bad = async (res: Awaited<ReturnType<typeof post>>, status: number, code: string) => {
@@ -296,10 +317,10 @@ describe.each(DATABASES)('deliveries on %s', (_name, open) => {
       '/api/deliveries?cursor=bm9wZQ',
       '/api/deliveries?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z',
     ]) {
-      const res = await api.inject({ method: 'GET', url })
+      const res = await getAs(api, url)
       expect(res.statusCode, url).toBe(400)
     }
-    await bad(await api.inject({ method: 'GET', url: '/api/deliveries/nope' }), 404, 'not_found')
+    await bad(await getAs(api, '/api/deliveries/nope'), 404, 'not_found')
   })
 
   it('pages through deliveries newest first with a cursor', async () => {

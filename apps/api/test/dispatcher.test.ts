@@ -6,7 +6,7 @@ import type { FleetOptions } from '@skyline/drone-sim'
 import { eq } from 'drizzle-orm'
 import type { Database } from '../src/db/client.ts'
 import { deliveries } from '../src/db/schema.ts'
-import { DATABASES, SECRET, WAIT, buildApi, startBroker, testFleet } from './helpers.ts'
+import { DATABASES, SECRET, WAIT, buildApi, get, startBroker, testFleet } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 const fleetOptions = (url: string, o: Partial<FleetOptions> = {}): FleetOptions =>
@@ -38,7 +38,7 @@ describe.each(DATABASES)('dispatch on %s', (_name, open) => {
     const fleet = await Fleet.start(fleetOptions(broker.url, o))
     cleanup.push(() => fleet.stop())
     await vi.waitFor(async () => {
-      const res = await api.inject({ method: 'GET', url: `/api/fleet?fleet=${o.fleetId}` })
+      const res = await get(api, `/api/fleet?fleet=${o.fleetId}`)
       const body = res.json<{ drones: unknown[]; stations: unknown[] }>()
       expect(body.stations).toHaveLength(fleet.stations.length)
       expect(body.drones).toHaveLength(fleet.drones.length)
@@ -72,7 +72,7 @@ describe.each(DATABASES)('dispatch on %s', (_name, open) => {
 
     const served = await vi.waitFor(
       async () => {
-        const res = await api.inject({ method: 'GET', url: `/api/deliveries/${id}` })
+        const res = await get(api, `/api/deliveries/${id}`)
         const d = res.json<{ status: string; droneId: string | null }>()
         expect(d.status).not.toBe('requested')
         return d
@@ -80,7 +80,7 @@ describe.each(DATABASES)('dispatch on %s', (_name, open) => {
       { timeout: 15_000, interval: 25 },
     )
     expect(served.droneId).toBe('drone-1')
-    const res = await api.inject({ method: 'GET', url: '/api/deliveries?fleet=fa&limit=100' })
+    const res = await get(api, '/api/deliveries?fleet=fa&limit=100')
     const waiting = res.json<{ deliveries: { status: string }[] }>().deliveries
     expect(waiting.map((d) => d.status)).toEqual(Array(60).fill('requested'))
   })
@@ -92,7 +92,7 @@ describe.each(DATABASES)('dispatch on %s', (_name, open) => {
     const declinedBy = ['d1', 'd2', 'd3', 'd4', 'd5'] // the default maxAttempts
     await database.db.update(deliveries).set({ declinedBy }).where(eq(deliveries.id, id))
     await vi.waitFor(async () => {
-      const res = await api.inject({ method: 'GET', url: `/api/deliveries/${id}` })
+      const res = await get(api, `/api/deliveries/${id}`)
       expect(res.json<{ status: string }>().status).toBe('failed')
     }, WAIT)
   })

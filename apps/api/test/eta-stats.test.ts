@@ -4,7 +4,15 @@ import type { MqttClient } from 'mqtt'
 import { eq } from 'drizzle-orm'
 import { deliveries, drones, stations } from '../src/db/schema.ts'
 import type { Database } from '../src/db/client.ts'
-import { DATABASES, buildApi, connectDrone, WAIT, startBroker, telemetryAt } from './helpers.ts'
+import {
+  DATABASES,
+  WAIT,
+  buildApi,
+  connectDrone,
+  get,
+  startBroker,
+  telemetryAt,
+} from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 /** Metres per degree of latitude (the api's Earth radius): along a meridian, exact. */
@@ -150,7 +158,7 @@ describe.each(DATABASES)('ETA horizons through the ingest on %s', (_name, open) 
   }
 
   const stats = async () => {
-    const res = await api.inject({ method: 'GET', url: '/api/stats' })
+    const res = await get(api, '/api/stats')
     expect(res.statusCode, res.body).toBe(200)
     return res.json<{ eta: { samples: number; horizons: Horizon[] } }>().eta
   }

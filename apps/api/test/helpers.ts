@@ -17,7 +17,8 @@ import { fleetOptions as simFleetOptions } from '../../drone-sim/test/helpers.ts
 import { signDeviceToken } from '@skyline/auth'
 import { createBroker, startListeners } from '@skyline/broker'
 import type { SkylineBroker } from '@skyline/broker'
-import app, { serverOptions } from '../src/app.ts'
+import app, { loggerOptions, serverOptions } from '../src/app.ts'
+import type { Authenticate } from '../src/auth/authenticate.ts'
 import { loadConfig } from '../src/config.ts'
 import type { ApiConfig } from '../src/config.ts'
 import { openDatabase } from '../src/db/client.ts'
@@ -85,6 +86,7 @@ export async function buildApi(
   brokerUrl: string,
   database: Database,
   env: Record<string, string> = {},
+  o: { authenticate?: Authenticate; logStream?: { write(line: string): void } } = {},
 ): Promise<FastifyInstance> {
   const config: ApiConfig = loadConfig({
     MQTT_URL: brokerUrl,
@@ -94,11 +96,52 @@ export async function buildApi(
     DEVICE_CLOCK_AHEAD_MAX_S: String(30 * 86_400),
     ...env,
   })
-  const fastify = Fastify({ ...serverOptions, logger: { level: config.LOG_LEVEL } })
-  await fastify.register(app, { config, database, tokenSecret: SECRET })
+  const fastify = Fastify({
+    ...serverOptions,
+    logger: {
+      ...loggerOptions(config.LOG_LEVEL),
+      ...(o.logStream !== undefined && { stream: o.logStream }),
+    },
+  })
+  await fastify.register(app, {
+    config,
+    database,
+    tokenSecret: SECRET,
+    ...(o.authenticate !== undefined && { authenticate: o.authenticate }),
+  })
   await fastify.ready()
   await vi.waitFor(() => expect(fastify.mqtt.subscribed).toBe(true), WAIT)
   return fastify
+}
+
+let everyFleet: Promise<string> | undefined
+/**
+ * `Bearer <token>` of a service token minted without a fleet: it reads and operates
+ * every fleet, what the tests that are not about access go with (issue 16).
+ */
+export const operatorOfEveryFleet = async (): Promise<string> =>
+  `Bearer ${await (everyFleet ??= signDeviceToken(SECRET, { role: 'service', sub: 'tests' }))}`
+
+/** `Bearer <token>` of a device token with these claims. */
+export const bearer = async (claims: Parameters<typeof signDeviceToken>[1]): Promise<string> =>
+  `Bearer ${await signDeviceToken(SECRET, claims)}`
+
+/** GET `url` from the api, signed in as `authorization` (default: every fleet's operator). */
+export async function get(api: FastifyInstance, url: string, authorization?: string) {
+  return api.inject({
+    method: 'GET',
+    url,
+    headers: { authorization: authorization ?? (await operatorOfEveryFleet()) },
+  })
+}
+
+/**
+ * The live stream's sign-in message (its first): `token` is a bare token or
+ * `Bearer <token>`; default every fleet's operator.
+ */
+export async function liveAuth(token?: string): Promise<string> {
+  const t = (token ?? (await operatorOfEveryFleet())).replace(/^Bearer /, '')
+  return JSON.stringify({ type: 'auth', token: t })
 }
 
 /**

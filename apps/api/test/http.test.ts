@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import type { Database } from '../src/db/client.ts'
-import { DATABASES, buildApi, startBroker } from './helpers.ts'
+import { DATABASES, buildApi, get, startBroker } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 // Bad requests get a 4xx with `{ error: { code, message } }`, never a 5xx or a stack.
@@ -33,7 +33,7 @@ describe('HTTP errors', () => {
     ['/api/stations/nowhere', 404, 'not_found'],
     ['/api/nothing-here', 404, 'not_found'],
   ])('GET %s answers %i %s', async (url, status, code) => {
-    const res = await api.inject({ method: 'GET', url })
+    const res = await get(api, url)
     expect(res.statusCode).toBe(status)
     const body = res.json<{ error: { code: string; message: string } }>()
     expect(body.error.code).toBe(code)
@@ -42,7 +42,7 @@ describe('HTTP errors', () => {
   })
 
   it('names the bad parameter', async () => {
-    const res = await api.inject({ method: 'GET', url: '/api/drones/d1/track?format=kml' })
+    const res = await get(api, '/api/drones/d1/track?format=kml')
     expect(res.json<{ error: { message: string } }>().error.message).toMatch(/format/)
   })
 

@@ -10,6 +10,7 @@ import {
   WAIT,
   buildApi,
   connectDrone,
+  get as getAs,
   recordWrites,
   startBroker,
   telemetryAt,
@@ -54,7 +55,7 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
   }
 
   const get = async <T>(url: string) => {
-    const res = await api!.inject({ method: 'GET', url })
+    const res = await getAs(api!, url)
     expect(res.statusCode, res.body).toBe(200)
     return res.json<T>()
   }
@@ -91,12 +92,12 @@ describe.each(DATABASES)('ingest into %s', (_name, open) => {
     expect(seqs.length).toBeGreaterThan(5)
     expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i))
 
-    const geo = await api.inject({ method: 'GET', url: '/api/drones/drone-1/track?format=geojson' })
+    const geo = await getAs(api, '/api/drones/drone-1/track?format=geojson')
     expect(geo.headers['content-type']).toMatch(/application\/geo\+json/)
     const feature = geo.json<{ geometry: { type: string; coordinates: number[][] } }>()
     expect(feature.geometry.type).toBe('LineString')
     expect(feature.geometry.coordinates.length).toBeGreaterThanOrEqual(seqs.length)
-    const gpx = await api.inject({ method: 'GET', url: '/api/drones/drone-1/track?format=gpx' })
+    const gpx = await getAs(api, '/api/drones/drone-1/track?format=gpx')
     expect(gpx.headers['content-type']).toMatch(/application\/gpx\+xml/)
     expect(gpx.body.match(/<trkpt /g)?.length).toBeGreaterThanOrEqual(seqs.length)
   })

@@ -9,7 +9,7 @@ import WebSocket from 'ws'
 import type { Database } from '../src/db/client.ts'
 import type { IngestItem } from '../src/ingest/items.ts'
 import { FRAME_MS } from '../src/plugins/app/live.ts'
-import { DATABASES, WAIT, buildApi, startBroker } from './helpers.ts'
+import { DATABASES, WAIT, buildApi, liveAuth, startBroker } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 let broker: TestBroker
@@ -51,6 +51,7 @@ async function reader(url: string, localAddress?: string) {
     arrivals.push(performance.now())
   })
   await once(ws, 'open')
+  ws.send(await liveAuth())
   return { ws, frames, arrivals, binary: () => binary }
 }
 
@@ -59,6 +60,7 @@ async function nonReader(url: string): Promise<WebSocket> {
   const ws = new WebSocket(url)
   clients.push(ws)
   await once(ws, 'open')
+  ws.send(await liveAuth())
   ;(ws as unknown as { _socket: Socket })._socket.pause()
   return ws
 }

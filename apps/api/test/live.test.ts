@@ -6,7 +6,16 @@ import { stations as stationsTable } from '../src/db/schema.ts'
 import type { IngestItem } from '../src/ingest/items.ts'
 import { FRAME_MS, KEEPALIVE_MS } from '../src/plugins/app/live.ts'
 import { signDeviceToken } from '@skyline/auth'
-import { DATABASES, SECRET, WAIT, buildApi, startBroker, testFleet } from './helpers.ts'
+import {
+  DATABASES,
+  SECRET,
+  WAIT,
+  buildApi,
+  get,
+  liveAuth,
+  startBroker,
+  testFleet,
+} from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 interface Frame {
@@ -35,7 +44,7 @@ describe('GET /api/live', () => {
       testFleet(broker.url, { drones: 3, rateHz: 10, timeScale: 50, patrol: true, seed: 2 }),
     )
     await vi.waitFor(async () => {
-      const res = await api.inject({ method: 'GET', url: '/api/drones' })
+      const res = await get(api, '/api/drones')
       expect(res.json<{ drones: unknown[] }>().drones).toHaveLength(3)
     }, WAIT)
   })
@@ -61,6 +70,7 @@ describe('GET /api/live', () => {
           }),
       },
     )
+    ws.send(await liveAuth())
     return { ws, frames, arrivals }
   }
 
@@ -188,6 +198,7 @@ describe('GET /api/live after its last client left', () => {
             ),
         },
       )
+      ws.send(await liveAuth())
       await vi.waitFor(() => expect(frames[0]?.type).toBe('snapshot'), WAIT)
       return { ws, frames }
     }
@@ -231,6 +242,7 @@ describe('GET /api/live on a quiet fleet', () => {
             ),
         },
       )
+      ws.send(await liveAuth())
       await vi.waitFor(() => expect(frames[0]?.type).toBe('snapshot'), WAIT)
       await vi.waitFor(() => expect(frames[1]).toMatchObject({ type: 'changes', drones: [] }), {
         timeout: KEEPALIVE_MS + 2_000,

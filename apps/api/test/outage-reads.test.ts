@@ -7,7 +7,7 @@ import { ErrorSchema } from '@skyline/schemas'
 import type { Database } from '../src/db/client.ts'
 import { openDatabase } from '../src/db/client.ts'
 import { isDatabaseUnavailable } from '../src/db/errors.ts'
-import { DATABASES, buildApi, startBroker } from './helpers.ts'
+import { DATABASES, buildApi, get, startBroker } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 import { startPrivatePostgres } from './private-postgres.ts'
 
@@ -36,7 +36,7 @@ async function readPaths(api: FastifyInstance): Promise<string[]> {
 async function read(api: FastifyInstance, url: string): Promise<Answer> {
   let timer: NodeJS.Timeout | undefined
   const res = await Promise.race([
-    api.inject({ method: 'GET', url }),
+    get(api, url),
     new Promise<undefined>(
       (resolve) => (timer = setTimeout(() => resolve(undefined), ANSWER_BOUND_MS)),
     ),

@@ -5,7 +5,7 @@ import { Fleet } from '@skyline/drone-sim'
 import type { FleetOptions } from '@skyline/drone-sim'
 import { FINISHED_STATUSES } from '@skyline/schemas'
 import type { Database } from '../src/db/client.ts'
-import { DATABASES, SECRET, buildApi, startBroker, testFleet } from './helpers.ts'
+import { DATABASES, SECRET, buildApi, get as getAs, startBroker, testFleet } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 // Nothing stays in flight without a drone working on it (issue 15): the api restarted,
@@ -58,7 +58,7 @@ describe.each(DATABASES)('reconciliation on %s', (_name, open) => {
     }
   }
   const get = async <T>(url: string): Promise<T> => {
-    const res = await api!.inject({ method: 'GET', url })
+    const res = await getAs(api!, url)
     expect(res.statusCode, res.body).toBe(200)
     return res.json<T>()
   }

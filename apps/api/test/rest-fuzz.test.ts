@@ -6,7 +6,7 @@ import { connectAsync } from 'mqtt'
 import { signDeviceToken } from '@skyline/auth'
 import { ErrorSchema } from '@skyline/schemas'
 import type { Database } from '../src/db/client.ts'
-import { DATABASES, SECRET, WAIT, buildApi, connectDrone, startBroker } from './helpers.ts'
+import { DATABASES, SECRET, WAIT, buildApi, connectDrone, get, startBroker } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 import {
   HOSTILE_JSON,
@@ -88,9 +88,9 @@ describe.each(DATABASES)('REST under hostile input on %s', (_name, open) => {
       )
     }
     await vi.waitFor(async () => {
-      const track = await api.inject({ method: 'GET', url: '/api/drones/d1/track' })
+      const track = await get(api, '/api/drones/d1/track')
       expect(track.json<{ points: unknown[] }>().points).toHaveLength(3)
-      const s2 = await api.inject({ method: 'GET', url: '/api/stations/s2' })
+      const s2 = await get(api, '/api/stations/s2')
       expect(s2.statusCode).toBe(200)
     }, WAIT)
     for (let i = 0; i < 2; i++) {
@@ -103,7 +103,7 @@ describe.each(DATABASES)('REST under hostile input on %s', (_name, open) => {
       expect(res.statusCode, res.body).toBe(201)
       known.deliveryId = res.json<{ id: string }>().id
     }
-    const page = await api.inject({ method: 'GET', url: '/api/deliveries?limit=1' })
+    const page = await get(api, '/api/deliveries?limit=1')
     known.cursor = page.json<{ nextCursor: string }>().nextCursor
   }
 
@@ -138,7 +138,9 @@ describe.each(DATABASES)('REST under hostile input on %s', (_name, open) => {
 
   /** Sends the request; says what is wrong with the answer, if anything. */
   async function check(req: BuiltRequest): Promise<{ status: number; failure?: string }> {
-    const res = await api.inject({ ...req, method: req.method as 'GET' })
+    // Signed in (issue 16): the hostile values must reach validation, not stop at a 401.
+    const headers = { authorization: operator, ...req.headers }
+    const res = await api.inject({ ...req, headers, method: req.method as 'GET' })
     const text = Buffer.isBuffer(req.payload) ? req.payload.toString('latin1') : req.payload
     const sent =
       text !== undefined
@@ -161,13 +163,15 @@ describe.each(DATABASES)('REST under hostile input on %s', (_name, open) => {
   it('walks every operation of the OpenAPI document, each answering its valid values', async () => {
     expect(operations.length).toBeGreaterThanOrEqual(13)
     for (const op of operations) {
-      const res = await api.inject({
-        ...buildRequest(op, (p) => valid(op, p), {
-          values: {},
-          ...(op.body !== undefined && {
-            body: { payload: jsonObject(validBody), contentType: 'application/json' },
-          }),
+      const req = buildRequest(op, (p) => valid(op, p), {
+        values: {},
+        ...(op.body !== undefined && {
+          body: { payload: jsonObject(validBody), contentType: 'application/json' },
         }),
+      })
+      const res = await api.inject({
+        ...req,
+        headers: { authorization: operator, ...req.headers },
         method: op.method as 'GET',
       })
       // A cancelled delivery cannot be cancelled again: 409 after the first.

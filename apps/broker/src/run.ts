@@ -6,7 +6,7 @@ import { createBroker } from './broker.ts'
 import { ConfigError, loadConfig } from './config.ts'
 import { PortInUseError, startListeners } from './listeners.ts'
 import { BrokerMetrics } from './metrics.ts'
-import { resolveTokenSecret } from '@skyline/auth'
+import { oidcOptions, resolveTokenSecret } from '@skyline/auth'
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env)
@@ -19,15 +19,7 @@ async function main(): Promise<void> {
   }
   const broker = await createBroker({
     tokenSecret: resolveTokenSecret(config.DEVICE_TOKEN_SECRET, config.DATA_DIR),
-    oidc:
-      config.OIDC_ISSUER !== undefined && config.OIDC_AUDIENCE !== undefined
-        ? {
-            issuer: config.OIDC_ISSUER,
-            audience: config.OIDC_AUDIENCE,
-            roleClaim: config.OIDC_ROLE_CLAIM,
-            fleetClaim: config.OIDC_FLEET_CLAIM,
-          }
-        : undefined,
+    oidc: oidcOptions(config),
     allowAnonymous: config.MQTT_ALLOW_ANONYMOUS,
     maxPacketBytes: config.MQTT_MAX_PACKET_BYTES,
     rateLimit:

@@ -1,7 +1,9 @@
 import type { DeliveryDetail, DeliveryStatus, DeliveryView, FleetView } from '@skyline/schemas'
+import { refuse, token } from './session.ts'
 
-// The REST calls the page makes (ARCHITECTURE.md "REST"). A failure throws an
-// ApiError with the server's code and message.
+// The REST calls the page makes (ARCHITECTURE.md "REST"), each with the page's token.
+// A failure throws an ApiError with the server's code and message; a 401 also tells the
+// page to ask for another token.
 
 export class ApiError extends Error {
   constructor(
@@ -13,12 +15,17 @@ export class ApiError extends Error {
   }
 }
 
-async function call<T>(path: string, init?: RequestInit): Promise<T> {
-  const res = await fetch(path, init)
+async function call<T>(path: string, init: RequestInit = {}): Promise<T> {
+  const headers = new Headers(init.headers)
+  const t = token()
+  if (t !== null && path.startsWith('/api/')) headers.set('authorization', `Bearer ${t}`)
+  const res = await fetch(path, { ...init, headers })
   const body: unknown = await res.json().catch(() => null)
   if (!res.ok) {
     const error = (body as { error?: { code?: string; message?: string } } | null)?.error
-    throw new ApiError(res.status, error?.code ?? 'http_error', error?.message ?? res.statusText)
+    const message = error?.message ?? res.statusText
+    if (res.status === 401) refuse(message)
+    throw new ApiError(res.status, error?.code ?? 'http_error', message)
   }
   return body as T
 }
@@ -48,13 +55,15 @@ export function listDeliveries(q: {
 export const getDelivery = (id: string) =>
   call<DeliveryDetail>(`/api/deliveries/${encodeURIComponent(id)}`)
 
-export function createDelivery(
-  token: string,
-  body: { fleet: string; pickupStationId: string; dropoffStationId: string; payloadKg: number },
-) {
+export function createDelivery(body: {
+  fleet: string
+  pickupStationId: string
+  dropoffStationId: string
+  payloadKg: number
+}) {
   return call<DeliveryView>('/api/deliveries', {
     method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+    headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),
   })
 }

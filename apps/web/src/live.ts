@@ -2,8 +2,16 @@ import type { LiveFrame } from '@skyline/schemas'
 
 export type LiveState = 'connecting' | 'live' | 'reconnecting'
 
+/** Close codes of a stream that refused the token (ARCHITECTURE.md "Live stream"). */
+const UNAUTHORIZED = 4401
+const FORBIDDEN = 4403
+
 export interface LiveOptions {
   url: string
+  /** The token the stream signs in with (its first message); read at each connection. */
+  token: () => string | null
+  /** The stream refused the token (closed with 4401 or 4403): it does not reconnect. */
+  onRefused: (reason: string) => void
   onFrame: (frame: LiveFrame) => void
   onState: (state: LiveState, retryInMs?: number) => void
   /** First wait before reconnecting, ms. Default 500. Doubles up to maxDelayMs. */
@@ -48,6 +56,9 @@ export class LiveConnection {
     const socket = new WebSocket(this.opts.url)
     this.socket = socket
     this.watch(socket)
+    // Signed in by message, not in the URL: URLs end up in logs.
+    socket.onopen = () =>
+      socket.send(JSON.stringify({ type: 'auth', token: this.opts.token() ?? '' }))
     socket.onmessage = (event: MessageEvent<string>) => {
       this.watch(socket)
       const frame = JSON.parse(event.data) as LiveFrame
@@ -57,7 +68,12 @@ export class LiveConnection {
       }
       this.opts.onFrame(frame)
     }
-    socket.onclose = () => this.retry(socket)
+    socket.onclose = (event: CloseEvent) => {
+      if (event.code === UNAUTHORIZED || event.code === FORBIDDEN) {
+        this.stop()
+        this.opts.onRefused(event.reason)
+      } else this.retry(socket)
+    }
   }
 
   /** (Re)arms the silence watchdog: after a laptop's sleep or a NAT timeout no close comes. */

@@ -13,6 +13,7 @@ import { DispatchForm } from './panel/dispatch.ts'
 import { FleetList } from './panel/fleet-list.ts'
 import type { Changes } from './store.ts'
 import { FleetStore } from './store.ts'
+import { forgetToken, onRefused, setToken, takeTokenFromUrl, token } from './session.ts'
 import { measure } from './timing.ts'
 
 // Wires the page: the store, fed by GET /api/fleet then /api/live, and the views
@@ -58,8 +59,6 @@ const dispatch = new DispatchForm(
     pickup: $('dispatch-pickup'),
     dropoff: $('dispatch-dropoff'),
     payload: $('dispatch-payload'),
-    token: $('dispatch-token'),
-    forget: $('dispatch-forget'),
     submit: $('dispatch-submit'),
     result: $('dispatch-result'),
   },
@@ -165,7 +164,36 @@ function showError(message: string): void {
   connection.title = message
 }
 
+// Signing in: a token from `#token=…` or pasted in the sign-in screen; without one, or
+// once the api refuses it, the sign-in screen covers the map. Signing in or out reloads
+// the page: everything it holds was read with the token.
+const signin = $('signin')
+function askForToken(message = ''): void {
+  forgetToken()
+  $('signin-error').textContent = message
+  signin.hidden = false
+  $('signout').hidden = true
+  $<HTMLTextAreaElement>('signin-token').focus()
+}
+$('signin-form').addEventListener('submit', (e) => {
+  e.preventDefault()
+  setToken($<HTMLTextAreaElement>('signin-token').value)
+  location.reload()
+})
+$('signout').addEventListener('click', () => {
+  forgetToken()
+  location.reload()
+})
+let refused = false
+onRefused((message) => {
+  if (refused) return
+  refused = true
+  askForToken(`The api refused the token: ${message}`)
+})
+
 async function start(): Promise<void> {
+  takeTokenFromUrl()
+  if (token() === null) return askForToken()
   const config = await getConfig().catch(() => ({ tileUrl: null, tileAttribution: '' }))
   if (config.tileUrl !== null) {
     // Without a reachable tile server the map keeps working on its plain background.
@@ -179,6 +207,12 @@ async function start(): Promise<void> {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:'
   new LiveConnection({
     url: `${scheme}//${location.host}/api/live`,
+    token,
+    onRefused: (reason) => {
+      if (refused) return
+      refused = true
+      askForToken(`The live stream refused the token: ${reason}`)
+    },
     onFrame: (frame) => {
       const started = performance.now()
       changed(store.apply(frame))

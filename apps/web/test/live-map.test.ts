@@ -9,7 +9,7 @@ import { signDeviceToken } from '@skyline/auth'
 import { Fleet } from '@skyline/drone-sim'
 import { openDatabase } from '../../api/src/db/client.ts'
 import type { Database } from '../../api/src/db/client.ts'
-import { SECRET, buildApi, startBroker, testFleet } from '../../api/test/helpers.ts'
+import { SECRET, buildApi, get, startBroker, testFleet } from '../../api/test/helpers.ts'
 import type { TestBroker } from '../../api/test/helpers.ts'
 import { WEB_DIST } from './build-page.ts'
 import { launchChromium, openPage } from './browser.ts'
@@ -32,6 +32,8 @@ let api: FastifyInstance
 let fleet: Fleet
 let browser: Browser
 let base: string
+/** The map's address signed in as a viewer of fleet f1, as `npm start` prints it. */
+let signedIn: string
 
 beforeAll(async () => {
   mkdirSync(OUTPUT, { recursive: true })
@@ -45,6 +47,8 @@ beforeAll(async () => {
   const address = api.server.address()
   if (address === null || typeof address === 'string') throw new Error('api not listening')
   base = `http://127.0.0.1:${address.port}`
+  const viewer = await signDeviceToken(SECRET, { role: 'viewer', sub: 'watcher', fleet: 'f1' })
+  signedIn = `${base}/#token=${viewer}`
   fleet = await Fleet.start(
     testFleet(broker.url, {
       drones: DRONES,
@@ -92,7 +96,7 @@ const row = (page: Page, droneId: string) => page.locator(`[data-drone="f1/${dro
 
 describe('the live map', () => {
   it('loads without console errors and lists every simulated drone, its state and battery', async () => {
-    const { page, errors } = await openPage(browser, base, NO_TILES)
+    const { page, errors } = await openPage(browser, signedIn, NO_TILES)
     await showsFleet(page)
     await expect.poll(() => page.textContent('#connection'), { timeout: 10_000 }).toBe('live')
 
@@ -191,7 +195,7 @@ describe('the live map', () => {
   })
 
   it('marks a drone offline, with the time, when its connection drops without a DISCONNECT', async () => {
-    const { page, errors } = await openPage(browser, base, NO_TILES)
+    const { page, errors } = await openPage(browser, signedIn, NO_TILES)
     await showsFleet(page)
     const victim = fleet.drones.at(-1)!
     // The socket is destroyed; the broker publishes the drone's will. It stays away for the test.
@@ -221,7 +225,7 @@ describe('the live map', () => {
       pageSides.push(ws)
       ws.connectToServer()
     })
-    await page.goto(base)
+    await page.goto(signedIn)
     await showsFleet(page)
     await expect.poll(() => page.textContent('#connection'), { timeout: 10_000 }).toBe('live')
 
@@ -235,7 +239,7 @@ describe('the live map', () => {
     expect(victim.connection?.dropFor(10 * 60_000)).toBe(true)
     await expect
       .poll(
-        async () => (await api.inject(`/api/drones/${victim.id}`)).json<{ state: string }>().state,
+        async () => (await get(api, `/api/drones/${victim.id}`)).json<{ state: string }>().state,
         {
           timeout: 15_000,
         },
@@ -264,7 +268,7 @@ describe('the live map', () => {
       })
       expect(res.statusCode).toBe(201)
     }
-    const { page, errors } = await openPage(browser, base, NO_TILES)
+    const { page, errors } = await openPage(browser, signedIn, NO_TILES)
     await showsFleet(page)
     await page.click('[data-tab=deliveries]')
     const rows = page.locator('#deliveries-list tr[data-delivery]')
@@ -290,6 +294,36 @@ describe('the live map', () => {
       ])
       .toEqual(['requested'])
     expect(errors).toEqual([])
+    await page.close()
+  })
+
+  it('asks for a token without one, refuses a bad one, signs in and out, and shows only the fleets of the token', async () => {
+    const { page, errors } = await openPage(browser, base, NO_TILES)
+    await expect.poll(() => page.isVisible('#signin'), { timeout: 10_000 }).toBe(true)
+    expect(await page.textContent('#signin')).toContain('npm start')
+    expect(await page.locator('#fleet-list [data-drone]').count()).toBe(0)
+
+    const signIn = async (token: string) => {
+      await page.fill('#signin-token', token)
+      await page.click('#signin-form button[type=submit]')
+    }
+    await signIn('not-a-token')
+    await expect
+      .poll(() => page.textContent('#signin-error'), { timeout: 10_000 })
+      .toMatch(/refused the token/)
+
+    // A viewer of another fleet: the page works, and shows nothing of f1.
+    await signIn(await signDeviceToken(SECRET, { role: 'viewer', sub: 'v', fleet: 'other' }))
+    await expect.poll(() => page.textContent('#connection'), { timeout: 10_000 }).toBe('live')
+    expect(await page.isVisible('#signin')).toBe(false)
+    expect(await page.textContent('#counts')).toMatch(/^0 drones/)
+
+    await page.click('#signout')
+    await expect.poll(() => page.isVisible('#signin'), { timeout: 10_000 }).toBe(true)
+    await signIn(new URL(signedIn).hash.slice('#token='.length))
+    await showsFleet(page)
+    // The refused token's 401 is the only error the page saw.
+    expect(errors.filter((e) => !/status of 401/.test(e))).toEqual([])
     await page.close()
   })
 

@@ -170,7 +170,8 @@ describe('a delivery whose drone loses its signal', () => {
       live = ws
       ws.send(JSON.stringify({ type: 'snapshot', ...fleet }))
     })
-    await page.goto(base)
+    // Signed in: the page asks for a token first (this stand-in api takes any).
+    await page.goto(`${base}/#token=any`)
     const send = (hms: string, change: Omit<DroneChange, 'id' | 'fleetId'>) =>
       live!.send(frame(hms, change))
 

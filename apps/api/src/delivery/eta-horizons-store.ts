@@ -1,6 +1,8 @@
 import { and, count, eq, isNotNull, isNull, sql } from 'drizzle-orm'
+import type { FleetScope } from '../auth/principal.ts'
 import type { Db } from '../db/client.ts'
-import { deliveryEtaHorizons } from '../db/schema.ts'
+import { fleetIn } from '../db/fleet-scope.ts'
+import { deliveries, deliveryEtaHorizons } from '../db/schema.ts'
 import { ETA_HORIZONS } from './eta-horizons.ts'
 import type { EtaHorizon, HorizonEta } from './eta-horizons.ts'
 
@@ -51,8 +53,8 @@ export interface HorizonStats {
   p90AbsErrorS: number | null
 }
 
-/** The ETA error at each horizon over every arrived delivery, in ETA_HORIZONS order. */
-export async function horizonStats(db: Db): Promise<HorizonStats[]> {
+/** The ETA error at each horizon over `fleets`' arrived deliveries, in ETA_HORIZONS order. */
+export async function horizonStats(db: Db, fleets: FleetScope = '*'): Promise<HorizonStats[]> {
   const abs = sql`abs(${deliveryEtaHorizons.errorS})`
   const orNull = (v: unknown) => (v === null ? null : Number(v))
   const rows = await db
@@ -63,7 +65,8 @@ export async function horizonStats(db: Db): Promise<HorizonStats[]> {
       p90: sql<number | null>`percentile_cont(0.9) within group (order by ${abs})`.mapWith(orNull),
     })
     .from(deliveryEtaHorizons)
-    .where(isNotNull(deliveryEtaHorizons.errorS))
+    .innerJoin(deliveries, eq(deliveries.id, deliveryEtaHorizons.deliveryId))
+    .where(and(isNotNull(deliveryEtaHorizons.errorS), fleetIn(deliveries.fleetId, fleets)))
     .groupBy(deliveryEtaHorizons.horizon)
   return ETA_HORIZONS.map((horizon) => {
     const r = rows.find((x) => x.horizon === horizon)

@@ -18,6 +18,8 @@ import { alias } from 'drizzle-orm/pg-core'
 import type { SQL } from 'drizzle-orm'
 import { FINISHED_STATUSES, buildTopic } from '@skyline/schemas'
 import type { DeliveryRequest, DeliveryStatus, DroneCommand, DroneEvent } from '@skyline/schemas'
+import { inScope } from '../auth/principal.ts'
+import type { FleetScope } from '../auth/principal.ts'
 import type { Db } from '../db/client.ts'
 import { deliveries, deliveryEvents, drones, stations } from '../db/schema.ts'
 import { ApiError, notFound } from '../errors.ts'
@@ -155,9 +157,18 @@ export class DeliveryLifecycle {
 
   /**
    * requested … arrived → cancelled, by an operator; so is one failed as lost or
-   * abandoned, whose drone may come back with it. Its drone, if any, is told.
+   * abandoned, whose drone may come back with it. Its drone, if any, is told. Only a
+   * delivery of one of `fleets` (an operator's; default every fleet): one of another
+   * fleet is not found, as for a read (a delivery never changes fleet).
    */
-  async cancel(id: string): Promise<DeliveryRow> {
+  async cancel(id: string, fleets: FleetScope = '*'): Promise<DeliveryRow> {
+    if (fleets !== '*') {
+      const [d] = await this.db
+        .select({ fleetId: deliveries.fleetId })
+        .from(deliveries)
+        .where(eq(deliveries.id, id))
+      if (d === undefined || !inScope(fleets, d.fleetId)) throw notFound('delivery', id)
+    }
     const now = this.now()
     const row = await this.db.transaction((tx) =>
       this.move(tx, {

@@ -1,6 +1,8 @@
 import { and, asc, desc, eq, gte, inArray, lt, lte, notInArray, or } from 'drizzle-orm'
 import { FINISHED_STATUSES, type DeliveryStatus } from '@skyline/schemas'
+import type { FleetScope } from '../auth/principal.ts'
 import type { Db } from '../db/client.ts'
+import { fleetIn } from '../db/fleet-scope.ts'
 import { deliveries, deliveryEvents, telemetry } from '../db/schema.ts'
 import { notFound } from '../errors.ts'
 import { MAX_TRACK_POINTS } from '../plugins/app/fleet-repository.ts'
@@ -12,7 +14,8 @@ export type DeliveryRow = typeof deliveries.$inferSelect
 export type DeliveryEventRow = typeof deliveryEvents.$inferSelect
 
 export interface DeliveryFilter {
-  fleetId?: string
+  /** The fleets the reader may see (narrowed by `?fleet=`: see scopeOf). */
+  fleets: FleetScope
   status?: DeliveryStatus
   droneId?: string
   stationId?: string
@@ -29,11 +32,17 @@ export interface DeliveryPosition {
   id: string
 }
 
-/** Reads of deliveries for REST and the live stream; the lifecycle (lifecycle.ts) writes them. */
+/**
+ * Reads of deliveries for REST and the live stream; the lifecycle (lifecycle.ts) writes
+ * them. A reader's reads take its fleets; a delivery outside them is not found.
+ */
 export class DeliveryRepository {
   constructor(private readonly db: Db) {}
 
-  /** These deliveries as they are now (the live stream's changes); unknown ids are left out. */
+  /**
+   * These deliveries as they are now, of every fleet (the live stream's changes, which it
+   * filters per client); unknown ids are left out.
+   */
   byIds(ids: string[]): Promise<DeliveryRow[]> {
     if (ids.length === 0) return Promise.resolve([])
     return this.db.select().from(deliveries).where(inArray(deliveries.id, ids))
@@ -43,13 +52,13 @@ export class DeliveryRepository {
    * Deliveries not finished yet (requested to arrived), oldest first, at most
    * IN_FLIGHT_LIMIT: the map's routes and ETAs.
    */
-  async unfinished(fleetId?: string): Promise<DeliveryRow[]> {
+  async unfinished(fleets: FleetScope): Promise<DeliveryRow[]> {
     return this.db
       .select()
       .from(deliveries)
       .where(
         and(
-          fleetId !== undefined ? eq(deliveries.fleetId, fleetId) : undefined,
+          fleetIn(deliveries.fleetId, fleets),
           notInArray(deliveries.status, [...FINISHED_STATUSES]),
         ),
       )
@@ -67,7 +76,7 @@ export class DeliveryRepository {
       .from(deliveries)
       .where(
         and(
-          f.fleetId !== undefined ? eq(deliveries.fleetId, f.fleetId) : undefined,
+          fleetIn(deliveries.fleetId, f.fleets),
           f.status !== undefined ? eq(deliveries.status, f.status) : undefined,
           f.droneId !== undefined ? eq(deliveries.droneId, f.droneId) : undefined,
           f.stationId !== undefined
@@ -100,10 +109,16 @@ export class DeliveryRepository {
    * transaction, so a transition committed between the two reads cannot show the row
    * in one state and its events in the next (a refusal did, under load).
    */
-  async get(id: string): Promise<{ delivery: DeliveryRow; events: DeliveryEventRow[] }> {
+  async get(
+    id: string,
+    fleets: FleetScope,
+  ): Promise<{ delivery: DeliveryRow; events: DeliveryEventRow[] }> {
     return this.db.transaction(
       async (tx) => {
-        const [delivery] = await tx.select().from(deliveries).where(eq(deliveries.id, id))
+        const [delivery] = await tx
+          .select()
+          .from(deliveries)
+          .where(and(eq(deliveries.id, id), fleetIn(deliveries.fleetId, fleets)))
         if (delivery === undefined) throw notFound('delivery', id)
         const events = await tx
           .select()

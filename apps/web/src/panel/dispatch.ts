@@ -1,13 +1,10 @@
 import { ApiError, createDelivery } from '../api.ts'
 import type { FleetStore } from '../store.ts'
 
-const TOKEN_KEY = 'skyline.operatorToken'
-
 /**
- * The dispatch form: pick-up and drop-off stations of a fleet, a payload, and the
- * operator token. The token is a `service` credential, so it is kept for this tab
- * only (sessionStorage), never stored empty, and can be forgotten; `npm start` opens
- * the map with `#token=…` so the demo can dispatch at once. Posts a delivery.
+ * The dispatch form: pick-up and drop-off stations of a fleet and a payload. Posts a
+ * delivery with the page's token (session.ts), which must be a `service` or `admin` one
+ * of that fleet; `npm start`'s link carries such a token, so the demo dispatches at once.
  */
 export class DispatchForm {
   constructor(
@@ -17,25 +14,11 @@ export class DispatchForm {
       pickup: HTMLSelectElement
       dropoff: HTMLSelectElement
       payload: HTMLInputElement
-      token: HTMLInputElement
-      forget: HTMLButtonElement
       submit: HTMLButtonElement
       result: HTMLElement
     },
     private readonly store: FleetStore,
   ) {
-    const fromUrl = new URLSearchParams(location.hash.slice(1)).get('token')
-    if (fromUrl !== null && fromUrl !== '') {
-      sessionStorage.setItem(TOKEN_KEY, fromUrl)
-      // The token leaves the address bar: it should not end up in bookmarks or screenshots.
-      history.replaceState(null, '', location.pathname + location.search)
-    }
-    el.token.value = sessionStorage.getItem(TOKEN_KEY) ?? ''
-    el.forget.addEventListener('click', () => {
-      sessionStorage.removeItem(TOKEN_KEY)
-      el.token.value = ''
-      this.say('token forgotten', false)
-    })
     el.fleet.addEventListener('change', () => this.fillStations())
     el.form.addEventListener('submit', (e) => {
       e.preventDefault()
@@ -72,11 +55,9 @@ export class DispatchForm {
       this.say('pick-up and drop-off must differ', true)
       return
     }
-    const token = el.token.value.trim()
-    if (token !== '') sessionStorage.setItem(TOKEN_KEY, token)
     el.submit.disabled = true
     try {
-      const d = await createDelivery(token, {
+      const d = await createDelivery({
         fleet: el.fleet.value,
         pickupStationId: el.pickup.value,
         dropoffStationId: el.dropoff.value,

@@ -1,6 +1,8 @@
 import { and, asc, count, eq, gte, lte, sql } from 'drizzle-orm'
 import fp from 'fastify-plugin'
+import type { FleetScope } from '../../auth/principal.ts'
 import type { Db } from '../../db/client.ts'
+import { fleetIn } from '../../db/fleet-scope.ts'
 import { rowsOf } from '../../db/partitions.ts'
 import { deliveries, drones, rejectedMessages, stations, telemetry } from '../../db/schema.ts'
 import { ApiError } from '../../errors.ts'
@@ -32,48 +34,51 @@ declare module 'fastify' {
 /** Most points one track request returns: a day at 1 Hz with room to spare. */
 export const MAX_TRACK_POINTS = 200_000
 
-/** Reads drones, stations, tracks and counts. Routes ask it; they never query directly. */
+/**
+ * Reads drones, stations, tracks and counts. Routes ask it; they never query directly.
+ * Every read takes the fleets it may see (`FleetScope`: a reader's, from `scopeOf`).
+ */
 export class FleetRepository {
   constructor(private readonly db: Db) {}
 
-  listDrones(fleetId?: string): Promise<DroneRow[]> {
+  listDrones(fleets: FleetScope): Promise<DroneRow[]> {
     return this.db
       .select()
       .from(drones)
-      .where(fleetId !== undefined ? eq(drones.fleetId, fleetId) : undefined)
+      .where(fleetIn(drones.fleetId, fleets))
       .orderBy(asc(drones.fleetId), asc(drones.id))
   }
 
-  /** The drone with this id; `fleetId` tells apart two fleets that use the same id. */
-  async getDrone(id: string, fleetId?: string): Promise<DroneRow | undefined> {
+  /**
+   * The drone with this id among `fleets` (narrowed to one by `?fleet=` to tell apart two
+   * fleets that use the same id); one outside them is not found, and not counted for
+   * `ambiguous_id` either.
+   */
+  async getDrone(id: string, fleets: FleetScope): Promise<DroneRow | undefined> {
     const rows = await this.db
       .select()
       .from(drones)
-      .where(
-        and(eq(drones.id, id), fleetId !== undefined ? eq(drones.fleetId, fleetId) : undefined),
-      )
+      .where(and(eq(drones.id, id), fleetIn(drones.fleetId, fleets)))
     return single(rows, 'drone', id)
   }
 
-  listStations(fleetId?: string): Promise<StationRow[]> {
+  listStations(fleets: FleetScope): Promise<StationRow[]> {
     return this.db
       .select()
       .from(stations)
-      .where(fleetId !== undefined ? eq(stations.fleetId, fleetId) : undefined)
+      .where(fleetIn(stations.fleetId, fleets))
       .orderBy(asc(stations.fleetId), asc(stations.id))
   }
 
-  async getStation(id: string, fleetId?: string): Promise<StationRow | undefined> {
+  async getStation(id: string, fleets: FleetScope): Promise<StationRow | undefined> {
     const rows = await this.db
       .select()
       .from(stations)
-      .where(
-        and(eq(stations.id, id), fleetId !== undefined ? eq(stations.fleetId, fleetId) : undefined),
-      )
+      .where(and(eq(stations.id, id), fleetIn(stations.fleetId, fleets)))
     return single(rows, 'station', id)
   }
 
-  /** A drone's positions between `from` and `to`, oldest first. */
+  /** A drone's positions between `from` and `to`, oldest first (a drone getDrone found in scope). */
   track(fleetId: string, droneId: string, from: Date, to: Date): Promise<TrackPoint[]> {
     return this.db
       .select({
@@ -134,7 +139,12 @@ export class FleetRepository {
     )
   }
 
-  async counts(): Promise<{
+  /**
+   * Drones, stations, deliveries and the ETA error over `fleets`; the dead letters
+   * (`rejected`) over every fleet: they are the ingest's, and many have no fleet at all
+   * (a topic that is not Skyline's).
+   */
+  async counts(fleets: FleetScope): Promise<{
     drones: number
     dronesOnline: number
     stations: number
@@ -149,7 +159,11 @@ export class FleetRepository {
         online: sql<number>`count(*) filter (where ${drones.online})`.mapWith(Number),
       })
       .from(drones)
-    const [s] = await this.db.select({ total: count() }).from(stations)
+      .where(fleetIn(drones.fleetId, fleets))
+    const [s] = await this.db
+      .select({ total: count() })
+      .from(stations)
+      .where(fleetIn(stations.fleetId, fleets))
     const [del] = await this.db
       .select({
         total: count(),
@@ -159,6 +173,7 @@ export class FleetRepository {
         ),
       })
       .from(deliveries)
+      .where(fleetIn(deliveries.fleetId, fleets))
     const [r] = await this.db.select({ total: count() }).from(rejectedMessages)
     return {
       drones: d?.total ?? 0,
@@ -171,9 +186,9 @@ export class FleetRepository {
     }
   }
 
-  /** The ETA error of arrived deliveries at each horizon of their flight. */
-  etaHorizons(): Promise<HorizonStats[]> {
-    return horizonStats(this.db)
+  /** The ETA error of `fleets`' arrived deliveries at each horizon of their flight. */
+  etaHorizons(fleets: FleetScope): Promise<HorizonStats[]> {
+    return horizonStats(this.db, fleets)
   }
 }
 

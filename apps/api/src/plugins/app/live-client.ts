@@ -3,6 +3,7 @@
 import { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { WebSocket } from '@fastify/websocket'
+import type { FleetScope } from '../../auth/principal.ts'
 
 /** How long a dropped client's close frame may take to get through before its socket is reset, ms. */
 const CLOSE_GRACE_MS = 1_000
@@ -31,6 +32,11 @@ export type DropReason = 'send_budget' | 'lag'
  */
 export class LiveClient<B> {
   bounds: B | undefined
+  /**
+   * The fleets it may see and their scopeKey; none until it has signed in, and until then
+   * it is sent nothing (its place among the clients is held meanwhile).
+   */
+  scope: { fleets: FleetScope; key: string } | undefined
   private closing = false
   private snapshotOut = false
   /**

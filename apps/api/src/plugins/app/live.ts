@@ -3,6 +3,8 @@ import websocket from '@fastify/websocket'
 import type { WebSocket } from '@fastify/websocket'
 import fp from 'fastify-plugin'
 import { z } from 'zod'
+import { inScope, scopeKey } from '../../auth/principal.ts'
+import type { FleetScope } from '../../auth/principal.ts'
 import { liveOrigins } from '../../config.ts'
 import { ApiError } from '../../errors.ts'
 import type { IngestItem } from '../../ingest/items.ts'
@@ -34,6 +36,16 @@ const BoundsSchema = z.object({
   east: z.number().min(-180).max(180),
 })
 type Bounds = z.infer<typeof BoundsSchema>
+
+/** A client's first message: who it is (issue 16: a token in the URL would be in logs). */
+const AuthSchema = z.object({ type: z.literal('auth'), token: z.string().min(1).max(16_384) })
+
+/**
+ * Close codes of a client that did not sign in (RFC 6455 §7.4.2: 4000-4999 are the
+ * application's): 401 and 403 as HTTP says them, so the map knows to ask for a token.
+ */
+export const CLOSE_UNAUTHORIZED = 4401
+export const CLOSE_FORBIDDEN = 4403
 
 interface DroneChange {
   id: string
@@ -153,25 +165,52 @@ export class LiveHub {
     return undefined
   }
 
-  /** Adds a client; frames wait for its snapshot (snapshotSent). `raw`: the TCP socket, if any. */
-  add(socket: WebSocket, address: string, raw: Duplex | undefined): void {
+  /**
+   * Adds a client, not signed in yet: it counts against the caps, and is sent nothing
+   * until `admit`. Its messages go to `signIn` until then, and are bounds after.
+   * `raw`: the TCP socket, if any.
+   */
+  add(
+    socket: WebSocket,
+    address: string,
+    raw: Duplex | undefined,
+    signIn: (message: unknown) => void,
+  ): void {
     const client = new LiveClient<Bounds>(socket, address, raw, this.limits, Date.now())
     this.clients.set(socket, client)
     this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1)
     this.metrics.liveClients.set(this.clients.size)
     socket.on('pong', (data: Buffer) => client.pong(data))
     socket.on('message', (data: Buffer) => {
-      const parsed = BoundsSchema.safeParse(safeJson(data.toString()))
-      if (parsed.success) client.bounds = parsed.data
-      else
-        client.reply(
-          JSON.stringify({
-            type: 'error',
-            message: 'send {"type":"bounds","south","west","north","east"}',
-          }),
-        )
+      const message = safeJson(data.toString())
+      if (client.scope === undefined) signIn(message)
+      else this.receive(socket, message)
     })
     socket.on('close', () => this.forget(socket))
+  }
+
+  /**
+   * A signed-in client: from the next frame on, it gets the changes of `fleets`; frames
+   * wait for its snapshot (sendSnapshot), which is read after this.
+   */
+  admit(socket: WebSocket, fleets: FleetScope): void {
+    const client = this.clients.get(socket)
+    if (client !== undefined) client.scope = { fleets, key: scopeKey(fleets) }
+  }
+
+  /** A signed-in client's message: its bounds. */
+  receive(socket: WebSocket, message: unknown): void {
+    const client = this.clients.get(socket)
+    if (client === undefined) return
+    const parsed = BoundsSchema.safeParse(message)
+    if (parsed.success) client.bounds = parsed.data
+    else
+      client.reply(
+        JSON.stringify({
+          type: 'error',
+          message: 'send {"type":"bounds","south","west","north","east"}',
+        }),
+      )
   }
 
   /** Takes what changed since the last frame. */
@@ -232,22 +271,31 @@ export class LiveHub {
   }
 
   /**
-   * Sends a frame to every client, serialised once for all those without bounds and once
-   * per distinct bounds: the clients share the buffers (issue 14: a copy each, for 500
-   * clients, was most of the api's time and memory).
+   * Sends a frame to every signed-in client, with only its fleets' drones, stations and
+   * deliveries (issue 16), serialised once per distinct fleets and bounds: the clients
+   * share the buffers (issue 14: a copy each, for 500 clients, was most of the api's time
+   * and memory). Most clients see the same fleets, so this stays a handful of buffers.
    */
-  send(frame: { drones: DroneChange[]; [k: string]: unknown }): void {
+  send(frame: Frame): void {
     this.lastSentAt = Date.now()
     const serialised = new Map<string, Buffer>()
+    const scoped = new Map<string, Frame>()
     for (const client of this.clients.values()) {
-      const { bounds } = client
-      const key =
+      const { bounds, scope } = client
+      if (scope === undefined) continue
+      const key = `${scope.key}|${
         bounds === undefined ? '' : `${bounds.south},${bounds.west},${bounds.north},${bounds.east}`
+      }`
       let data = serialised.get(key)
       if (data === undefined) {
+        let mine = scoped.get(scope.key)
+        if (mine === undefined) {
+          mine = scope.fleets === '*' ? frame : onlyFleets(frame, scope.fleets)
+          scoped.set(scope.key, mine)
+        }
         const drones =
-          bounds === undefined ? frame.drones : frame.drones.filter((d) => inside(d, bounds))
-        data = Buffer.from(JSON.stringify({ ...frame, drones }))
+          bounds === undefined ? mine.drones : mine.drones.filter((d) => inside(d, bounds))
+        data = Buffer.from(JSON.stringify({ ...mine, drones }))
         serialised.set(key, data)
       }
       client.send(data)
@@ -290,6 +338,25 @@ export class LiveHub {
   }
 }
 
+/** A changes frame: drones' changed fields, stations' and deliveries' whole views. */
+interface Frame {
+  type: 'changes'
+  at: string
+  drones: DroneChange[]
+  stations: { fleetId: string }[]
+  deliveries: { fleetId: string }[]
+}
+
+function onlyFleets(frame: Frame, fleets: FleetScope): Frame {
+  const mine = (x: { fleetId: string }) => inScope(fleets, x.fleetId)
+  return {
+    ...frame,
+    drones: frame.drones.filter(mine),
+    stations: frame.stations.filter(mine),
+    deliveries: frame.deliveries.filter(mine),
+  }
+}
+
 function inside(d: DroneChange, b: Bounds): boolean {
   const p = d.position as { lat: number; lon: number } | undefined
   // A change without a position (a status) goes to everyone: the map must learn it.
@@ -328,13 +395,13 @@ export default fp(
     const unsubscribe = fastify.lifecycle.changes.subscribe((id) => hub.deliveryChanged(id))
     await fastify.register(websocket, { options: { maxPayload: 4096 } })
 
-    const snapshots = new SnapshotCache(async () => {
+    const snapshots = new SnapshotCache(async (fleets) => {
       metrics.liveSnapshots.inc()
       const now = new Date()
       const [drones, stations, unfinished] = await Promise.all([
-        fastify.fleet.listDrones(),
-        fastify.fleet.listStations(),
-        fastify.deliveries.unfinished(),
+        fastify.fleet.listDrones(fleets),
+        fastify.fleet.listStations(fleets),
+        fastify.deliveries.unfinished(fleets),
       ])
       const snapshot = {
         type: 'snapshot',
@@ -358,6 +425,8 @@ export default fp(
       {
         websocket: true,
         schema: { hide: true },
+        // Signs in with its first message, not in the URL: see the handler.
+        config: { access: 'in-band' },
         // A WebSocket has no CORS: without this, any web page an operator visits could
         // read the fleet through their browser. Browsers send Origin; other clients
         // (scripts, the tests) send none and are let through. The origin is held against
@@ -392,14 +461,50 @@ export default fp(
           socket.close(1013, `try again later: ${refusal.message}`) // 1013: Try Again Later
           return
         }
-        hub.add(socket, req.ip, req.socket)
-        try {
-          hub.sendSnapshot(socket, await snapshots.get(hub.version))
-        } catch (err) {
-          fastify.log.warn({ err }, 'live snapshot failed')
+        // Who it is comes in its first message, `{"type":"auth","token"}`, within
+        // LIVE_AUTH_TIMEOUT_MS (issue 16). Not in the URL: URLs are logged, by the api and
+        // by every proxy on the way. Not in Sec-WebSocket-Protocol, the one header a
+        // browser lets a page set: it is a header proxies log too, and a server must echo
+        // the protocol it picks, so the token would come back in the answer. Not a cookie:
+        // a WebSocket has no CORS, a cookie would go with any page's request.
+        const refuse = (code: number, reason: string) => {
+          clearTimeout(deadline)
           hub.remove(socket)
-          socket.close(1011, 'snapshot failed')
+          socket.close(code, reason)
         }
+        const deadline = setTimeout(
+          () => refuse(CLOSE_UNAUTHORIZED, 'sign in: send {"type":"auth","token"} first'),
+          config.LIVE_AUTH_TIMEOUT_MS,
+        )
+        socket.once('close', () => clearTimeout(deadline))
+        /** What the client sent while its token was checked: its bounds, once it is in. */
+        let meanwhile: unknown[] | undefined
+        const signIn = async (message: unknown) => {
+          if (meanwhile !== undefined) return void meanwhile.push(message) // one attempt
+          meanwhile = []
+          clearTimeout(deadline)
+          const auth = AuthSchema.safeParse(message)
+          if (!auth.success)
+            return refuse(CLOSE_UNAUTHORIZED, 'sign in: send {"type":"auth","token"} first')
+          let fleets: FleetScope
+          try {
+            ;({ fleets } = await fastify.readerOf(auth.data.token))
+          } catch (err) {
+            const forbidden = err instanceof ApiError && err.statusCode === 403
+            return refuse(forbidden ? CLOSE_FORBIDDEN : CLOSE_UNAUTHORIZED, (err as Error).message)
+          }
+          if (socket.readyState !== socket.OPEN) return
+          hub.admit(socket, fleets)
+          for (const m of meanwhile) hub.receive(socket, m)
+          try {
+            hub.sendSnapshot(socket, await snapshots.get(hub.version, fleets))
+          } catch (err) {
+            fastify.log.warn({ err }, 'live snapshot failed')
+            hub.remove(socket)
+            socket.close(1011, 'snapshot failed')
+          }
+        }
+        hub.add(socket, req.ip, req.socket, (message) => void signIn(message))
       },
     )
 
@@ -419,7 +524,7 @@ export default fp(
         return
       }
       const [stationRows, deliveryRows] = await Promise.all([
-        changes.stations.length > 0 ? fastify.fleet.listStations() : Promise.resolve([]),
+        changes.stations.length > 0 ? fastify.fleet.listStations('*') : Promise.resolve([]),
         fastify.deliveries.byIds(changes.deliveryIds),
       ])
       const wanted = new Set(changes.stations)

@@ -7,6 +7,7 @@ import {
   ErrorSchema,
   IdSchema,
 } from '@skyline/schemas'
+import { hasFleet, scopeOf } from '../../auth/principal.ts'
 import type { DeliveryEventRow } from '../../delivery/repository.ts'
 import { ApiError } from '../../errors.ts'
 import { deliveryView } from '../../views.ts'
@@ -41,8 +42,9 @@ const routes: FastifyPluginAsyncZod = async (fastify) => {
       const q = req.query
       if (q.from !== undefined && q.to !== undefined && q.from > q.to)
         throw new ApiError(400, 'bad_range', '`from` must not be after `to`')
-      const { cursor, ...filter } = q
-      const page = await fastify.deliveries.list({ ...filter, fleetId: q.fleet, after: cursor })
+      const { cursor, fleet, ...filter } = q
+      const fleets = scopeOf(req.principal, fleet)
+      const page = await fastify.deliveries.list({ ...filter, fleets, after: cursor })
       return {
         deliveries: page.deliveries.map(deliveryView),
         nextCursor: page.next !== null ? encodeCursor(page.next) : null,
@@ -61,7 +63,7 @@ const routes: FastifyPluginAsyncZod = async (fastify) => {
       },
     },
     handler: async (req) => {
-      const { delivery, events } = await fastify.deliveries.get(req.params.id)
+      const { delivery, events } = await fastify.deliveries.get(req.params.id, req.principal.fleets)
       const track = await fastify.deliveries.flownTrack(delivery)
       return {
         ...deliveryView(delivery),
@@ -72,10 +74,9 @@ const routes: FastifyPluginAsyncZod = async (fastify) => {
   })
 
   fastify.post('/deliveries', {
-    preHandler: fastify.requireOperator,
+    config: { access: 'operate' },
     schema: {
-      summary: 'Request a delivery (operator token)',
-      headers: z.object({ authorization: z.string().optional() }),
+      summary: "Request a delivery in one of the token's fleets (service or admin token)",
       body: z.object({
         fleet: IdSchema,
         pickupStationId: IdSchema,
@@ -88,15 +89,19 @@ const routes: FastifyPluginAsyncZod = async (fastify) => {
     },
     handler: async (req, reply) => {
       const { fleet, ...rest } = req.body
+      // 403 whether or not the fleet exists: the answer says nothing of other fleets.
+      if (!hasFleet(req.principal, fleet))
+        throw new ApiError(403, 'forbidden', `this token does not operate fleet ${fleet}`)
       const row = await fastify.lifecycle.request({ fleetId: fleet, ...rest })
       return reply.code(201).send(deliveryView(row))
     },
   })
 
   fastify.post('/deliveries/:id/cancel', {
-    preHandler: fastify.requireOperator,
+    config: { access: 'operate' },
     schema: {
-      summary: 'Cancel a delivery that is not finished (operator token)',
+      summary:
+        "Cancel a delivery of the token's fleets that is not finished (service or admin token)",
       params: z.object({ id: IdSchema }),
       response: {
         200: DeliverySchema,
@@ -107,7 +112,7 @@ const routes: FastifyPluginAsyncZod = async (fastify) => {
       },
     },
     handler: async (req) => {
-      return deliveryView(await fastify.lifecycle.cancel(req.params.id))
+      return deliveryView(await fastify.lifecycle.cancel(req.params.id, req.principal.fleets))
     },
   })
 }

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { DroneViewSchema, ErrorSchema, IdSchema, TrackPointSchema } from '@skyline/schemas'
+import { scopeOf } from '../../auth/principal.ts'
 import { ApiError, notFound } from '../../errors.ts'
 import { trackAsGpx } from './track-formats.ts'
 import { DateTimeQuery } from './query.ts'
@@ -31,7 +32,7 @@ const drones: FastifyPluginAsyncZod = async (fastify) => {
     },
     handler: async (req) => {
       const now = new Date()
-      const rows = await fastify.fleet.listDrones(req.query.fleet)
+      const rows = await fastify.fleet.listDrones(scopeOf(req.principal, req.query.fleet))
       return { drones: rows.map((r) => droneView(r, now, staleAfterS)) }
     },
   })
@@ -44,7 +45,10 @@ const drones: FastifyPluginAsyncZod = async (fastify) => {
       response: { 200: DroneViewSchema, 404: ErrorSchema, 409: ErrorSchema },
     },
     handler: async (req) => {
-      const row = await fastify.fleet.getDrone(req.params.id, req.query.fleet)
+      const row = await fastify.fleet.getDrone(
+        req.params.id,
+        scopeOf(req.principal, req.query.fleet),
+      )
       if (row === undefined) throw notFound('drone', req.params.id)
       return droneView(row, new Date(), staleAfterS)
     },
@@ -74,7 +78,10 @@ const drones: FastifyPluginAsyncZod = async (fastify) => {
       },
     },
     handler: async (req, reply) => {
-      const drone = await fastify.fleet.getDrone(req.params.id, req.query.fleet)
+      const drone = await fastify.fleet.getDrone(
+        req.params.id,
+        scopeOf(req.principal, req.query.fleet),
+      )
       if (drone === undefined) throw notFound('drone', req.params.id)
       const to = req.query.to ?? drone.positionAt ?? new Date()
       const from = req.query.from ?? new Date(to.getTime() - 86_400_000)

@@ -13,7 +13,9 @@ const ReadySchema = z.object({
 })
 
 const health: FastifyPluginAsyncZod = async (fastify) => {
+  // Probes (a load balancer, Kubernetes) carry no token, and these say nothing of a fleet.
   fastify.get('/health', {
+    config: { access: 'public' },
     schema: {
       summary: 'Liveness: the process answers',
       response: { 200: z.object({ status: z.literal('ok') }) },
@@ -22,6 +24,7 @@ const health: FastifyPluginAsyncZod = async (fastify) => {
   })
 
   fastify.get('/ready', {
+    config: { access: 'public' },
     schema: {
       summary: 'Readiness: database and broker reachable, ingest subscribed and writing',
       response: { 200: ReadySchema, 503: ReadySchema },

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
 import { z } from 'zod'
 import { ErrorSchema, IdSchema, StationViewSchema } from '@skyline/schemas'
+import { scopeOf } from '../../auth/principal.ts'
 import { notFound } from '../../errors.ts'
 import { stationView } from '../../views.ts'
 
@@ -14,7 +15,9 @@ const stations: FastifyPluginAsyncZod = async (fastify) => {
       response: { 200: z.object({ stations: z.array(StationViewSchema) }) },
     },
     handler: async (req) => ({
-      stations: (await fastify.fleet.listStations(req.query.fleet)).map(stationView),
+      stations: (await fastify.fleet.listStations(scopeOf(req.principal, req.query.fleet))).map(
+        stationView,
+      ),
     }),
   })
 
@@ -26,7 +29,10 @@ const stations: FastifyPluginAsyncZod = async (fastify) => {
       response: { 200: StationViewSchema, 404: ErrorSchema, 409: ErrorSchema },
     },
     handler: async (req) => {
-      const row = await fastify.fleet.getStation(req.params.id, req.query.fleet)
+      const row = await fastify.fleet.getStation(
+        req.params.id,
+        scopeOf(req.principal, req.query.fleet),
+      )
       if (row === undefined) throw notFound('station', req.params.id)
       return stationView(row)
     },

@@ -5,7 +5,7 @@ import { ETA_HORIZONS } from '../../delivery/eta-horizons.ts'
 const stats: FastifyPluginAsyncZod = async (fastify) => {
   fastify.get('/stats', {
     schema: {
-      summary: 'Counts, ingest and rejected messages, ETA error',
+      summary: "The reader's fleets' counts and ETA error; the api's ingest",
       response: {
         200: z.object({
           drones: z.number().int(),
@@ -49,10 +49,13 @@ const stats: FastifyPluginAsyncZod = async (fastify) => {
         }),
       },
     },
-    handler: async () => {
+    // Drones, stations, deliveries and ETAs count the reader's fleets; `ingest` is the
+    // api's own (every fleet's messages, counts only: no id, no position).
+    handler: async (req) => {
+      const { fleets } = req.principal
       const [counts, horizons] = await Promise.all([
-        fastify.fleet.counts(),
-        fastify.fleet.etaHorizons(),
+        fastify.fleet.counts(fleets),
+        fastify.fleet.etaHorizons(fleets),
       ])
       const { ingest, batcher } = fastify.ingest
       return {
