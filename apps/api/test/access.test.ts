@@ -10,7 +10,17 @@ import { deliveries, deliveryEvents, drones, stations, telemetry } from '../src/
 import { tokenAuthenticator } from '../src/auth/authenticate.ts'
 import type { Authenticate } from '../src/auth/authenticate.ts'
 import { CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED } from '../src/plugins/app/live.ts'
-import { DATABASES, SECRET, WAIT, bearer, buildApi, get, liveAuth, startBroker } from './helpers.ts'
+import {
+  DATABASES,
+  SECRET,
+  WAIT,
+  bearer,
+  buildApi,
+  get,
+  liveAuth,
+  startBroker,
+  stationRow,
+} from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 /** Fleet `fa` is the one the requests are about; every one of its ids starts `fa-`. */
@@ -152,17 +162,9 @@ const at = new Date(Date.now() - 60_000)
 
 /** One fleet as rows: two stations, a drone (and `twin`, an id both fleets use), deliveries. */
 async function seed(db: Db, f: string): Promise<void> {
-  const station = (id: string, lat: number) => ({
-    fleetId: f,
-    id,
-    name: id,
-    lat,
-    lon: 2.35,
-    capacity: 2,
-    online: true,
-    statusAt: at,
-  })
-  await db.insert(stations).values([station(`${f}-s1`, 48.85), station(`${f}-s2`, 48.86)])
+  await db
+    .insert(stations)
+    .values([stationRow(f, `${f}-s1`, 48.85, at), stationRow(f, `${f}-s2`, 48.86, at)])
   const drone = (id: string) => ({
     fleetId: f,
     id,

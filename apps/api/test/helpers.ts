@@ -237,3 +237,15 @@ export function lifecycleOn(
     })
   return new DeliveryLifecycle(db, changes, o.send ?? (async () => {}), { warn: () => {} }, o.now)
 }
+
+/** A station row of `fleetId` near Paris, online, as the tests insert them directly. */
+export const stationRow = (fleetId: string, id: string, lat: number, statusAt: Date) => ({
+  fleetId,
+  id,
+  name: id,
+  lat,
+  lon: 2.35,
+  capacity: 2,
+  online: true,
+  statusAt,
+})

@@ -7,7 +7,7 @@ import type { Database } from '../src/db/client.ts'
 import { deliveries, deliveryEvents, drones, stations } from '../src/db/schema.ts'
 import { DeliveryChanges } from '../src/delivery/changes.ts'
 import { TRANSITIONS, allowed } from '../src/delivery/transitions.ts'
-import { DATABASES, lifecycleOn } from './helpers.ts'
+import { DATABASES, lifecycleOn, stationRow } from './helpers.ts'
 
 describe('the table of transitions', () => {
   it('lets nothing leave completed or cancelled, and failed only forward or cancelled', () => {
@@ -54,18 +54,9 @@ describe.each(DATABASES)('the delivery lifecycle on %s', (_name, open) => {
       },
     })
     const at = new Date(T0)
-    await db.insert(stations).values(
-      ['s1', 's2'].map((id, i) => ({
-        fleetId: 'f1',
-        id,
-        name: id,
-        lat: 48.85 + i / 100,
-        lon: 2.35,
-        capacity: 2,
-        online: true,
-        statusAt: at,
-      })),
-    )
+    await db
+      .insert(stations)
+      .values([stationRow('f1', 's1', 48.85, at), stationRow('f1', 's2', 48.86, at)])
     return { db, clock, sent, told, lifecycle }
   }
 

@@ -13,6 +13,7 @@ import {
   buildApi,
   get,
   liveAuth,
+  stationRow,
   startBroker,
   testFleet,
 } from './helpers.ts'
@@ -103,18 +104,9 @@ describe('GET /api/live', () => {
     await vi.waitFor(() => expect(frames[0]?.type).toBe('snapshot'), WAIT)
     // Stations of a fleet with no drone: nothing but REST changes this delivery.
     const at = new Date()
-    const station = (id: string, lat: number) =>
-      ({
-        fleetId: 'quiet',
-        id,
-        name: id,
-        lat,
-        lon: 2.35,
-        capacity: 2,
-        online: true,
-        statusAt: at,
-      }) as const
-    await database.db.insert(stationsTable).values([station('s1', 48.85), station('s2', 48.86)])
+    await database.db
+      .insert(stationsTable)
+      .values([stationRow('quiet', 's1', 48.85, at), stationRow('quiet', 's2', 48.86, at)])
     const authorization = `Bearer ${await signDeviceToken(SECRET, { role: 'service', sub: 'ops' })}`
     const created = await api.inject({
       method: 'POST',

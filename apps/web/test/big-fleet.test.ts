@@ -1,11 +1,8 @@
 import type { DroneView, FleetView } from '@skyline/schemas'
 import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import Fastify from 'fastify'
-import type { FastifyInstance } from 'fastify'
-import fastifyStatic from '@fastify/static'
 import { ALL_ROWS_MAX, ROW_PX } from '../src/panel/fleet-list.ts'
-import { WEB_DIST } from './build-page.ts'
+import { servePage } from './build-page.ts'
 import { launchChromium, openPage } from './browser.ts'
 
 // The fleet list past ALL_ROWS_MAX drones: only the rows in view are in the page. The
@@ -41,25 +38,19 @@ const fleet: FleetView = {
   deliveries: [],
 }
 
-let server: FastifyInstance
+let served: { base: string; close(): Promise<void> } | undefined
 let browser: Browser
 let base: string
 
 beforeAll(async () => {
-  server = Fastify()
-  await server.register(fastifyStatic, { root: WEB_DIST })
-  server.get('/config.json', async () => ({ tileUrl: null, tileAttribution: '' }))
-  server.get('/api/fleet', async () => fleet)
-  await server.listen({ host: '127.0.0.1', port: 0 })
-  const address = server.server.address()
-  if (address === null || typeof address === 'string') throw new Error('not listening')
-  base = `http://127.0.0.1:${address.port}`
+  served = await servePage(fleet)
+  base = served.base
   browser = await launchChromium()
 })
 
 afterAll(async () => {
   await browser?.close()
-  await server?.close()
+  await served?.close()
 })
 
 describe(`the fleet list past ${ALL_ROWS_MAX} drones`, () => {

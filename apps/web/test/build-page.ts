@@ -1,4 +1,7 @@
 import { fileURLToPath } from 'node:url'
+import Fastify from 'fastify'
+import fastifyStatic from '@fastify/static'
+import type { FleetView } from '@skyline/schemas'
 import { build } from 'vite'
 
 /** Where the browser tests' api serves the page from: a fresh build of this app. */
@@ -10,4 +13,21 @@ export default async function setup(): Promise<void> {
     root: fileURLToPath(new URL('..', import.meta.url)),
     logLevel: 'warn',
   })
+}
+
+/**
+ * The built page on a loopback port, with `fleet` as the api's /api/fleet and no map
+ * tiles: for tests that play the live stream themselves (page.routeWebSocket).
+ */
+export async function servePage(
+  fleet: FleetView,
+): Promise<{ base: string; close(): Promise<void> }> {
+  const server = Fastify()
+  await server.register(fastifyStatic, { root: WEB_DIST })
+  server.get('/config.json', async () => ({ tileUrl: null, tileAttribution: '' }))
+  server.get('/api/fleet', async () => fleet)
+  await server.listen({ host: '127.0.0.1', port: 0 })
+  const address = server.server.address()
+  if (address === null || typeof address === 'string') throw new Error('not listening')
+  return { base: `http://127.0.0.1:${address.port}`, close: () => server.close() }
 }

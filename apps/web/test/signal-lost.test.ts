@@ -4,10 +4,7 @@ import { fileURLToPath } from 'node:url'
 import type { DeliveryView, DroneChange, DroneView, FleetView, StationView } from '@skyline/schemas'
 import type { Browser, Page, WebSocketRoute } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import Fastify from 'fastify'
-import type { FastifyInstance } from 'fastify'
-import fastifyStatic from '@fastify/static'
-import { WEB_DIST } from './build-page.ts'
+import { servePage } from './build-page.ts'
 import { launchChromium, openPage } from './browser.ts'
 
 // Issue 15: the map shows a delivery's ETA only while its drone is heard; once its
@@ -83,26 +80,20 @@ const fleet: FleetView = {
   deliveries: [delivery],
 }
 
-let server: FastifyInstance
+let served: { base: string; close(): Promise<void> } | undefined
 let browser: Browser
 let base: string
 
 beforeAll(async () => {
   mkdirSync(OUTPUT, { recursive: true })
-  server = Fastify()
-  await server.register(fastifyStatic, { root: WEB_DIST })
-  server.get('/config.json', async () => ({ tileUrl: null, tileAttribution: '' }))
-  server.get('/api/fleet', async () => fleet)
-  await server.listen({ host: '127.0.0.1', port: 0 })
-  const address = server.server.address()
-  if (address === null || typeof address === 'string') throw new Error('not listening')
-  base = `http://127.0.0.1:${address.port}`
+  served = await servePage(fleet)
+  base = served.base
   browser = await launchChromium()
 })
 
 afterAll(async () => {
   await browser?.close()
-  await server?.close()
+  await served?.close()
 })
 
 /** A `changes` frame for drone d1, as the api sends it at `hms`. */
