@@ -30,7 +30,7 @@ map.setView([20, 0], 2)
 L.control.scale({ imperial: false }).addTo(map)
 const drones = new DroneLayer(store).addTo(map)
 const stations = new StationLayer(map, store)
-const list = new FleetList($('fleet-list'), store)
+const list = new FleetList($('fleet-list'), store, $('fleet-head'))
 const connection = $('connection')
 const counts = $('counts')
 
@@ -140,6 +140,12 @@ function render(): void {
     dispatch.update()
   }
   list.update(c)
+  // With drones of several fleets the list shows and searches the fleet too (issue 16).
+  const searchLabel = list.manyFleets ? 'Search drone or fleet' : 'Search drone id'
+  if (search.placeholder !== searchLabel) {
+    search.placeholder = searchLabel
+    search.setAttribute('aria-label', searchLabel.toLowerCase())
+  }
   drones.redraw()
   if (!fitted) fitted = fitToFleet()
   if (selected !== null && c.drones.has(selected)) centreOnSelected()

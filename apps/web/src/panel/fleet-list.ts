@@ -17,6 +17,7 @@ const MARGIN_ROWS = 20
 interface Row {
   key: string
   el: HTMLElement
+  fleet: HTMLElement
   id: HTMLElement
   state: HTMLElement
   battery: HTMLElement
@@ -26,9 +27,12 @@ interface Row {
 
 /**
  * The side panel's fleet list, sorted by fleet and id (drone-2 before drone-10),
- * filtered by search and state. Rows are updated in place, only the cells whose text
- * changed, once per animation frame. A big fleet is windowed: spacers stand for the
- * rows out of view, so the scroll bar is the whole fleet's.
+ * filtered by search and state. With drones of more than one fleet it has a fleet
+ * column, and the search looks at the fleet too (issue 16: ids are unique within a
+ * fleet only, two fleets' `drone-1`s were two identical rows); with one fleet, neither.
+ * Rows are updated in place, only the cells whose text changed, once per animation
+ * frame. A big fleet is windowed: spacers stand for the rows out of view, so the
+ * scroll bar is the whole fleet's.
  */
 export class FleetList {
   /** Every drone key, sorted. */
@@ -42,12 +46,19 @@ export class FleetList {
   private search = ''
   private stateFilter = ''
   private selected: string | null = null
+  /** Whether the drones are of more than one fleet: then the fleet is shown. */
+  private many = false
   private scheduled = false
   private onSelect: (key: string) => void = () => undefined
 
+  /**
+   * `head`: the list's column headings, given the class `many-fleets` with the list
+   * while they show a fleet column.
+   */
   constructor(
     private readonly list: HTMLElement,
     private readonly store: FleetStore,
+    private readonly head?: HTMLElement,
   ) {
     this.before = document.createElement('div')
     this.after = document.createElement('div')
@@ -64,6 +75,11 @@ export class FleetList {
         this.onSelect(key)
       }
     })
+  }
+
+  /** Whether the drones are of more than one fleet, and so the list shows the fleet. */
+  get manyFleets(): boolean {
+    return this.many
   }
 
   onSelected(fn: (key: string) => void): void {
@@ -98,12 +114,32 @@ export class FleetList {
       this.order = [...this.store.drones.keys()].sort((a, b) =>
         a.localeCompare(b, undefined, { numeric: true }),
       )
+      this.showFleets()
       this.refilter()
     } else if (this.stateFilter !== '') {
       // A drone whose state changed may enter or leave the filter.
       this.refilter()
     }
     this.render(changes.drones)
+  }
+
+  /** Shows or hides the fleet column, as the drones are of one fleet or more. */
+  private showFleets(): void {
+    const first = this.store.drones.values().next().value?.fleetId
+    let many = false
+    for (const d of this.store.drones.values()) {
+      if (d.fleetId !== first) {
+        many = true
+        break
+      }
+    }
+    if (many === this.many) return
+    this.many = many
+    this.list.classList.toggle('many-fleets', many)
+    this.head?.classList.toggle('many-fleets', many)
+    for (const row of this.rows.values()) {
+      setText(row.fleet, many ? (this.store.drones.get(row.key)?.fleetId ?? '') : '')
+    }
   }
 
   private refilter(): void {
@@ -173,6 +209,7 @@ export class FleetList {
       row.el.dataset.drone = row.key
       row.id.textContent = drone.id
       row.id.title = row.key
+      setText(row.fleet, this.many ? drone.fleetId : '')
       row.el.classList.toggle('selected', row.key === this.selected)
     }
     setText(row.state, stateText(drone))
@@ -194,7 +231,10 @@ export class FleetList {
 
   private matches(d: DroneView): boolean {
     if (this.stateFilter !== '' && d.state !== this.stateFilter) return false
-    return this.search === '' || d.id.toLowerCase().includes(this.search)
+    if (this.search === '') return true
+    // With several fleets, `fleet/id` as the key spells it: `north` or `north/drone-1`.
+    const text = this.many ? `${d.fleetId}/${d.id}` : d.id
+    return text.toLowerCase().includes(this.search)
   }
 }
 
@@ -202,15 +242,14 @@ function createRow(): Row {
   const el = document.createElement('div')
   el.className = 'drone-row'
   el.tabIndex = 0
-  const [id, state, battery, speed, eta] = ['id', 'state', 'battery', 'speed', 'eta'].map(
-    (name) => {
-      const cell = document.createElement('span')
-      cell.className = `drone-${name}`
-      return cell
-    },
-  ) as [HTMLElement, HTMLElement, HTMLElement, HTMLElement, HTMLElement]
-  el.append(id, state, battery, speed, eta)
-  return { key: '', el, id, state, battery, speed, eta }
+  const names = ['fleet', 'id', 'state', 'battery', 'speed', 'eta'] as const
+  const [fleet, id, state, battery, speed, eta] = names.map((name) => {
+    const cell = document.createElement('span')
+    cell.className = `drone-${name}`
+    return cell
+  }) as [HTMLElement, HTMLElement, HTMLElement, HTMLElement, HTMLElement, HTMLElement]
+  el.append(fleet, id, state, battery, speed, eta)
+  return { key: '', el, fleet, id, state, battery, speed, eta }
 }
 
 /**

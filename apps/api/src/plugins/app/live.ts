@@ -3,8 +3,9 @@ import websocket from '@fastify/websocket'
 import type { WebSocket } from '@fastify/websocket'
 import fp from 'fastify-plugin'
 import { z } from 'zod'
+import { DEFAULT_CLOCK_TOLERANCE_S, oidcOptions } from '@skyline/auth'
 import { inScope, scopeKey } from '../../auth/principal.ts'
-import type { FleetScope } from '../../auth/principal.ts'
+import type { FleetScope, Principal } from '../../auth/principal.ts'
 import { liveOrigins } from '../../config.ts'
 import { ApiError } from '../../errors.ts'
 import type { IngestItem } from '../../ingest/items.ts'
@@ -231,6 +232,15 @@ export class LiveHub {
     this.forget(socket)
   }
 
+  /** Closes a client whose token expired (issue 16), its place given back at once. */
+  expire(socket: WebSocket): void {
+    const client = this.clients.get(socket)
+    if (client === undefined) return
+    this.metrics.liveDropped.inc({ reason: 'token_expired' })
+    this.forget(socket)
+    client.close(CLOSE_UNAUTHORIZED, 'token expired: sign in again')
+  }
+
   /** Sends a new client its snapshot (a buffer shared with others), then the frames held meanwhile. */
   sendSnapshot(socket: WebSocket, snapshot: Buffer): void {
     this.clients.get(socket)?.sendSnapshot(snapshot)
@@ -371,6 +381,23 @@ function normaliseOrigin(origin: string): string {
   return URL.canParse(origin) ? new URL(origin).origin : origin
 }
 
+/**
+ * Calls `expire` at `expiresAt` (epoch ms) unless `socket` has closed by then. setTimeout
+ * holds at most 2^31-1 ms (24.8 days): a later expiry re-arms on the way.
+ */
+function closeAtExpiry(socket: WebSocket, expiresAt: number, expire: () => void): void {
+  let timer: NodeJS.Timeout | undefined
+  const arm = () => {
+    timer = setTimeout(
+      () => (Date.now() < expiresAt ? arm() : expire()),
+      Math.min(Math.max(0, expiresAt - Date.now()), 2 ** 31 - 1),
+    )
+    timer.unref()
+  }
+  arm()
+  socket.once('close', () => clearTimeout(timer))
+}
+
 function safeJson(text: string): unknown {
   try {
     return JSON.parse(text)
@@ -382,6 +409,8 @@ function safeJson(text: string): unknown {
 export default fp(
   async (fastify) => {
     const { config, metrics } = fastify
+    // An OIDC token is good up to this long past its exp (the clock skew with the issuer), ms.
+    const oidcGraceMs = (oidcOptions(config)?.clockToleranceS ?? DEFAULT_CLOCK_TOLERANCE_S) * 1000
     const hub = new LiveHub(
       {
         maxClients: config.LIVE_MAX_CLIENTS,
@@ -486,14 +515,25 @@ export default fp(
           const auth = AuthSchema.safeParse(message)
           if (!auth.success)
             return refuse(CLOSE_UNAUTHORIZED, 'sign in: send {"type":"auth","token"} first')
-          let fleets: FleetScope
+          let reader: Principal
           try {
-            ;({ fleets } = await fastify.readerOf(auth.data.token))
+            reader = await fastify.readerOf(auth.data.token)
           } catch (err) {
             const forbidden = err instanceof ApiError && err.statusCode === 403
             return refuse(forbidden ? CLOSE_FORBIDDEN : CLOSE_UNAUTHORIZED, (err as Error).message)
           }
           if (socket.readyState !== socket.OPEN) return
+          const { fleets } = reader
+          if (reader.exp !== undefined) {
+            // Closed at its token's exp, as the broker closes an MQTT connection (issue 16):
+            // a stream would otherwise outlive its token for good. An OIDC token is accepted
+            // up to the clock skew past its exp, so its stream is closed then.
+            closeAtExpiry(
+              socket,
+              reader.exp * 1000 + (reader.kind === 'oidc' ? oidcGraceMs : 0),
+              () => hub.expire(socket),
+            )
+          }
           hub.admit(socket, fleets)
           for (const m of meanwhile) hub.receive(socket, m)
           try {

@@ -83,7 +83,7 @@ export class ApiMetrics {
   })
   readonly liveDropped = new Counter({
     name: 'skyline_live_dropped_total',
-    help: 'Live clients dropped for reading too slowly: send_budget (too much unread), lag (a ping unanswered too long)',
+    help: 'Live clients dropped: send_budget (too much unread), lag (a ping unanswered too long), token_expired (closed at its token expiry)',
     labelNames: ['reason'] as const,
     registers: [this.registry],
   })
