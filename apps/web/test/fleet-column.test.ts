@@ -81,7 +81,9 @@ const rowsOf = (page: Page) =>
 
 const headOf = (page: Page) =>
   page.$$eval('#fleet-head span', (cells) =>
-    cells.filter((c) => c.offsetParent !== null).map((c) => c.textContent),
+    cells
+      .filter((c) => c instanceof HTMLElement && c.offsetParent !== null)
+      .map((c) => c.textContent),
   )
 
 describe('the fleet list of more than one fleet', () => {
