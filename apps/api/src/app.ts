@@ -28,8 +28,10 @@ import auth from './plugins/app/auth.ts'
 import fleetRepository from './plugins/app/fleet-repository.ts'
 import housekeeping from './plugins/app/housekeeping.ts'
 import ingestPlugin from './plugins/app/ingest.ts'
+import limits from './plugins/app/limits.ts'
 import live from './plugins/app/live.ts'
 import metrics from './plugins/app/metrics.ts'
+import security from './plugins/app/security.ts'
 import web from './plugins/app/web.ts'
 import deliveriesRoutes from './routes/api/deliveries.ts'
 import drones from './routes/api/drones.ts'
@@ -197,9 +199,22 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     },
     transform: jsonSchemaTransform,
   })
-  await fastify.register(swaggerUi, { routePrefix: '/docs' })
+  await fastify.register(security)
+  // The validator badge would load an image from validator.swagger.io (and send it the
+  // document's address): off, and the CSP (security.ts) allows no such image anyway.
+  await fastify.register(swaggerUi, {
+    routePrefix: '/docs',
+    uiConfig: { validatorUrl: null },
+    // swagger-ui's bundle injects a <style> element: inline styles on its own routes only.
+    // Scripts stay 'self' there too (apps/web/test/live-map.test.ts renders it in Chromium).
+    transformStaticCSP: (header) =>
+      header.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'"),
+  })
 
   await fastify.register(metrics)
+  // Before auth and the routes: auth counts failures in it; the write limit is added to
+  // each write route as it is declared.
+  await fastify.register(limits)
   await fastify.register(databasePlugin, { database: opts.database })
   await fastify.register(mqttPlugin)
   await fastify.register(fleetRepository)

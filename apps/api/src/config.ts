@@ -124,6 +124,17 @@ const EnvSchema = withOidcRules(
      * ms; then it is closed with 4401. Default 5,000. It holds a client's place meanwhile.
      */
     LIVE_AUTH_TIMEOUT_MS: int.min(100).max(60_000).default(5_000),
+    /**
+     * Writes (POST under /api) one principal may make a minute, at most; more are answered
+     * 429 `rate_limited`. Default 60. Reads are not limited.
+     */
+    RATE_LIMIT_WRITES_PER_MIN: int.positive().max(1_000_000).default(60),
+    /**
+     * Tokens that do not verify one address may send a minute, at most; past them, every
+     * request of that address that needs a token is answered 429 until the minute is out.
+     * Default 20.
+     */
+    RATE_LIMIT_AUTH_FAILURES_PER_MIN: int.positive().max(1_000_000).default(20),
     LOG_LEVEL: z
       .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
       .default('info'),

@@ -203,7 +203,13 @@ async function start(): Promise<void> {
   const config = await getConfig().catch(() => ({ tileUrl: null, tileAttribution: '' }))
   if (config.tileUrl !== null) {
     // Without a reachable tile server the map keeps working on its plain background.
-    L.tileLayer(config.tileUrl, { attribution: config.tileAttribution, maxZoom: 19 }).addTo(map)
+    // The page's Referrer-Policy is no-referrer; tile servers want a Referer (OpenStreetMap
+    // blocks tiles without one): the tiles send the map's origin, which holds no token.
+    L.tileLayer(config.tileUrl, {
+      attribution: config.tileAttribution,
+      maxZoom: 19,
+      referrerPolicy: 'strict-origin',
+    }).addTo(map)
   }
   try {
     changed(store.applySnapshot(await getFleet()))

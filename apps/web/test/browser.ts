@@ -12,9 +12,11 @@ export function launchChromium(): Promise<Browser> {
 }
 
 /**
- * Opens `url` and records the page's console errors and uncaught exceptions, except
- * failed loads from `ignoreHost` (a tile server that is unreachable on purpose).
- * `options` are the page's (e.g. `timezoneId`, for clock times a test can spell out).
+ * Opens `url` and records the page's console errors, uncaught exceptions and content
+ * security policy violations (each as `CSP: <directive> blocked <what>`, whether or not
+ * the browser also logs it), except failed loads from `ignoreHost` (a tile server that is
+ * unreachable on purpose). `options` are the page's (e.g. `timezoneId`, for clock times
+ * a test can spell out).
  */
 export async function openPage(
   browser: Browser,
@@ -30,6 +32,16 @@ export async function openPage(
     errors.push(`${m.text()} (${m.location().url})`)
   })
   page.on('pageerror', (err) => errors.push(err.message))
+  await page.exposeFunction('reportCspViolation', (v: string) => errors.push(`CSP: ${v}`))
+  await page.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      const report = (window as unknown as { reportCspViolation: (v: string) => void })
+        .reportCspViolation
+      report(
+        `${e.effectiveDirective} blocked ${e.blockedURI || 'inline'} (${e.sourceFile}:${e.lineNumber})`,
+      )
+    })
+  })
   await page.goto(url)
   return { page, errors }
 }

@@ -327,6 +327,43 @@ describe('the live map', () => {
     await page.close()
   })
 
+  it("runs under the api's content security policy, which blocks a script slipped into the page", async () => {
+    const { page, errors } = await openPage(browser, signedIn, NO_TILES)
+    await showsFleet(page)
+    await expect.poll(() => page.textContent('#connection'), { timeout: 10_000 }).toBe('live')
+    // The map asked for tiles (the tile server is allowed, though unreachable here).
+    await page.waitForSelector('img.leaflet-tile', { state: 'attached', timeout: 10_000 })
+    // Tile servers want a Referer: the tiles send the map's origin, the page nothing.
+    expect(
+      await page.$eval('img.leaflet-tile', (i) => (i as HTMLImageElement).referrerPolicy),
+    ).toBe('strict-origin')
+    await row(page, 'drone-1').click()
+    expect(errors).toEqual([]) // openPage records every CSP violation as an error
+
+    // What an injected script would do with the token in this tab: it does not run.
+    await page.evaluate(() => {
+      const s = document.createElement('script')
+      s.textContent = 'window.stolen = sessionStorage.length'
+      document.head.append(s)
+    })
+    await expect
+      .poll(() => errors.filter((e) => e.startsWith('CSP: script-src-elem blocked inline')))
+      .toHaveLength(1)
+    expect(await page.evaluate(() => 'stolen' in window)).toBe(false)
+    await page.close()
+  })
+
+  it('renders the OpenAPI documentation at /docs under the same policy', async () => {
+    const { page, errors } = await openPage(browser, `${base}/docs`)
+    await page.waitForSelector('.opblock-summary-path', { timeout: 15_000 })
+    const paths = await page.$$eval('.opblock-summary-path', (els) =>
+      els.map((e) => e.textContent?.replace(/\u200b/g, '')),
+    )
+    expect(paths).toContain('/api/deliveries/{id}/cancel')
+    expect(errors).toEqual([])
+    await page.close()
+  })
+
   it('serves the page for revalidation and its hashed assets for good', async () => {
     const page = await api.inject('/')
     expect(page.statusCode).toBe(200)

@@ -20,8 +20,11 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Bearer token → principal; rejects a token that does not verify. */
     authenticate: Authenticate
-    /** A token as a principal allowed to read (the live stream signs in with this). */
-    readerOf: (token: string | undefined) => Promise<Principal>
+    /**
+     * A token as a principal allowed to read (the live stream signs in with this); a token
+     * that does not verify counts against `from`'s address (limits.ts).
+     */
+    readerOf: (token: string | undefined, from: FastifyRequest) => Promise<Principal>
   }
   interface FastifyRequest {
     /** Who calls: set on every `/api/` route that is not `public` or `in-band`. */
@@ -58,17 +61,21 @@ export default fp<{ authenticate?: Authenticate }>(
     fastify.decorate('authenticate', authenticate)
     fastify.decorateRequest('principal', null as unknown as Principal)
 
-    const principalOf = async (token: string | undefined): Promise<Principal> => {
+    const principalOf = async (
+      token: string | undefined,
+      from: FastifyRequest,
+    ): Promise<Principal> => {
       if (token === undefined) throw unauthorized('send a token: Authorization: Bearer <token>')
-      return authenticate(token).catch((err: unknown) => {
+      return authenticate(token).catch(async (err: unknown) => {
         // The issuer's keys cannot be fetched: the token may be good, try again shortly.
         if (err instanceof TokenError && err.code === 'issuer_unavailable')
           throw new ApiError(503, 'issuer_unavailable', err.message)
+        await fastify.authFailures.record(from) // a guess, or a stale token: either counts
         throw unauthorized('the token does not verify')
       })
     }
-    fastify.decorate('readerOf', async (token: string | undefined) => {
-      const p = await principalOf(token)
+    fastify.decorate('readerOf', async (token: string | undefined, from: FastifyRequest) => {
+      const p = await principalOf(token, from)
       if (!canRead(p)) throw new ApiError(403, 'forbidden', `a ${p.role} token cannot read`)
       return p
     })
@@ -78,9 +85,11 @@ export default fp<{ authenticate?: Authenticate }>(
       if (url === undefined || !url.startsWith('/api/')) return // the map, /metrics, /docs, 404s
       const access = req.routeOptions.config.access ?? 'read'
       if (access === 'public' || access === 'in-band') return
+      // An address that sent too many tokens that do not verify waits, whatever it sends.
+      await fastify.authFailures.refuseIfBlocked(req, reply)
       // RFC 6750 §3: a 401 names the scheme it wants.
       reply.header('www-authenticate', 'Bearer')
-      const p = await principalOf(bearer(req.headers.authorization))
+      const p = await principalOf(bearer(req.headers.authorization), req)
       reply.removeHeader('www-authenticate')
       if (access === 'operate' && !canOperate(p))
         throw new ApiError(403, 'forbidden', `a ${p.role} token cannot operate`)
@@ -88,5 +97,5 @@ export default fp<{ authenticate?: Authenticate }>(
       req.principal = p
     })
   },
-  { name: 'auth' },
+  { name: 'auth', dependencies: ['limits'] },
 )

@@ -471,6 +471,8 @@ export default fp(
               `origin ${origin} may not open the live stream (PUBLIC_ORIGIN)`,
             )
           }
+          // An address over its failed sign-ins (limits.ts) waits, like on REST.
+          await fastify.authFailures.refuseIfBlocked(req, reply)
           // Refused before the upgrade while full; the handler checks again, exactly.
           const refusal = hub.refusal(req.ip)
           if (refusal !== undefined) {
@@ -517,7 +519,7 @@ export default fp(
             return refuse(CLOSE_UNAUTHORIZED, 'sign in: send {"type":"auth","token"} first')
           let reader: Principal
           try {
-            reader = await fastify.readerOf(auth.data.token)
+            reader = await fastify.readerOf(auth.data.token, req)
           } catch (err) {
             const forbidden = err instanceof ApiError && err.statusCode === 403
             return refuse(forbidden ? CLOSE_FORBIDDEN : CLOSE_UNAUTHORIZED, (err as Error).message)
@@ -600,6 +602,6 @@ export default fp(
   },
   {
     name: 'live',
-    dependencies: ['fleet-repository', 'deliveries', 'metrics'],
+    dependencies: ['fleet-repository', 'deliveries', 'metrics', 'limits'],
   },
 )

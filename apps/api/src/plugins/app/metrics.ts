@@ -75,6 +75,12 @@ export class ApiMetrics {
     help: 'Clients of the live stream (/api/live)',
     registers: [this.registry],
   })
+  readonly rateLimited = new Counter({
+    name: 'skyline_http_rate_limited_total',
+    help: 'Requests answered 429 rate_limited: writes (per principal), auth_failures (per address)',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  })
   readonly liveRefused = new Counter({
     name: 'skyline_live_refused_total',
     help: 'Live stream connections refused: full, address_full (too many from one address), origin',

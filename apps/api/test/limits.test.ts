@@ -1,0 +1,214 @@
+import { once } from 'node:events'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import type { FastifyInstance } from 'fastify'
+import WebSocket from 'ws'
+import { signDeviceToken } from '@skyline/auth'
+import type { Database } from '../src/db/client.ts'
+import { CLOSE_UNAUTHORIZED } from '../src/plugins/app/live.ts'
+import { DATABASES, bearer, buildApi, startBroker } from './helpers.ts'
+import type { TestBroker } from './helpers.ts'
+
+// Request rates (issue 16): writes per principal, failed sign-ins per address. Small
+// limits through the environment; every request goes through the real api.
+
+let broker: TestBroker
+let database: Database
+let api: FastifyInstance | undefined
+
+beforeAll(async () => {
+  broker = await startBroker()
+  database = await DATABASES[0]![1]()
+})
+afterEach(async () => {
+  await api?.close()
+  api = undefined
+})
+afterAll(async () => {
+  await database.close()
+  await broker.close()
+})
+
+/** A token signed with another secret: it does not verify. */
+const FORGED = `Bearer ${await signDeviceToken('not-the-api-secret-but-32-characters-long', {
+  role: 'service',
+  sub: 'guess',
+})}`
+
+async function start(env: Record<string, string>): Promise<FastifyInstance> {
+  api = await buildApi(broker.url, database, env)
+  return api
+}
+
+function expectRateLimited(res: { statusCode: number; headers: Record<string, unknown> }) {
+  expect(res.statusCode).toBe(429)
+  const retryAfter = Number(res.headers['retry-after'])
+  expect(retryAfter).toBeGreaterThanOrEqual(1)
+  expect(retryAfter).toBeLessThanOrEqual(60)
+}
+
+async function metric(name: string, labels: string): Promise<number> {
+  const text = (await api!.inject({ method: 'GET', url: '/metrics' })).body
+  const line = text.split('\n').find((l) => l.startsWith(`${name}${labels} `))
+  return line === undefined ? 0 : Number(line.split(' ')[1])
+}
+
+describe('writes', () => {
+  it('answers 429 with Retry-After past RATE_LIMIT_WRITES_PER_MIN of one principal, and no other', async () => {
+    const app = await start({ RATE_LIMIT_WRITES_PER_MIN: '3' })
+    const alice = await bearer({ role: 'service', sub: 'alice', fleet: 'f1' })
+    const bob = await bearer({ role: 'service', sub: 'bob', fleet: 'f1' })
+    const cancel = (authorization: string, remoteAddress = '127.0.0.1') =>
+      app.inject({
+        method: 'POST',
+        url: '/api/deliveries/nothing/cancel',
+        headers: { authorization },
+        remoteAddress,
+      })
+
+    // Every write counts, whatever it answers (404 here, 400 for a bad body).
+    expect((await cancel(alice)).statusCode).toBe(404)
+    expect((await cancel(alice)).statusCode).toBe(404)
+    const bad = await app.inject({
+      method: 'POST',
+      url: '/api/deliveries',
+      headers: { authorization: alice },
+      payload: { fleet: 'f1' },
+    })
+    expect(bad.statusCode).toBe(400)
+
+    const limited = await cancel(alice)
+    expectRateLimited(limited)
+    const body = limited.json<{ error: { code: string; message: string } }>()
+    expect(body.error.code).toBe('rate_limited')
+    expect(body.error.message).toMatch(/3 writes a minute/)
+    // Both write routes share the budget; from another address it is the same principal.
+    expectRateLimited(
+      await app.inject({
+        method: 'POST',
+        url: '/api/deliveries',
+        headers: { authorization: alice },
+        remoteAddress: '10.9.9.9',
+        payload: { fleet: 'f1', pickupStationId: 'a', dropoffStationId: 'b', payloadKg: 1 },
+      }),
+    )
+    // Another principal, from the same address, is not slowed down.
+    expect((await cancel(bob)).statusCode).toBe(404)
+    // Reads are not limited: the map polls them.
+    for (let i = 0; i < 5; i++) {
+      const read = await app.inject({
+        method: 'GET',
+        url: '/api/deliveries',
+        headers: { authorization: alice },
+      })
+      expect(read.statusCode).toBe(200)
+    }
+    expect(await metric('skyline_http_rate_limited_total', '{limit="writes"}')).toBe(2)
+  })
+
+  it.each([['0'], ['-1'], ['lots'], ['1.5']])(
+    'stops start-up on RATE_LIMIT_WRITES_PER_MIN=%s, naming the variable',
+    async (value) => {
+      await expect(start({ RATE_LIMIT_WRITES_PER_MIN: value })).rejects.toThrow(
+        /RATE_LIMIT_WRITES_PER_MIN/,
+      )
+    },
+  )
+})
+
+describe('failed sign-ins', () => {
+  it('answer 429 to every request of an address past RATE_LIMIT_AUTH_FAILURES_PER_MIN, and to no other address', async () => {
+    const app = await start({ RATE_LIMIT_AUTH_FAILURES_PER_MIN: '3' })
+    const good = await bearer({ role: 'viewer', sub: 'watcher', fleet: 'f1' })
+    const read = (authorization: string | undefined, remoteAddress: string) =>
+      app.inject({
+        method: 'GET',
+        url: '/api/fleet',
+        headers: authorization === undefined ? {} : { authorization },
+        remoteAddress,
+      })
+
+    // A request without a token is not a guess: it does not count.
+    for (let i = 0; i < 5; i++) expect((await read(undefined, '10.0.0.1')).statusCode).toBe(401)
+    for (let i = 0; i < 3; i++) expect((await read(FORGED, '10.0.0.1')).statusCode).toBe(401)
+    expect((await read(good, '10.0.0.1')).statusCode).toBe(200) // at the limit, not past it
+    expect((await read(FORGED, '10.0.0.1')).statusCode).toBe(401) // the 4th: past it
+
+    // From then on, the address waits, even with a good token, on every route with one.
+    const blocked = await read(good, '10.0.0.1')
+    expectRateLimited(blocked)
+    const body = blocked.json<{ error: { code: string; message: string } }>()
+    expect(body.error.code).toBe('rate_limited')
+    expect(body.error.message).toMatch(/do not verify/)
+    expectRateLimited(
+      await app.inject({
+        method: 'POST',
+        url: '/api/deliveries/x/cancel',
+        headers: { authorization: await bearer({ role: 'service', sub: 'ops' }) },
+        remoteAddress: '10.0.0.1',
+      }),
+    )
+    // The probes need no token and stay open.
+    const health = await app.inject({
+      method: 'GET',
+      url: '/api/health',
+      remoteAddress: '10.0.0.1',
+    })
+    expect(health.statusCode).toBe(200)
+    // Another address is not concerned.
+    expect((await read(good, '10.0.0.2')).statusCode).toBe(200)
+    expect(await metric('skyline_http_rate_limited_total', '{limit="auth_failures"}')).toBe(2)
+  })
+
+  it('count on the live stream too, whose upgrade is then refused with 429', async () => {
+    const app = await start({ RATE_LIMIT_AUTH_FAILURES_PER_MIN: '2' })
+    await app.listen({ host: '127.0.0.1', port: 0 })
+    const address = app.server.address()
+    if (address === null || typeof address === 'string') throw new Error('not listening')
+    const url = `ws://127.0.0.1:${address.port}/api/live`
+
+    /** Signs in with `token` from `localAddress`: the close code, or the upgrade's status. */
+    const signIn = async (token: string, localAddress: string): Promise<number | 'open'> => {
+      const ws = new WebSocket(url, { localAddress })
+      ws.on('error', () => {})
+      return new Promise((resolve) => {
+        ws.once('unexpected-response', (_req, res) => {
+          resolve(res.statusCode ?? 0)
+          ws.terminate()
+        })
+        ws.once('open', () => {
+          ws.send(JSON.stringify({ type: 'auth', token: token.replace(/^Bearer /, '') }))
+          ws.once('message', () => {
+            resolve('open')
+            ws.terminate()
+          })
+          ws.once('close', (code) => resolve(code))
+        })
+      })
+    }
+    expect(await signIn(FORGED, '127.0.0.2')).toBe(CLOSE_UNAUTHORIZED)
+    expect(await signIn(FORGED, '127.0.0.2')).toBe(CLOSE_UNAUTHORIZED)
+    expect(await signIn(FORGED, '127.0.0.2')).toBe(CLOSE_UNAUTHORIZED) // the 3rd: past it
+    const good = await bearer({ role: 'viewer', sub: 'watcher', fleet: 'f1' })
+    expect(await signIn(good, '127.0.0.2')).toBe(429)
+    // REST from that address waits too; another address signs in.
+    const rest = await fetch(`http://127.0.0.1:${address.port}/api/fleet`, {
+      headers: { authorization: good },
+    })
+    expect(rest.status).toBe(200) // fetch goes from 127.0.0.1: another address
+    expect(await signIn(good, '127.0.0.3')).toBe('open')
+    const ws = new WebSocket(url, { localAddress: '127.0.0.2' })
+    ws.on('error', () => {})
+    const [, res] = (await once(ws, 'unexpected-response')) as [unknown, { headers: object }]
+    expect(res.headers).toHaveProperty('retry-after')
+    ws.terminate()
+  })
+
+  it.each([['0'], ['x']])(
+    'stop start-up on RATE_LIMIT_AUTH_FAILURES_PER_MIN=%s, naming the variable',
+    async (value) => {
+      await expect(start({ RATE_LIMIT_AUTH_FAILURES_PER_MIN: value })).rejects.toThrow(
+        /RATE_LIMIT_AUTH_FAILURES_PER_MIN/,
+      )
+    },
+  )
+})
