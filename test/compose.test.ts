@@ -155,6 +155,28 @@ describe('docker-compose.yml', () => {
     expect(liveOrigins(config, api.HTTP_PORT)).toContain('https://skyline.example')
   })
 
+  it('gives every broker and the api the same OIDC issuer from .env, and none by default', () => {
+    const oidc = {
+      ...CLUSTER,
+      OIDC_ISSUER: 'https://id.example/realms/skyline',
+      OIDC_AUDIENCE: 'skyline',
+      OIDC_ROLE_CLAIM: 'realm_access.roles',
+    }
+    const compose = loadCompose(oidc)
+    const brokers = servicesOf(compose, 'broker').map(([, s]) => loadBrokerConfig(s.environment!))
+    const apiConfig = loadApiConfig(compose.services.api!.environment!)
+    expect(brokers.length).toBeGreaterThan(1)
+    for (const c of [...brokers, apiConfig])
+      expect([c.OIDC_ISSUER, c.OIDC_AUDIENCE, c.OIDC_ROLE_CLAIM, c.OIDC_FLEET_CLAIM]).toEqual([
+        'https://id.example/realms/skyline',
+        'skyline',
+        'realm_access.roles',
+        'fleet',
+      ])
+    const plain = loadApiConfig(loadCompose(ONE_BROKER).services.api!.environment!)
+    expect(plain.OIDC_ISSUER).toBeUndefined()
+  })
+
   it("points the api's DATABASE_URL at the postgres service with its credentials", () => {
     const compose = loadCompose(ONE_BROKER)
     const postgres = compose.services.postgres!
