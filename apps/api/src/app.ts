@@ -66,12 +66,16 @@ export interface AppOptions {
  * malformed percent-escape, a path parameter past `maxParamLength`) never reaches the
  * app's error handler, so Fastify's own body would go out instead of the error shape.
  */
-export const serverOptions = {
-  frameworkErrors: (err: FastifyError, _req: FastifyRequest, reply: FastifyReply) => {
-    const code = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'uri_too_long' : 'bad_url'
-    void reply.code(err.statusCode ?? 400).send({ error: { code, message: err.message } })
-  },
-} satisfies FastifyServerOptions
+export const serverOptions = (config: ApiConfig) =>
+  ({
+    frameworkErrors: (err: FastifyError, _req: FastifyRequest, reply: FastifyReply) => {
+      const code = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'uri_too_long' : 'bad_url'
+      void reply.code(err.statusCode ?? 400).send({ error: { code, message: err.message } })
+    },
+    // A client's address (per-address limits, the live stream's cap) is the one the
+    // proxies of TRUST_PROXY forward in X-Forwarded-For; without it, the peer's own.
+    trustProxy: config.TRUST_PROXY.length > 0 ? config.TRUST_PROXY.join(',') : false,
+  }) satisfies FastifyServerOptions
 
 /**
  * The logger's options (server.ts, the tests). Fastify logs a request's method and URL,

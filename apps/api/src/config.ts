@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { z } from 'zod'
 import { OIDC_ENV, withOidcRules } from '@skyline/auth'
@@ -106,6 +107,32 @@ const EnvSchema = withOidcRules(
      * liveOrigins). Requests without an Origin (not a browser) are not concerned.
      */
     PUBLIC_ORIGIN: origins.optional(),
+    /**
+     * The reverse proxies in front of the api, comma-separated addresses or CIDR ranges
+     * (e.g. 10.0.0.0/8): a request from one of them is the client's named in its
+     * X-Forwarded-For. Default none: every request is its peer's (behind a proxy, all
+     * clients then share one address for the per-address limits).
+     */
+    TRUST_PROXY: z
+      .string()
+      .default('')
+      .transform((v, ctx) => {
+        const entries = v
+          .split(',')
+          .map((e) => e.trim())
+          .filter((e) => e !== '')
+        for (const e of entries) {
+          const [address = '', prefix, ...rest] = e.split('/')
+          const family = isIP(address)
+          const bits = family === 6 ? 128 : 32
+          const prefixOk = prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= bits)
+          if (family === 0 || !prefixOk || rest.length > 0) {
+            ctx.addIssue({ code: 'custom', message: `${e} is not an address or a CIDR range` })
+            return z.NEVER
+          }
+        }
+        return entries
+      }),
     /** Live stream clients at once, at most; more are refused (503). Default 1,000. */
     LIVE_MAX_CLIENTS: int.positive().default(1_000),
     /** Live stream clients from one remote address at once, at most (429). Default 50. */

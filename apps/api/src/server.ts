@@ -9,7 +9,7 @@ import { openDatabase } from './db/client.ts'
 async function main(): Promise<void> {
   const config = loadConfig(process.env)
   const fastify = Fastify({
-    ...serverOptions,
+    ...serverOptions(config),
     logger: { ...loggerOptions(config.LOG_LEVEL), base: { app: 'api' } },
     forceCloseConnections: true,
   })

@@ -54,3 +54,17 @@ describe('the live stream limits', () => {
     expect(() => loadConfig({ LIVE_SEND_BUDGET_BYTES: '1000' })).toThrow(/LIVE_SEND_BUDGET_BYTES/)
   })
 })
+
+describe('TRUST_PROXY', () => {
+  it('takes addresses and CIDR ranges, and stops start-up naming itself on anything else', () => {
+    expect(loadConfig({}).TRUST_PROXY).toEqual([])
+    expect(loadConfig({ TRUST_PROXY: '127.0.0.1, 10.0.0.0/8,::1,fd00::/8' }).TRUST_PROXY).toEqual([
+      '127.0.0.1',
+      '10.0.0.0/8',
+      '::1',
+      'fd00::/8',
+    ])
+    for (const value of ['proxy.local', '10.0.0.0/33', '10.0.0.1/8/2', '::1/129', '1.2.3'])
+      expect(() => loadConfig({ TRUST_PROXY: value }), value).toThrow(/TRUST_PROXY/)
+  })
+})

@@ -100,7 +100,7 @@ export async function buildApi(
     ...env,
   })
   const fastify = Fastify({
-    ...serverOptions,
+    ...serverOptions(config),
     logger: {
       ...loggerOptions(config.LOG_LEVEL),
       ...(o.logStream !== undefined && { stream: o.logStream }),

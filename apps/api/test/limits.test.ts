@@ -159,6 +159,30 @@ describe('failed sign-ins', () => {
     expect(await metric('skyline_http_rate_limited_total', '{limit="auth_failures"}')).toBe(2)
   })
 
+  it('tell clients apart behind a proxy of TRUST_PROXY by X-Forwarded-For, and not without it', async () => {
+    const good = await bearer({ role: 'viewer', sub: 'watcher', fleet: 'f1' })
+    const read = (a: FastifyInstance, authorization: string, client: string) =>
+      a.inject({
+        method: 'GET',
+        url: '/api/fleet',
+        headers: { authorization, 'x-forwarded-for': client },
+        remoteAddress: '10.1.1.1', // the proxy
+      })
+    for (const [env, otherClient] of [
+      [{ TRUST_PROXY: '10.1.1.0/24' }, 200],
+      [{}, 429], // every client is the proxy's address: one guesser blocks all
+    ] as const) {
+      const app = await start({ RATE_LIMIT_AUTH_FAILURES_PER_MIN: '2', ...env })
+      for (let i = 0; i < 3; i++) await read(app, FORGED, '203.0.113.5')
+      expectRateLimited(await read(app, good, '203.0.113.5'))
+      expect((await read(app, good, '203.0.113.6')).statusCode, JSON.stringify(env)).toBe(
+        otherClient,
+      )
+      await app.close()
+      api = undefined
+    }
+  })
+
   it('count on the live stream too, whose upgrade is then refused with 429', async () => {
     const app = await start({ RATE_LIMIT_AUTH_FAILURES_PER_MIN: '2' })
     await app.listen({ host: '127.0.0.1', port: 0 })
