@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import Fastify from 'fastify'
-import { expect, vi } from 'vitest'
+import { afterAll, afterEach, beforeAll, expect, vi } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import { connectAsync } from 'mqtt'
 import mqttPacket from 'mqtt-packet'
@@ -252,3 +252,29 @@ export const stationRow = (fleetId: string, id: string, lat: number, statusAt: D
   online: true,
   statusAt,
 })
+
+/**
+ * For a test file of the api's configuration: one broker and one PGlite for the file,
+ * and `start(env)` builds an api on them, closed after its test.
+ */
+export function apiPerTest(): (env?: Record<string, string>) => Promise<FastifyInstance> {
+  let broker: TestBroker | undefined
+  let database: Database | undefined
+  const built: FastifyInstance[] = []
+  beforeAll(async () => {
+    broker = await startBroker()
+    database = await DATABASES[0]![1]()
+  })
+  afterEach(async () => {
+    for (const api of built.splice(0)) await api.close()
+  })
+  afterAll(async () => {
+    await database?.close()
+    await broker?.close()
+  })
+  return async (env = {}) => {
+    const api = await buildApi(broker!.url, database!, env)
+    built.push(api)
+    return api
+  }
+}

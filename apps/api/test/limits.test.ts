@@ -1,32 +1,16 @@
 import { once } from 'node:events'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import WebSocket from 'ws'
 import { signDeviceToken } from '@skyline/auth'
-import type { Database } from '../src/db/client.ts'
 import { CLOSE_UNAUTHORIZED } from '../src/plugins/app/live.ts'
-import { DATABASES, bearer, buildApi, startBroker } from './helpers.ts'
-import type { TestBroker } from './helpers.ts'
+import { apiPerTest, bearer } from './helpers.ts'
 
 // Request rates (issue 16): writes per principal, failed sign-ins per address. Small
 // limits through the environment; every request goes through the real api.
 
-let broker: TestBroker
-let database: Database
+const build = apiPerTest()
 let api: FastifyInstance | undefined
-
-beforeAll(async () => {
-  broker = await startBroker()
-  database = await DATABASES[0]![1]()
-})
-afterEach(async () => {
-  await api?.close()
-  api = undefined
-})
-afterAll(async () => {
-  await database.close()
-  await broker.close()
-})
 
 /** A token signed with another secret: it does not verify. */
 const FORGED = `Bearer ${await signDeviceToken('not-the-api-secret-but-32-characters-long', {
@@ -35,7 +19,7 @@ const FORGED = `Bearer ${await signDeviceToken('not-the-api-secret-but-32-charac
 })}`
 
 async function start(env: Record<string, string>): Promise<FastifyInstance> {
-  api = await buildApi(broker.url, database, env)
+  api = await build(env)
   return api
 }
 

@@ -1,29 +1,13 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { FastifyInstance } from 'fastify'
-import type { Database } from '../src/db/client.ts'
 import { tileSource } from '../src/plugins/app/security.ts'
-import { DATABASES, buildApi, get, startBroker } from './helpers.ts'
-import type { TestBroker } from './helpers.ts'
+import { apiPerTest, get } from './helpers.ts'
 
 // The HTTP security headers (issue 16): the map keeps a token in the browser. That the
 // page works under them is apps/web/test/live-map.test.ts's, in Chromium.
 
-let broker: TestBroker
-let database: Database
-let api: FastifyInstance | undefined
-
-beforeAll(async () => {
-  broker = await startBroker()
-  database = await DATABASES[0]![1]()
-})
-afterEach(async () => {
-  await api?.close()
-  api = undefined
-})
-afterAll(async () => {
-  await database.close()
-  await broker.close()
-})
+const start = apiPerTest()
+let api: FastifyInstance
 
 /** A Content-Security-Policy header as directive → its sources. */
 function csp(header: unknown): Map<string, string[]> {
@@ -39,7 +23,7 @@ function csp(header: unknown): Map<string, string[]> {
 
 describe('security headers', () => {
   it('go with every answer: a strict CSP that fits the map, nosniff, no referrer, no framing', async () => {
-    api = await buildApi(broker.url, database)
+    api = await start()
     for (const res of [
       await api.inject({ method: 'GET', url: '/config.json' }),
       await get(api, '/api/fleet'),
@@ -70,7 +54,7 @@ describe('security headers', () => {
   })
 
   it('allow inline styles at /docs only, for swagger-ui, and nothing else more', async () => {
-    api = await buildApi(broker.url, database)
+    api = await start()
     const docs = csp(
       (await api.inject({ method: 'GET', url: '/docs/' })).headers['content-security-policy'],
     )
@@ -90,7 +74,7 @@ describe('security headers', () => {
   })
 
   it('allow the tiles of MAP_TILE_URL, none with `none`, and the live stream of PUBLIC_ORIGIN', async () => {
-    api = await buildApi(broker.url, database, {
+    api = await start({
       MAP_TILE_URL: 'https://{s}.tiles.example.org:8443/{z}/{x}/{y}.png',
       PUBLIC_ORIGIN: 'https://skyline.example',
     })
@@ -101,13 +85,13 @@ describe('security headers', () => {
     expect(policy.get('connect-src')).toEqual(["'self'", 'wss://skyline.example'])
     await api.close()
 
-    api = await buildApi(broker.url, database, { MAP_TILE_URL: 'none' })
+    api = await start({ MAP_TILE_URL: 'none' })
     policy = csp((await api.inject({ method: 'GET', url: '/' })).headers['content-security-policy'])
     expect(policy.get('img-src')).toEqual(["'self'", 'data:'])
   })
 
   it('name the port the api listens on in connect-src', async () => {
-    api = await buildApi(broker.url, database, { HTTP_PORT: '0' })
+    api = await start({ HTTP_PORT: '0' })
     await api.listen({ host: '127.0.0.1', port: 0 })
     const address = api.server.address()
     if (address === null || typeof address === 'string') throw new Error('not listening')
