@@ -175,6 +175,37 @@ describe('docker-compose.yml', () => {
       ])
     const plain = loadApiConfig(loadCompose(ONE_BROKER).services.api!.environment!)
     expect(plain.OIDC_ISSUER).toBeUndefined()
+    expect(plain.OIDC_CLIENT_ID).toBeUndefined()
+  })
+
+  it('lets the api and the demo fleet get their MQTT tokens from the issuer', () => {
+    const compose = loadCompose({
+      ...ONE_BROKER,
+      OIDC_ISSUER: 'https://id.example/realms/skyline',
+      OIDC_AUDIENCE: 'skyline',
+      API_OIDC_CLIENT_ID: 'skyline-api',
+      API_OIDC_CLIENT_SECRET: 'api-secret',
+      SIM_OIDC_CLIENT_ID: '{fleet}-{device}',
+      SIM_OIDC_CLIENT_SECRET: 'device-secret',
+    })
+    const apiConfig = loadApiConfig(compose.services.api!.environment!)
+    expect([apiConfig.OIDC_CLIENT_ID, apiConfig.OIDC_CLIENT_SECRET]).toEqual([
+      'skyline-api',
+      'api-secret',
+    ])
+    const sim = compose.services.sim!
+    expect(loadSimConfig(sim.command as string[], sim.environment!).tokens).toEqual({
+      kind: 'issuer',
+      issuer: 'https://id.example/realms/skyline',
+      audience: 'skyline',
+      scope: undefined,
+      clientIdTemplate: '{fleet}-{device}',
+      clientSecret: 'device-secret',
+    })
+    const plain = loadCompose(ONE_BROKER).services.sim!
+    expect(loadSimConfig(plain.command as string[], plain.environment!).tokens).toMatchObject({
+      kind: 'secret',
+    })
   })
 
   it("points the api's DATABASE_URL at the postgres service with its credentials", () => {

@@ -11,12 +11,13 @@ import mqttPacket from 'mqtt-packet'
 import type { Packet } from 'mqtt-packet'
 import type { MqttClient } from 'mqtt'
 import postgres from 'postgres'
+import { signedTokens } from '@skyline/drone-sim'
 import type { FleetOptions } from '@skyline/drone-sim'
 import type { Telemetry } from '@skyline/schemas'
 import { fleetOptions as simFleetOptions } from '../../drone-sim/test/helpers.ts'
 import { signDeviceToken } from '@skyline/auth'
 import { createBroker, startListeners } from '@skyline/broker'
-import type { SkylineBroker } from '@skyline/broker'
+import type { BrokerOptions, SkylineBroker } from '@skyline/broker'
 import app, { loggerOptions, serverOptions } from '../src/app.ts'
 import type { Authenticate } from '../src/auth/authenticate.ts'
 import { loadConfig } from '../src/config.ts'
@@ -71,8 +72,8 @@ export interface TestBroker {
   close(): Promise<void>
 }
 
-export async function startBroker(): Promise<TestBroker> {
-  const broker = await createBroker({ tokenSecret: SECRET, rateLimit: null })
+export async function startBroker(options: Partial<BrokerOptions> = {}): Promise<TestBroker> {
+  const broker = await createBroker({ tokenSecret: SECRET, rateLimit: null, ...options })
   const listening = await startListeners(broker, { host: '127.0.0.1', mqttPort: 0 })
   return {
     url: `mqtt://127.0.0.1:${listening.mqtt.port}`,
@@ -187,7 +188,7 @@ export const testFleet = (url: string, o: Partial<FleetOptions> = {}): FleetOpti
     timeScale: 20,
     keepaliveS: 5,
     seed: 5,
-    tokenSecret: SECRET,
+    tokens: signedTokens(SECRET),
     ...o,
   })
 

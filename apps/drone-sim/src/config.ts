@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util'
 import { z } from 'zod'
+import { OIDC_CLIENT_ENV, OIDC_ENV, withOidcClientRules, withOidcRules } from '@skyline/auth'
 import { IdSchema } from '@skyline/schemas'
 import type { FleetOptions } from './fleet.ts'
 
@@ -49,16 +50,37 @@ const FlagsSchema = z.object({
   seed: num.int().default(1),
 })
 
-const EnvSchema = z.object({
-  MQTT_URL: z.url({ protocol: /^(mqtts?|wss?)$/ }).default('mqtt://localhost:1883'),
-  DEVICE_TOKEN_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
-  DATA_DIR: z.string().min(1).default('./data'),
-})
+const EnvSchema = withOidcClientRules(
+  withOidcRules(
+    z.object({
+      MQTT_URL: z.url({ protocol: /^(mqtts?|wss?)$/ }).default('mqtt://localhost:1883'),
+      DEVICE_TOKEN_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+      DATA_DIR: z.string().min(1).default('./data'),
+      OIDC_ISSUER: OIDC_ENV.OIDC_ISSUER,
+      OIDC_AUDIENCE: OIDC_ENV.OIDC_AUDIENCE,
+      ...OIDC_CLIENT_ENV,
+      // One client per device: the template names each device's client.
+      OIDC_CLIENT_ID: OIDC_CLIENT_ENV.OIDC_CLIENT_ID.refine(
+        (id) => id === undefined || id.includes('{device}'),
+        'must contain {device} (e.g. {fleet}.{device}): each drone and station is its own client',
+      ),
+    }),
+  ),
+)
 
-export type SimConfig = Omit<FleetOptions, 'tokenSecret'> & {
-  dataDir: string
-  tokenSecret: string | undefined
-}
+/** Where the devices' tokens come from. */
+export type TokenSource =
+  | { kind: 'secret'; secret: string | undefined; dataDir: string }
+  | {
+      kind: 'issuer'
+      issuer: string
+      audience: string
+      scope: string | undefined
+      clientIdTemplate: string
+      clientSecret: string
+    }
+
+export type SimConfig = Omit<FleetOptions, 'tokens'> & { tokens: TokenSource }
 
 export const USAGE = `usage: npm run sim -- [flags]
   --drones N          drones (default 12)
@@ -75,7 +97,9 @@ export const USAGE = `usage: npm run sim -- [flags]
   --patrol            idle drones fly between stations on their own (no dispatcher needed)
   --keepalive S       MQTT keepalive, seconds (default 10)
   --seed N            random seed: same seed, same fleet (default 1)
-environment: MQTT_URL (default mqtt://localhost:1883), DEVICE_TOKEN_SECRET or the secret in DATA_DIR (default ./data)`
+environment: MQTT_URL (default mqtt://localhost:1883), DEVICE_TOKEN_SECRET or the secret in DATA_DIR (default ./data);
+  or tokens from an OpenID Connect issuer: OIDC_ISSUER, OIDC_AUDIENCE, OIDC_CLIENT_ID (a template
+  such as {fleet}.{device}: one client per device), OIDC_CLIENT_SECRET, OIDC_SCOPE`
 
 /** Reads flags and environment once. @throws UsageError naming the bad flag or variable. */
 export function loadConfig(argv: string[], env: Record<string, string | undefined>): SimConfig {
@@ -120,7 +144,22 @@ export function loadConfig(argv: string[], env: Record<string, string | undefine
     patrol: f.patrol,
     keepaliveS: f.keepalive,
     seed: f.seed,
-    dataDir: vars.data.DATA_DIR,
-    tokenSecret: vars.data.DEVICE_TOKEN_SECRET,
+    tokens: tokenSource(vars.data),
+  }
+}
+
+function tokenSource(env: z.infer<typeof EnvSchema>): TokenSource {
+  const { OIDC_ISSUER, OIDC_AUDIENCE, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET } = env
+  if (OIDC_CLIENT_ID === undefined) {
+    return { kind: 'secret', secret: env.DEVICE_TOKEN_SECRET, dataDir: env.DATA_DIR }
+  }
+  // withOidcClientRules and withOidcRules hold these to be set together.
+  return {
+    kind: 'issuer',
+    issuer: OIDC_ISSUER!,
+    audience: OIDC_AUDIENCE!,
+    scope: env.OIDC_SCOPE,
+    clientIdTemplate: OIDC_CLIENT_ID,
+    clientSecret: OIDC_CLIENT_SECRET!,
   }
 }

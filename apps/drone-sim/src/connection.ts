@@ -1,5 +1,8 @@
 import mqtt from 'mqtt'
 import type { IClientOptions, MqttClient } from 'mqtt'
+import { generate } from 'mqtt-packet'
+import { keepRenewed } from '@skyline/auth'
+import type { IssuedToken, Renewal } from '@skyline/auth'
 
 /** Reconnect backoff, ms: doubles from `first` up to `max` while attempts fail. */
 export const RECONNECT_MS = { first: 500, max: 30_000 } as const
@@ -11,7 +14,7 @@ export class RefusedError extends Error {
     readonly returnCode: number,
   ) {
     super(
-      `broker refused ${clientId} (CONNACK ${returnCode}): check DEVICE_TOKEN_SECRET and the broker's roles`,
+      `broker refused ${clientId} (CONNACK ${returnCode}): check DEVICE_TOKEN_SECRET (or the OIDC client) and the broker's roles`,
     )
   }
 }
@@ -20,8 +23,9 @@ export class RefusedError extends Error {
  * One device's MQTT connection. It reconnects by itself after any drop, with
  * exponential backoff and jitter (mqtt.js alone retries at a fixed period, so a fleet
  * that drops at once would come back at once), and can be dropped on purpose without
- * a DISCONNECT for chaos testing. QoS 1/2 messages published while offline are kept by
- * mqtt.js and sent on reconnect.
+ * a DISCONNECT for chaos testing. QoS 1/2 messages published while offline or not yet
+ * acknowledged are kept by mqtt.js and sent on reconnect. A token that expires is
+ * renewed before it does, and the connection moves to it without a will firing.
  */
 export class Connection {
   readonly client: MqttClient
@@ -29,6 +33,7 @@ export class Connection {
   private plannedDelayMs: number | undefined
   private timer: NodeJS.Timeout | undefined
   private stopped = false
+  private renewal: Renewal | undefined
 
   private constructor(
     url: string,
@@ -81,6 +86,34 @@ export class Connection {
     return this.client.connected
   }
 
+  /**
+   * Renews a token that expires (an OIDC one) before it does: MQTT 3.1.1 cannot
+   * re-authenticate a connection, so the connection ends cleanly with DISCONNECT (the
+   * broker fires no will) and reconnects at once with the new token, on the same
+   * session, with what mqtt.js had not yet had acknowledged. A failed renewal is tried
+   * again; until one succeeds, reconnects use the last token.
+   */
+  keepTokenFresh(token: IssuedToken, renew: () => Promise<IssuedToken>): void {
+    if (!Number.isFinite(token.expiresAt) || this.stopped) return
+    this.renewal?.stop()
+    this.renewal = keepRenewed(
+      token,
+      renew,
+      (next) => this.moveTo(next.accessToken),
+      (err) => this.client.emit('error', err),
+    )
+  }
+
+  private moveTo(password: string): void {
+    this.client.options.password = password
+    if (!this.client.connected || this.plannedDelayMs !== undefined) return
+    this.plannedDelayMs = 0
+    // mqtt.js has no "disconnect and go on": end() refuses publishes until it is done
+    // and reconnect() after it starts with empty stores. The broker closes the socket
+    // on DISCONNECT; mqtt.js sees a lost connection and scheduleReconnect takes over.
+    this.client.stream.write(generate({ cmd: 'disconnect' }))
+  }
+
   /** Destroys the socket without a DISCONNECT, so the broker publishes the will; back after `downMs`. */
   dropFor(downMs: number): boolean {
     if (!this.client.connected || this.plannedDelayMs !== undefined) return false
@@ -114,6 +147,7 @@ export class Connection {
    */
   async close(timeoutMs = 2_000): Promise<void> {
     this.stopped = true
+    this.renewal?.stop()
     clearTimeout(this.timer)
     if (!this.client.connected) {
       await this.client.endAsync(true)
@@ -137,7 +171,10 @@ export class Connection {
       if (this.stopped) return
       // mqtt.js sends the will it was created with; a will's ts should be this connection's.
       if (this.freshWill !== undefined) this.client.options.will = this.freshWill()
-      this.client.reconnect()
+      // The same stores: without them mqtt.js starts afresh and forgets the QoS 1/2
+      // messages published while offline and those not yet acknowledged.
+      const { incomingStore, outgoingStore } = this.client
+      this.client.reconnect({ incomingStore, outgoingStore })
     }, delay)
   }
 }

@@ -1,6 +1,6 @@
-import { signDeviceToken } from '@skyline/auth'
 import { defaultDemandPerMin, fleetCapacity } from './capacity.ts'
 import type { Capacity } from './capacity.ts'
+import type { DeviceTokens } from './credentials.ts'
 import { DroneAgent } from './drone-agent.ts'
 import type { Stop } from './drone-model.ts'
 import { emptyStats } from './context.ts'
@@ -36,8 +36,8 @@ export interface FleetOptions {
   patrol: boolean
   keepaliveS: number
   seed: number
-  /** Secret that signs the devices' tokens. */
-  tokenSecret: string
+  /** Where each device's token comes from (signed here, or from an OIDC issuer). */
+  tokens: DeviceTokens
   /** Connections opened at once while starting. Default 200. */
   connectConcurrency?: number
 }
@@ -175,13 +175,15 @@ export class Fleet {
   }
 
   private async connectAll(): Promise<void> {
-    const { url, fleetId, keepaliveS, tokenSecret } = this.opts
+    const { url, fleetId, keepaliveS, tokens } = this.opts
     const limit = this.opts.connectConcurrency ?? 200
     // Once stop() is called, nothing new starts connecting.
     const open = async (device: StationAgent | DroneAgent, role: 'station' | 'drone') => {
       if (this.stopping !== undefined) return
-      const token = await signDeviceToken(tokenSecret, { role, sub: device.id, fleet: fleetId })
-      await device.connect(url, token, keepaliveS)
+      const name = { id: device.id, role, fleetId }
+      const token = await tokens.issue(name)
+      await device.connect(url, token.accessToken, keepaliveS)
+      device.connection!.keepTokenFresh(token, () => tokens.issue(name))
     }
     await mapLimit(this.stations, limit, (s) => open(s, 'station'))
     await mapLimit(this.drones, limit, (d) => open(d, 'drone'))

@@ -1,16 +1,18 @@
 // Entry point of `npm run sim`: reads flags and environment, starts the fleet, shows a
 // status line on a terminal, and stops cleanly (no wills fire) on SIGINT/SIGTERM.
-import { resolveTokenSecret } from '@skyline/auth'
+import { TokenRequestError, resolveTokenSecret } from '@skyline/auth'
 import { USAGE, UsageError, loadConfig } from './config.ts'
+import type { TokenSource } from './config.ts'
 import { RefusedError } from './connection.ts'
+import { issuerTokens, signedTokens } from './credentials.ts'
+import type { DeviceTokens } from './credentials.ts'
 import { Fleet } from './fleet.ts'
 import { demandText, startStatusLine, summaryText } from './status-line.ts'
 
 async function main(): Promise<void> {
   const config = loadConfig(process.argv.slice(2), process.env)
-  const tokenSecret = resolveTokenSecret(config.tokenSecret, config.dataDir)
   const started = performance.now()
-  const fleet = Fleet.create({ ...config, tokenSecret })
+  const fleet = Fleet.create({ ...config, tokens: await deviceTokens(config.tokens) })
   let stopStatus = () => {}
 
   // Installed before connecting: Ctrl-C while 10,000 drones connect still lands them
@@ -48,9 +50,16 @@ async function main(): Promise<void> {
   if (process.stdout.isTTY) stopStatus = startStatusLine(fleet, process.stdout)
 }
 
+function deviceTokens(source: TokenSource): Promise<DeviceTokens> | DeviceTokens {
+  if (source.kind === 'secret') return signedTokens(resolveTokenSecret(source.secret, source.dataDir))
+  return issuerTokens(source)
+}
+
 main().catch((err: unknown) => {
   if (err instanceof UsageError) console.error(`sim: ${err.message}\n${USAGE}`)
-  else if (err instanceof RefusedError) console.error(`sim: ${err.message}`)
+  else if (err instanceof RefusedError || err instanceof TokenRequestError) {
+    console.error(`sim: ${err.message}`)
+  }
   else console.error('sim: failed to start:', err instanceof Error ? err.message : err)
   process.exit(2)
 })

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { DEMAND_UTILISATION, defaultDemandPerMin, fleetCapacity } from '../src/capacity.ts'
 import { loadConfig } from '../src/config.ts'
+import { signedTokens } from '../src/credentials.ts'
 import { DroneModel } from '../src/drone-model.ts'
 import type { ModelEvent, Stop } from '../src/drone-model.ts'
 import { Fleet } from '../src/fleet.ts'
@@ -72,7 +73,7 @@ describe("the simulator's default demand", () => {
   const fleetOf = (argv: string[]) => {
     const config = loadConfig(argv, {})
     expect(config.demandPerMin).toEqual(argv.includes('--demand') ? expect.any(Number) : undefined)
-    return Fleet.create({ ...config, tokenSecret: 'x'.repeat(32) })
+    return Fleet.create({ ...config, tokens: signedTokens('x'.repeat(32)) })
   }
   const layout = (fleet: Fleet) => ({
     stations: fleet.stations.map((s) => s.stop),

@@ -50,6 +50,31 @@ describe('sim command line', () => {
     expect(() => loadConfig([], { MQTT_URL: 'http://localhost' })).toThrow(/MQTT_URL/)
   })
 
+  it('takes device tokens from an OIDC issuer only with a whole client configuration', () => {
+    const oidc = {
+      OIDC_ISSUER: 'https://id.example.com/realms/skyline',
+      OIDC_AUDIENCE: 'skyline',
+      OIDC_CLIENT_ID: '{fleet}-{device}',
+      OIDC_CLIENT_SECRET: 'device-secret',
+    }
+    expect(loadConfig([], oidc).tokens).toEqual({
+      kind: 'issuer',
+      issuer: oidc.OIDC_ISSUER,
+      audience: 'skyline',
+      scope: undefined,
+      clientIdTemplate: '{fleet}-{device}',
+      clientSecret: 'device-secret',
+    })
+    expect(loadConfig([], {}).tokens).toMatchObject({ kind: 'secret' })
+    expect(() => loadConfig([], { ...oidc, OIDC_CLIENT_ID: 'sim' })).toThrow(
+      /OIDC_CLIENT_ID: must contain \{device\}/,
+    )
+    expect(() => loadConfig([], { ...oidc, OIDC_CLIENT_SECRET: '' })).toThrow(
+      /OIDC_CLIENT_SECRET: required with OIDC_CLIENT_ID/,
+    )
+    expect(() => loadConfig([], { ...oidc, OIDC_ISSUER: undefined })).toThrow(/OIDC_ISSUER/)
+  })
+
   it('reads every flag', () => {
     const config = loadConfig(
       [

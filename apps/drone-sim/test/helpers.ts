@@ -4,6 +4,7 @@ import { signDeviceToken } from '@skyline/auth'
 import { createBroker, startListeners } from '@skyline/broker'
 import type { BrokerMetrics } from '@skyline/broker'
 import { decodePayload, parseTopic, topicKind } from '@skyline/schemas'
+import { signedTokens } from '../src/credentials.ts'
 import { Fleet } from '../src/fleet.ts'
 import type { FleetOptions } from '../src/fleet.ts'
 
@@ -42,7 +43,7 @@ export function fleetOptions(url: string, overrides: Partial<FleetOptions> = {})
     patrol: false,
     keepaliveS: 10,
     seed: 1,
-    tokenSecret: SECRET,
+    tokens: signedTokens(SECRET),
     ...overrides,
   }
 }

@@ -19,4 +19,22 @@ export type { OidcOptions } from './oidc.ts'
 export { ROLES, isRole } from './principal.ts'
 export type { Principal, Role } from './principal.ts'
 export { resolveTokenSecret } from './secret.ts'
-export { OIDC_ENV, oidcOptions, withOidcRules } from './oidc-env.ts'
+export {
+  OIDC_CLIENT_ENV,
+  OIDC_ENV,
+  oidcOptions,
+  withOidcClientRules,
+  withOidcRules,
+} from './oidc-env.ts'
+export {
+  TokenRequestError,
+  discoverTokenEndpoint,
+  keepRenewed,
+  renewalDelayMs,
+} from './client-credentials.ts'
+export type {
+  IssuedToken,
+  Renewal,
+  TokenEndpoint,
+  TokenEndpointOptions,
+} from './client-credentials.ts'

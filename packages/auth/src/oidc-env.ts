@@ -26,6 +26,19 @@ export const OIDC_ENV = {
   OIDC_FLEET_CLAIM: claimPath.default('fleet'),
 }
 
+/**
+ * A process that gets its own tokens from the issuer (client-credentials grant): the
+ * api for its MQTT connection, the simulator for its devices.
+ */
+export const OIDC_CLIENT_ENV = {
+  /** Its client id at the issuer. Default none: tokens are signed with the device-token secret. */
+  OIDC_CLIENT_ID: z.string().min(1).max(255).optional(),
+  /** Its client secret; required with OIDC_CLIENT_ID. */
+  OIDC_CLIENT_SECRET: z.string().min(1).optional(),
+  /** Scopes to ask for, space-separated. Default none. */
+  OIDC_SCOPE: z.string().min(1).optional(),
+}
+
 type OidcEnv = { OIDC_ISSUER?: string | undefined; OIDC_AUDIENCE?: string | undefined }
 
 /** OIDC_ISSUER and OIDC_AUDIENCE go together: each is required with the other. */
@@ -37,6 +50,24 @@ export function withOidcRules<T extends z.ZodType<OidcEnv>>(schema: T) {
     })
     .refine((env) => env.OIDC_AUDIENCE === undefined || env.OIDC_ISSUER !== undefined, {
       message: 'required with OIDC_AUDIENCE',
+      path: ['OIDC_ISSUER'],
+    })
+}
+
+type OidcClientEnv = OidcEnv & {
+  OIDC_CLIENT_ID?: string | undefined
+  OIDC_CLIENT_SECRET?: string | undefined
+}
+
+/** OIDC_CLIENT_ID needs its secret and an issuer to ask. */
+export function withOidcClientRules<T extends z.ZodType<OidcClientEnv>>(schema: T) {
+  return schema
+    .refine((env) => env.OIDC_CLIENT_ID === undefined || env.OIDC_CLIENT_SECRET !== undefined, {
+      message: 'required with OIDC_CLIENT_ID',
+      path: ['OIDC_CLIENT_SECRET'],
+    })
+    .refine((env) => env.OIDC_CLIENT_ID === undefined || env.OIDC_ISSUER !== undefined, {
+      message: 'required with OIDC_CLIENT_ID',
       path: ['OIDC_ISSUER'],
     })
 }

@@ -37,7 +37,8 @@ export interface TestIssuer {
 export const TEST_AUDIENCE = 'urn:skyline:test'
 /** Another resource the issuer serves: its tokens are for someone else. */
 export const OTHER_AUDIENCE = 'urn:other:test'
-const SECRET = 'test-client-secret-that-is-long-enough-for-hmac'
+/** The secret of every client of the test issuer. */
+export const TEST_CLIENT_SECRET = 'test-client-secret-that-is-long-enough-for-hmac'
 const KID = 'test-es256'
 
 /** Starts an issuer whose clients are `clients`; ES256 keys of its own. */
@@ -59,7 +60,7 @@ export async function startTestIssuer(clients: TestClient[]): Promise<TestIssuer
   const provider = new Provider(issuer, {
     clients: clients.map((c) => ({
       client_id: c.id,
-      client_secret: SECRET,
+      client_secret: TEST_CLIENT_SECRET,
       grant_types: ['client_credentials'],
       response_types: [],
       redirect_uris: [],
@@ -97,7 +98,7 @@ export async function startTestIssuer(clients: TestClient[]): Promise<TestIssuer
       const res = await fetch(`${issuer}/token`, {
         method: 'POST',
         headers: {
-          authorization: `Basic ${Buffer.from(`${clientId}:${SECRET}`).toString('base64')}`,
+          authorization: `Basic ${Buffer.from(`${clientId}:${TEST_CLIENT_SECRET}`).toString('base64')}`,
           'content-type': 'application/x-www-form-urlencoded',
         },
         body: new URLSearchParams({ grant_type: 'client_credentials', resource, scope: 'mqtt' }),

@@ -1,9 +1,11 @@
 import fp from 'fastify-plugin'
 import mqtt from 'mqtt'
 import type { MqttClient } from 'mqtt'
+import { generate } from 'mqtt-packet'
 import { API_SUBSCRIPTIONS } from '@skyline/schemas'
 import type { DroneCommand } from '@skyline/schemas'
-import { signDeviceToken } from '@skyline/auth'
+import { keepRenewed } from '@skyline/auth'
+import { mqttCredentials } from '../../auth/mqtt-credentials.ts'
 import { AckWriter } from '../../ingest/acks.ts'
 
 /** QoS 1 messages received and not yet acknowledged, at most; then mqtt.js waits. */
@@ -40,7 +42,8 @@ export interface MqttConnection {
 }
 
 /**
- * The api's MQTT connection: a service token, a persistent session (fixed client id,
+ * The api's MQTT connection: a service token (renewed before it expires when it comes
+ * from the OIDC issuer), a persistent session (fixed client id,
  * clean session 0) and the wildcard subscriptions of docs/architecture.md. QoS 1
  * messages are acknowledged only once the consumer is done with them (the ingest: after
  * the commit), so a crash, a restart or a database outage loses nothing: the broker
@@ -51,10 +54,11 @@ export default fp(
   async (fastify) => {
     const { config, tokenSecret } = fastify
     const id = config.API_MQTT_CLIENT_ID
+    const credentials = await mqttCredentials(config, tokenSecret)
     const client = mqtt.connect(config.MQTT_URL, {
       clientId: id,
-      username: id,
-      password: await signDeviceToken(tokenSecret, { role: 'service', sub: id }),
+      username: credentials.username,
+      password: credentials.token.accessToken,
       clean: false,
       reconnectPeriod: 1_000,
       manualConnect: true,
@@ -91,6 +95,27 @@ export default fp(
       done(DEFERRED_ACK)
     }
     client.on('error', (err) => fastify.log.warn({ err: err.message }, 'MQTT error'))
+    // MQTT 3.1.1 cannot re-authenticate a connection, and the broker closes it when its
+    // token expires (firing no will for the api, which has none, but breaking the
+    // stream). Before then the api moves to the renewed token: DISCONNECT, which ends the
+    // connection cleanly, then mqtt.js's own reconnect (its stores kept) on the same
+    // persistent session, which queued what arrived meanwhile. What was received and not
+    // yet acknowledged is redelivered; the ingest stores a message once.
+    let handingOver = false
+    const renewal =
+      credentials.renew &&
+      keepRenewed(
+        credentials.token,
+        credentials.renew,
+        (next) => {
+          client.options.password = next.accessToken
+          if (!client.connected) return
+          fastify.log.info('MQTT: moving to the renewed token')
+          handingOver = true
+          client.stream.write(generate({ cmd: 'disconnect' }))
+        },
+        (err) => fastify.log.error({ err: err.message }, 'MQTT token renewal failed: trying again'),
+      )
     // Ready only once the broker holds the subscriptions: a connection whose SUBSCRIBE
     // was never acknowledged receives nothing (issue 14, item 1: with Redis, aedes 1.2
     // never sent that SUBACK while /api/ready said the ingest was fine).
@@ -99,11 +124,13 @@ export default fp(
     client.on('connect', (connack) => {
       fastify.log.info({ sessionPresent: connack.sessionPresent }, 'MQTT connected')
       clearTimeout(subackTimer)
-      // A session the broker kept still has its subscriptions [MQTT-3.1.2-4].
+      // A session the broker kept still has its subscriptions [MQTT-3.1.2-4]. Moving to
+      // a renewed token is no break in listening: the broker kept queueing.
       if (connack.sessionPresent) {
-        listeningSince = new Date()
+        listeningSince ??= new Date()
         return
       }
+      listeningSince = undefined
       subackTimer = setTimeout(
         () => fastify.log.error('MQTT: no SUBACK from the broker after 10 s: not ready'),
         10_000,
@@ -120,12 +147,14 @@ export default fp(
     })
     client.on('close', () => {
       clearTimeout(subackTimer)
-      listeningSince = undefined
+      if (handingOver) handingOver = false
+      else listeningSince = undefined
     })
     let ended: Promise<void> | undefined
     const end = () =>
       (ended ??= (async () => {
         clearTimeout(subackTimer)
+        renewal?.stop()
         // mqtt.js would wait forever for acknowledgements from a broker that is away.
         await Promise.race([client.endAsync(), new Promise((r) => setTimeout(r, 2_000).unref())])
         if (client.connected || client.disconnecting) await client.endAsync(true)
