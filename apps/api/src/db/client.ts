@@ -7,6 +7,7 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core'
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite'
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator'
 import { drizzle as drizzlePostgres } from 'drizzle-orm/postgres-js'
+import type { PostgresJsDatabase } from 'drizzle-orm/postgres-js'
 import { migrate as migratePostgres } from 'drizzle-orm/postgres-js/migrator'
 import postgres from 'postgres'
 import * as schema from './schema.ts'
@@ -49,6 +50,27 @@ export interface DatabaseOptions {
 export const reconnectBackoffS = (retries: number) =>
   Math.min(0.5, (0.5 + Math.random() / 2) * (3 ** retries / 100))
 
+/** The advisory lock that makes one instance at a time migrate: 'skyline.migrations'. */
+const MIGRATION_LOCK = 0x736b796c696e65n % 2n ** 63n
+
+/**
+ * Applies the migrations while a session advisory lock is held on a connection of its
+ * own, so that api instances started together on one database take turns: the first
+ * applies them, the others then find nothing to do. drizzle's migrator alone raced (two
+ * instances on a fresh database: `relation "deliveries" already exists`, 42P07).
+ */
+async function migrateLocked(url: string, db: PostgresJsDatabase<typeof schema>): Promise<void> {
+  // Its own client: the pool may be one connection (bench/writer-ceiling.ts).
+  const lock = postgres(url, { max: 1, connect_timeout: 5, onnotice: () => {} })
+  try {
+    await lock`SELECT pg_advisory_lock(${MIGRATION_LOCK.toString()}::bigint)`
+    await migratePostgres(db, { migrationsFolder: MIGRATIONS })
+  } finally {
+    // Ending the session lets the lock go, whatever happened.
+    await lock.end({ timeout: 1 })
+  }
+}
+
 /**
  * Opens the database and applies the committed migrations. Postgres through
  * postgres.js when a URL is given, otherwise PGlite (real Postgres in WebAssembly)
@@ -64,7 +86,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     })
     const db = drizzlePostgres(client, { schema })
     try {
-      await migratePostgres(db, { migrationsFolder: MIGRATIONS })
+      await migrateLocked(opts.url, db)
     } catch (err) {
       await client.end({ timeout: 1 })
       throw err
