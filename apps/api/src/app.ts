@@ -33,6 +33,7 @@ import live from './plugins/app/live.ts'
 import metrics from './plugins/app/metrics.ts'
 import security from './plugins/app/security.ts'
 import web from './plugins/app/web.ts'
+import leadership from './plugins/app/leadership.ts'
 import deliveriesRoutes from './routes/api/deliveries.ts'
 import drones from './routes/api/drones.ts'
 import fleet from './routes/api/fleet.ts'
@@ -220,6 +221,7 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   // each write route as it is declared.
   await fastify.register(limits)
   await fastify.register(databasePlugin, { database: opts.database })
+  await fastify.register(leadership)
   await fastify.register(mqttPlugin)
   await fastify.register(fleetRepository)
   await fastify.register(deliveriesPlugin, { now: opts.now })

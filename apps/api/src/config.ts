@@ -58,6 +58,20 @@ const EnvSchema = withOidcClientRules(
         .string()
         .regex(/^[A-Za-z0-9_-]{1,64}$/)
         .default('skyline-api'),
+      /**
+       * This instance's name among the api instances on one database (the leader lease's
+       * holder, its command connection's client id). Default: host name, process id and a
+       * random suffix, new at each start.
+       */
+      API_INSTANCE_ID: z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'must be 1 to 64 letters, digits, _ . or -')
+        .optional(),
+      /**
+       * How long the leader's lease holds without renewal, s: a survivor takes over the
+       * ingest and the dispatcher this long after the leader died at the latest. Default 10.
+       */
+      LEADER_LEASE_S: int.min(2).max(300).default(10),
       /** Postgres; absent: embedded PGlite under DATA_DIR. */
       DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
       DATA_DIR: z.string().min(1).default('./data'),

@@ -94,7 +94,7 @@ describe.each(DATABASES)('the ingest on a client-credentials token, %s', (_name,
     await expect.poll(async () => (await stored()).n, WAIT).toBe(seq)
     expect((await stored()).seqs).toBe(seq)
 
-    expect(logs.filter((l) => l.includes('moving to the renewed token')).length).toBeGreaterThan(0)
+    expect(logs.filter((l) => l.includes('moved to the renewed token')).length).toBeGreaterThan(0)
     const forced = await broker.broker.metrics.disconnects.get()
     expect(forced.values.filter((v) => v.labels.reason === 'token_expired')).toEqual([])
     expect(api.mqtt.subscribed).toBe(true)

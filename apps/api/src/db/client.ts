@@ -59,9 +59,13 @@ const MIGRATION_LOCK = 0x736b796c696e65n % 2n ** 63n
  * applies them, the others then find nothing to do. drizzle's migrator alone raced (two
  * instances on a fresh database: `relation "deliveries" already exists`, 42P07).
  */
-async function migrateLocked(url: string, db: PostgresJsDatabase<typeof schema>): Promise<void> {
+async function migrateLocked(
+  url: string,
+  connectTimeoutS: number,
+  db: PostgresJsDatabase<typeof schema>,
+): Promise<void> {
   // Its own client: the pool may be one connection (bench/writer-ceiling.ts).
-  const lock = postgres(url, { max: 1, connect_timeout: 5, onnotice: () => {} })
+  const lock = postgres(url, { max: 1, connect_timeout: connectTimeoutS, onnotice: () => {} })
   try {
     await lock`SELECT pg_advisory_lock(${MIGRATION_LOCK.toString()}::bigint)`
     await migratePostgres(db, { migrationsFolder: MIGRATIONS })
@@ -86,7 +90,7 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
     })
     const db = drizzlePostgres(client, { schema })
     try {
-      await migrateLocked(opts.url, db)
+      await migrateLocked(opts.url, opts.connectTimeoutS ?? 5, db)
     } catch (err) {
       await client.end({ timeout: 1 })
       throw err

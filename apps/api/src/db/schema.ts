@@ -1,4 +1,5 @@
 import {
+  bigint,
   bigserial,
   boolean,
   doublePrecision,
@@ -217,3 +218,17 @@ export const deliveryEtaHorizons = pgTable(
   },
   (t) => [primaryKey({ columns: [t.deliveryId, t.horizon] })],
 )
+
+/**
+ * Who leads the api instances on this database (docs/architecture.md "Several api
+ * instances"): the one that runs the ingest session, the dispatcher and the timers. A
+ * lease, renewed by its holder before `expires_at` (the database's clock); `epoch` rises
+ * at each new holder and fences the leader's writes, so a paused old leader cannot
+ * write after another took over.
+ */
+export const leaderLease = pgTable('leader_lease', {
+  name: text('name').primaryKey(),
+  holder: text('holder').notNull(),
+  epoch: bigint('epoch', { mode: 'number' }).notNull(),
+  expiresAt: at('expires_at').notNull(),
+})

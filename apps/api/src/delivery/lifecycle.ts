@@ -97,6 +97,11 @@ export class DeliveryLifecycle {
     private readonly send: SendCommand,
     private readonly log: { warn(obj: object, msg: string): void },
     private readonly now: () => Date = () => new Date(),
+    /**
+     * Checks, inside a transaction of the dispatcher's or the reconciliation's, that this
+     * instance still leads (cluster/lease.ts): a paused old leader's moves are refused.
+     */
+    private readonly fence: (tx: Tx) => Promise<void> = async () => {},
   ) {
     // A delivery's ETA memory goes once the move that ended its flight is committed: a
     // batch rolled back and written again still finds the history its arrival scores.
@@ -198,6 +203,14 @@ export class DeliveryLifecycle {
     return row
   }
 
+  /** A transaction only the leading instance may commit. */
+  private leaderTx<T>(run: (tx: Tx) => Promise<T>): Promise<T> {
+    return this.db.transaction(async (tx) => {
+      await this.fence(tx)
+      return run(tx)
+    })
+  }
+
   // -- the dispatcher ----------------------------------------------------------------
 
   /**
@@ -207,7 +220,7 @@ export class DeliveryLifecycle {
    */
   async assign(d: DeliveryRow, droneId: string, pickup: Stop, dropoff: Stop): Promise<boolean> {
     const now = this.now()
-    const row = await this.db.transaction((tx) =>
+    const row = await this.leaderTx((tx) =>
       this.move(tx, {
         id: d.id,
         from: ['requested'],
@@ -236,7 +249,7 @@ export class DeliveryLifecycle {
   /** requested → failed, by the dispatcher: it cannot be flown. */
   async fail(id: string, reason: string): Promise<void> {
     const now = this.now()
-    const row = await this.db.transaction((tx) =>
+    const row = await this.leaderTx((tx) =>
       this.move(tx, {
         id,
         from: ['requested'],
@@ -261,7 +274,7 @@ export class DeliveryLifecycle {
     for (const d of late) {
       if (d.droneId === null) continue
       const droneId = d.droneId
-      const row = await this.db.transaction((tx) =>
+      const row = await this.leaderTx((tx) =>
         this.giveBack(tx, d.id, ['assigned'], droneId, 'no answer in time', true, this.now()),
       )
       if (row === undefined) continue // a late acceptance won
@@ -482,7 +495,7 @@ export class DeliveryLifecycle {
           : 'abandoned'
       const detail = `drone ${c.droneId ?? 'unknown'}: ${reason}`
       const loaded = LOADED.includes(c.status)
-      const row = await this.db.transaction((tx) =>
+      const row = await this.leaderTx((tx) =>
         loaded
           ? this.move(tx, {
               id: c.id,

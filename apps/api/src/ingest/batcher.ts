@@ -53,6 +53,8 @@ export class Batcher {
   /** A flush is already queued for the next turn of the event loop. */
   private queued = false
   private urgent = false
+  /** discard() was called while a write was under way: if it fails, it is dropped. */
+  private discarding = false
   private attempt = 0
   private closed = false
   private healthy = true
@@ -96,6 +98,20 @@ export class Batcher {
       this.urgent = true
       this.schedule()
     })
+  }
+
+  /**
+   * Forgets what is buffered, and the write under way if it fails: this instance no
+   * longer leads. Nothing forgotten is acknowledged; the broker redelivers it to the
+   * instance that took over the session.
+   */
+  discard(): void {
+    this.buffer.splice(this.inFlight)
+    this.discarding = this.inFlight > 0
+    clearTimeout(this.timer)
+    this.timer = undefined
+    this.retrying = false
+    this.setHealthy(true)
   }
 
   /**
@@ -152,10 +168,16 @@ export class Batcher {
       await this.commit(batch)
       ok = true
     } catch (err) {
-      this.attempt++
-      this.hooks.failed?.(err, this.attempt)
-      this.setHealthy(false)
+      if (this.discarding) {
+        this.buffer.splice(0, this.inFlight) // nothing left to retry
+        ok = true
+      } else {
+        this.attempt++
+        this.hooks.failed?.(err, this.attempt)
+        this.setHealthy(false)
+      }
     }
+    this.discarding = false
     if (ok) {
       this.attempt = 0
       this.setHealthy(true)

@@ -31,12 +31,15 @@ export async function writeBatch(
   partitions: TelemetryPartitions,
   deliveries: DeliveryFacts,
   items: IngestItem[],
+  /** Refuses the transaction unless this instance still leads (cluster/lease.ts). */
+  fence: (tx: Tx) => Promise<void> = async () => {},
 ): Promise<void> {
   const by = <K extends IngestItem['kind']>(kind: K) =>
     items.filter((i): i is Of<K> => i.kind === kind)
   const points = by('telemetry')
   await partitions.ensureFor(points.map((p) => new Date(p.msg.ts)))
   await db.transaction(async (tx) => {
+    await fence(tx)
     await writeRejected(tx, by('rejected'))
     await writeTelemetry(tx, points)
     await deliveries.positions(

@@ -28,8 +28,9 @@ export default fp<{ now?: () => Date }>(
         (topic, command) => fastify.mqtt.sendCommand(topic, command),
         fastify.log,
         opts.now,
+        (tx) => fastify.leadership.fence(tx),
       ),
     )
   },
-  { name: 'deliveries', dependencies: ['database', 'mqtt'] },
+  { name: 'deliveries', dependencies: ['database', 'mqtt', 'leadership'] },
 )

@@ -9,8 +9,9 @@ declare module 'fastify' {
 }
 
 /**
- * The dispatcher, every second and as soon as a delivery is requested or a drone is
- * freed by a change the lifecycle made (the ingest's moves wait for the next second).
+ * The dispatcher, on the leading instance only: every second and as soon as a delivery
+ * is requested or a drone is freed by a change the lifecycle made (the ingest's moves
+ * wait for the next second).
  */
 export default fp<{ now?: () => Date }>(
   async (fastify, opts) => {
@@ -24,16 +25,27 @@ export default fp<{ now?: () => Date }>(
       },
       opts.now,
     )
+    let leading = false
     const unsubscribe = fastify.lifecycle.changes.subscribe((_id, status) => {
-      if (status === 'requested' || FINISHED_STATUSES.some((s) => s === status))
+      if (leading && (status === 'requested' || FINISHED_STATUSES.some((s) => s === status)))
         void dispatcher.tick()
     })
-    dispatcher.start()
+    fastify.leadership.lead('dispatcher', {
+      start() {
+        leading = true
+        dispatcher.start()
+      },
+      async stop() {
+        leading = false
+        await dispatcher.stop()
+      },
+    })
     fastify.decorate('dispatcher', dispatcher)
     fastify.addHook('onClose', async () => {
       unsubscribe()
+      leading = false
       await dispatcher.stop()
     })
   },
-  { name: 'dispatcher', dependencies: ['database', 'deliveries'] },
+  { name: 'dispatcher', dependencies: ['database', 'deliveries', 'leadership'] },
 )

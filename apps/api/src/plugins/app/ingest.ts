@@ -26,7 +26,8 @@ export default fp(
     const { config, database, lifecycle } = fastify
     const partitions = new TelemetryPartitions(database.db)
     const batcher = new Batcher(
-      (items) => writeBatch(database.db, partitions, lifecycle, items),
+      (items) =>
+        writeBatch(database.db, partitions, lifecycle, items, (tx) => fastify.leadership.fence(tx)),
       { maxItems: config.INGEST_BATCH_MAX, maxDelayMs: config.INGEST_BATCH_DELAY_MS },
       {
         flushed: (items, ms) => {
@@ -81,11 +82,29 @@ export default fp(
     })
     fastify.mqtt.consume((topic, payload, qos) => ingest.handle(topic, payload, qos))
     fastify.decorate('ingest', { batcher, ingest, partitions })
+    // The leader listens on the ingest session. One that loses the lead drops the session
+    // at once and forgets what it holds unwritten: the broker redelivers what it did not
+    // acknowledge to the instance that takes the session over.
+    fastify.leadership.lead('ingest', {
+      start: () => fastify.mqtt.listen(),
+      async stop(lost) {
+        if (lost) {
+          await fastify.mqtt.stopListening({ drop: true })
+          batcher.discard()
+          return
+        }
+        await fastify.mqtt.stopListening()
+        await batcher.close()
+      },
+    })
     fastify.addHook('onClose', async () => {
       // Stop taking messages, write what was taken, then leave (the session stays).
       await fastify.mqtt.end()
       await batcher.close()
     })
   },
-  { name: 'ingest', dependencies: ['database', 'metrics', 'mqtt', 'deliveries', 'live'] },
+  {
+    name: 'ingest',
+    dependencies: ['database', 'metrics', 'mqtt', 'deliveries', 'live', 'leadership'],
+  },
 )

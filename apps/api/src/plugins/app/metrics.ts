@@ -70,6 +70,11 @@ export class ApiMetrics {
     help: 'QoS 0 telemetry dropped because the buffer was full during a database outage',
     registers: [this.registry],
   })
+  readonly leader = new Gauge({
+    name: 'skyline_api_leader',
+    help: '1 while this instance leads (runs the ingest session and the dispatcher), 0 otherwise',
+    registers: [this.registry],
+  })
   readonly liveClients = new Gauge({
     name: 'skyline_live_clients',
     help: 'Clients of the live stream (/api/live)',

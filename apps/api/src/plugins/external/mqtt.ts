@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import mqtt from 'mqtt'
 import type { MqttClient } from 'mqtt'
+import type { FastifyBaseLogger } from 'fastify'
 import { generate } from 'mqtt-packet'
 import { API_SUBSCRIPTIONS } from '@skyline/schemas'
 import type { DroneCommand } from '@skyline/schemas'
@@ -28,43 +29,154 @@ declare module 'fastify' {
 }
 
 export interface MqttConnection {
-  client: MqttClient
+  /** The ingest session's client, while it listens (tests look at its packets). */
+  readonly client: MqttClient
+  /** The command connection, which every instance keeps, is up. */
+  readonly connected: boolean
   /** The broker holds the api's subscriptions: granted in a SUBACK, or kept in its session. */
   readonly subscribed: boolean
   /** Since when the api has been subscribed without a break; undefined while it is not. */
   readonly listeningSince: Date | undefined
   /** Publishes a command to a drone at QoS 2: resolves on PUBCOMP, rejects after 5 s. */
   sendCommand(topic: string, command: DroneCommand): Promise<void>
-  /** Who takes the messages; set once, before the app is ready (it connects then). */
+  /** Who takes the messages; set once, before the app is ready. */
   consume(consumer: Consumer): void
-  /** Leaves (the session stays): a clean DISCONNECT, or a dropped connection after 2 s. */
+  /** Opens the ingest's persistent session (the leading instance does). */
+  listen(): void
+  /**
+   * Leaves the ingest session, which stays at the broker: a clean DISCONNECT, or the
+   * connection dropped after 2 s (at once with `drop`: nothing more is acknowledged,
+   * the broker redelivers it to whoever takes the session next).
+   */
+  stopListening(o?: { drop?: boolean }): Promise<void>
+  /** Leaves for good: the ingest session and the command connection. */
   end(): Promise<void>
 }
 
 /**
- * The api's MQTT connection: a service token (renewed before it expires when it comes
- * from the OIDC issuer), a persistent session (fixed client id,
- * clean session 0) and the wildcard subscriptions of docs/architecture.md. QoS 1
+ * The api's MQTT connections, with a service token (renewed before it expires when it
+ * comes from the OIDC issuer). The ingest's persistent session (fixed client id
+ * API_MQTT_CLIENT_ID, clean session 0, the wildcard subscriptions of
+ * docs/architecture.md) is opened by the instance that leads (cluster/lease.ts), and
+ * only then; every instance also keeps a command connection of its own (clean session,
+ * client id API_MQTT_CLIENT_ID-{instance}) for the commands its REST calls send. QoS 1
  * messages are acknowledged only once the consumer is done with them (the ingest: after
- * the commit), so a crash, a restart or a database outage loses nothing: the broker
- * redelivers what was not acknowledged. Connects when the app is ready, so that no
- * message arrives before its consumer.
+ * the commit), so a crash, a restart, a takeover or a database outage loses nothing: the
+ * broker redelivers what was not acknowledged.
  */
 export default fp(
   async (fastify) => {
-    const { config, tokenSecret } = fastify
-    const id = config.API_MQTT_CLIENT_ID
+    const { config, tokenSecret, instanceId } = fastify
     const credentials = await mqttCredentials(config, tokenSecret)
-    const client = mqtt.connect(config.MQTT_URL, {
-      clientId: id,
-      username: credentials.username,
-      password: credentials.token.accessToken,
-      clean: false,
-      reconnectPeriod: 1_000,
-      manualConnect: true,
-    })
+    const connect = (clientId: string, clean: boolean) =>
+      mqtt.connect(config.MQTT_URL, {
+        clientId,
+        username: credentials.username,
+        password: credentials.token.accessToken,
+        clean,
+        reconnectPeriod: 1_000,
+        manualConnect: true,
+      })
+    const commands = connect(`${config.API_MQTT_CLIENT_ID}-${instanceId}`, true)
+    commands.on('error', (err) => fastify.log.warn({ err: err.message }, 'MQTT commands: error'))
     let consumer: Consumer | undefined
-    let unacked = 0
+    let session: IngestSession | undefined
+    let stopping: Promise<void> | undefined
+
+    // MQTT 3.1.1 cannot re-authenticate a connection, and the broker closes it when its
+    // token expires. Before then each connection moves to the renewed token:
+    // DISCONNECT, which ends it cleanly, then mqtt.js's own reconnect (its stores kept);
+    // the ingest session's broker side queued what arrived meanwhile, and what was
+    // received and not yet acknowledged is redelivered (the ingest stores it once).
+    const renewal =
+      credentials.renew &&
+      keepRenewed(
+        credentials.token,
+        credentials.renew,
+        (next) => {
+          for (const client of [commands, session?.client]) {
+            if (client === undefined) continue
+            client.options.password = next.accessToken
+            if (!client.connected) continue
+            if (client === session?.client) session.handingOver = true
+            client.stream.write(generate({ cmd: 'disconnect' }))
+          }
+          fastify.log.info('MQTT: moved to the renewed token')
+        },
+        (err) => fastify.log.error({ err: err.message }, 'MQTT token renewal failed: trying again'),
+      )
+
+    const stopListening = async (o: { drop?: boolean } = {}) => {
+      const s = session
+      session = undefined
+      if (s === undefined) return
+      await s.end(o.drop === true)
+    }
+    let ended: Promise<void> | undefined
+    const end = () =>
+      (ended ??= (async () => {
+        renewal?.stop()
+        await stopListening()
+        await endClient(commands)
+      })())
+    fastify.decorate('mqtt', {
+      get client() {
+        if (session === undefined) throw new Error('the ingest session is not open')
+        return session.client
+      },
+      get connected() {
+        return commands.connected
+      },
+      get subscribed() {
+        return session?.listeningSince !== undefined
+      },
+      get listeningSince() {
+        return session?.listeningSince
+      },
+      sendCommand: (topic, command) => publishQos2(commands, topic, command, COMMAND_TIMEOUT_MS),
+      consume(c) {
+        if (consumer !== undefined) throw new Error('the MQTT connection has a consumer already')
+        consumer = c
+      },
+      listen() {
+        if (session !== undefined || ended !== undefined) return
+        if (consumer === undefined) throw new Error('the MQTT connection has no consumer')
+        session = new IngestSession(
+          connect(config.API_MQTT_CLIENT_ID, false),
+          consumer,
+          fastify.log,
+        )
+      },
+      stopListening: (o) => (stopping = stopListening(o).finally(() => (stopping = undefined))),
+      end,
+    } satisfies MqttConnection)
+    fastify.addHook('onReady', () => {
+      commands.connect()
+    })
+    fastify.addHook('onClose', async () => {
+      await stopping
+      await end()
+    })
+  },
+  { name: 'mqtt', dependencies: ['leadership'] },
+)
+
+/**
+ * The ingest's persistent session: its messages go to the consumer, and each QoS 1
+ * message is acknowledged once the consumer is done with it.
+ */
+class IngestSession {
+  listeningSince: Date | undefined
+  /** A move to a renewed token is under way: the next close is no break in listening. */
+  handingOver = false
+  private subackTimer: NodeJS.Timeout | undefined
+  private unacked = 0
+
+  constructor(
+    readonly client: MqttClient,
+    consumer: Consumer,
+    log: FastifyBaseLogger,
+  ) {
     // QoS 1 acknowledged after commit, yet batched. mqtt.js handles one incoming packet
     // at a time and sends the PUBACK from handleMessage's callback, so waiting there
     // for the commit would make every QoS 1 message its own transaction. Instead the
@@ -75,9 +187,9 @@ export default fp(
     // MAX_UNACKED waiting messages (a database outage) the old backpressure returns.
     const acks = new AckWriter((stream) => client.stream === stream && client.connected)
     client.handleMessage = (packet, done) => {
-      const handled = consumer!(packet.topic, packet.payload as Buffer, packet.qos)
+      const handled = consumer(packet.topic, packet.payload as Buffer, packet.qos)
       if (handled === undefined || packet.messageId === undefined) return done()
-      if (unacked >= MAX_UNACKED) {
+      if (this.unacked >= MAX_UNACKED) {
         // mqtt.js sends this PUBACK itself: the ones held before it go first.
         void handled.then(() => {
           acks.flush()
@@ -85,103 +197,69 @@ export default fp(
         })
         return
       }
-      unacked++
+      this.unacked++
       const stream = client.stream
       const messageId = packet.messageId
       void handled.then(() => {
-        unacked--
+        this.unacked--
         acks.ack(stream, messageId)
       })
       done(DEFERRED_ACK)
     }
-    client.on('error', (err) => fastify.log.warn({ err: err.message }, 'MQTT error'))
-    // MQTT 3.1.1 cannot re-authenticate a connection, and the broker closes it when its
-    // token expires (firing no will for the api, which has none, but breaking the
-    // stream). Before then the api moves to the renewed token: DISCONNECT, which ends the
-    // connection cleanly, then mqtt.js's own reconnect (its stores kept) on the same
-    // persistent session, which queued what arrived meanwhile. What was received and not
-    // yet acknowledged is redelivered; the ingest stores a message once.
-    let handingOver = false
-    const renewal =
-      credentials.renew &&
-      keepRenewed(
-        credentials.token,
-        credentials.renew,
-        (next) => {
-          client.options.password = next.accessToken
-          if (!client.connected) return
-          fastify.log.info('MQTT: moving to the renewed token')
-          handingOver = true
-          client.stream.write(generate({ cmd: 'disconnect' }))
-        },
-        (err) => fastify.log.error({ err: err.message }, 'MQTT token renewal failed: trying again'),
-      )
+    client.on('error', (err) => log.warn({ err: err.message }, 'MQTT error'))
     // Ready only once the broker holds the subscriptions: a connection whose SUBSCRIBE
     // was never acknowledged receives nothing (issue 14, item 1: with Redis, aedes 1.2
     // never sent that SUBACK while /api/ready said the ingest was fine).
-    let listeningSince: Date | undefined
-    let subackTimer: NodeJS.Timeout | undefined
     client.on('connect', (connack) => {
-      fastify.log.info({ sessionPresent: connack.sessionPresent }, 'MQTT connected')
-      clearTimeout(subackTimer)
+      log.info({ sessionPresent: connack.sessionPresent }, 'MQTT connected')
+      clearTimeout(this.subackTimer)
       // A session the broker kept still has its subscriptions [MQTT-3.1.2-4]. Moving to
       // a renewed token is no break in listening: the broker kept queueing.
       if (connack.sessionPresent) {
-        listeningSince ??= new Date()
+        this.listeningSince ??= new Date()
         return
       }
-      listeningSince = undefined
-      subackTimer = setTimeout(
-        () => fastify.log.error('MQTT: no SUBACK from the broker after 10 s: not ready'),
+      this.listeningSince = undefined
+      this.subackTimer = setTimeout(
+        () => log.error('MQTT: no SUBACK from the broker after 10 s: not ready'),
         10_000,
       ).unref()
       client.subscribe(
         Object.fromEntries(API_SUBSCRIPTIONS.map((s) => [s.filter, { qos: s.qos }])),
         (err, granted) => {
-          clearTimeout(subackTimer)
-          if (err) return fastify.log.error({ err, granted }, 'MQTT subscribe failed: not ready')
-          fastify.log.info({ granted }, 'MQTT subscribed')
-          listeningSince = new Date()
+          clearTimeout(this.subackTimer)
+          if (err) return log.error({ err, granted }, 'MQTT subscribe failed: not ready')
+          log.info({ granted }, 'MQTT subscribed')
+          this.listeningSince = new Date()
         },
       )
     })
     client.on('close', () => {
-      clearTimeout(subackTimer)
-      if (handingOver) handingOver = false
-      else listeningSince = undefined
+      clearTimeout(this.subackTimer)
+      if (this.handingOver) this.handingOver = false
+      else this.listeningSince = undefined
     })
-    let ended: Promise<void> | undefined
-    const end = () =>
-      (ended ??= (async () => {
-        clearTimeout(subackTimer)
-        renewal?.stop()
-        // mqtt.js would wait forever for acknowledgements from a broker that is away.
-        await Promise.race([client.endAsync(), new Promise((r) => setTimeout(r, 2_000).unref())])
-        if (client.connected || client.disconnecting) await client.endAsync(true)
-      })())
-    fastify.decorate('mqtt', {
-      client,
-      get subscribed() {
-        return listeningSince !== undefined
-      },
-      get listeningSince() {
-        return listeningSince
-      },
-      sendCommand: (topic, command) => publishQos2(client, topic, command, COMMAND_TIMEOUT_MS),
-      consume(c) {
-        if (consumer !== undefined) throw new Error('the MQTT connection has a consumer already')
-        consumer = c
-      },
-      end,
-    } satisfies MqttConnection)
-    fastify.addHook('onReady', () => {
-      if (consumer === undefined) throw new Error('the MQTT connection has no consumer')
-      client.connect()
-    })
-    fastify.addHook('onClose', end)
-  },
-  { name: 'mqtt' },
-)
+    client.connect()
+  }
+
+  async end(drop: boolean): Promise<void> {
+    clearTimeout(this.subackTimer)
+    this.listeningSince = undefined
+    if (drop) {
+      this.client.handleMessage = (_packet, done) => done(DEFERRED_ACK)
+      await this.client.endAsync(true)
+      return
+    }
+    await endClient(this.client)
+  }
+}
+
+/** A clean DISCONNECT, or the connection dropped after 2 s (the broker may be away). */
+async function endClient(client: MqttClient): Promise<void> {
+  // mqtt.js would wait forever for acknowledgements from a broker that is away.
+  await Promise.race([client.endAsync(), new Promise((r) => setTimeout(r, 2_000).unref())])
+  if (client.connected || client.disconnecting) await client.endAsync(true)
+}
 
 /**
  * Publishes at QoS 2 and resolves on PUBCOMP, or rejects after `timeoutMs` (the broker

@@ -3,6 +3,9 @@ import { z } from 'zod'
 
 const ReadySchema = z.object({
   ready: z.boolean(),
+  /** The leader runs the ingest session and the dispatcher; a follower serves REST and live. */
+  role: z.enum(['leader', 'follower']),
+  instance: z.string(),
   checks: z.object({
     database: z.boolean(),
     broker: z.boolean(),
@@ -26,7 +29,8 @@ const health: FastifyPluginAsyncZod = async (fastify) => {
   fastify.get('/ready', {
     config: { access: 'public' },
     schema: {
-      summary: 'Readiness: database and broker reachable, ingest subscribed and writing',
+      summary:
+        'Readiness: database and broker reachable; on the leader, ingest subscribed and writing',
       response: { 200: ReadySchema, 503: ReadySchema },
     },
     handler: async (_req, reply) => {
@@ -38,14 +42,21 @@ const health: FastifyPluginAsyncZod = async (fastify) => {
         ),
         new Promise<boolean>((resolve) => setTimeout(resolve, 1_000, false).unref()),
       ])
+      const { role } = fastify.leadership
       const checks = {
         database,
-        broker: fastify.mqtt.client.connected,
+        broker: fastify.mqtt.connected,
         subscribed: fastify.mqtt.subscribed,
         ingest: fastify.ingest.batcher.isHealthy,
       }
-      const ready = checks.database && checks.broker && checks.subscribed && checks.ingest
-      return reply.code(ready ? 200 : 503).send({ ready, checks })
+      // A follower is ready to serve without the ingest: that is the leader's.
+      const ready =
+        checks.database &&
+        checks.broker &&
+        (role === 'follower' || (checks.subscribed && checks.ingest))
+      return reply
+        .code(ready ? 200 : 503)
+        .send({ ready, role, instance: fastify.instanceId, checks })
     },
   })
 }
