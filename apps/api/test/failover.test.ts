@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { fileURLToPath } from 'node:url'
 import type { MqttClient } from 'mqtt'
-import postgres from 'postgres'
+import { sql } from 'drizzle-orm'
+import { rowsOf } from '../src/db/partitions.ts'
 import { startApp } from '../../../scripts/app-process.ts'
 import type { AppProcess } from '../../../scripts/app-process.ts'
 import { SECRET, connectDrone, freshPostgres, startBroker, telemetryAt } from './helpers.ts'
@@ -31,9 +32,8 @@ describe.runIf(url !== undefined && url !== '')('two api instances (needs DATABA
 
   it('fails over to the survivor when the leader is killed, losing no QoS 1 message', async () => {
     broker = await startBroker()
-    const database = await freshPostgres(url!)
-    await database.close() // the instances open it themselves
-    drop = () => database.close()
+    const database = await freshPostgres(url!) // migrated already: the instances find it so
+    drop = () => database.close() // and dropped
     const start = async (id: string) => {
       const logs: string[] = []
       const app = startApp(
@@ -86,49 +86,44 @@ describe.runIf(url !== undefined && url !== '')('two api instances (needs DATABA
       const message = JSON.stringify(telemetryAt(Date.now(), seq))
       published.push(d.publishAsync('fleet/f1/drones/d-1/telemetry', message, { qos: 1 }))
     }, 20)
-    const db = postgres(database.url, { max: 1, onnotice: () => {} })
     const stored = async () =>
-      (
-        await db<{ n: number; seqs: number }[]>`
+      rowsOf<{ n: number; seqs: number }>(
+        await database.db.execute(sql`
           SELECT count(*)::int AS n, count(DISTINCT seq)::int AS seqs
-          FROM telemetry WHERE drone_id = 'd-1'`
+          FROM telemetry WHERE drone_id = 'd-1'`),
       )[0]!
-    try {
-      await vi.waitFor(async () => expect((await stored()).n).toBeGreaterThan(50), {
-        timeout: 10_000,
-        interval: 50,
-      })
+    await vi.waitFor(async () => expect((await stored()).n).toBeGreaterThan(50), {
+      timeout: 10_000,
+      interval: 50,
+    })
 
-      leader.app.kill()
-      const killedAt = Date.now()
-      await leader.app.exited
-      await vi.waitFor(async () => expect((await ready(survivor.base)).role).toBe('leader'), {
-        timeout: (LEASE_S + 10) * 1000,
-        interval: 50,
-      })
-      const takeoverMs = Date.now() - killedAt
-      // The lease lapses within LEADER_LEASE_S; the survivor tries every third of it.
-      expect(takeoverMs).toBeLessThan((LEASE_S + LEASE_S / 3 + 2) * 1000)
-      await vi.waitFor(async () => expect((await ready(survivor.base)).ready).toBe(true), {
-        timeout: 10_000,
-        interval: 50,
-      })
-      const atTakeover = seq
-      await vi.waitFor(() => expect(seq).toBeGreaterThan(atTakeover + 50), {
-        timeout: 10_000,
-        interval: 20,
-      })
-      clearInterval(publisher)
-      await Promise.all(published)
+    leader.app.kill()
+    const killedAt = Date.now()
+    await leader.app.exited
+    await vi.waitFor(async () => expect((await ready(survivor.base)).role).toBe('leader'), {
+      timeout: (LEASE_S + 10) * 1000,
+      interval: 50,
+    })
+    const takeoverMs = Date.now() - killedAt
+    // The lease lapses within LEADER_LEASE_S; the survivor tries every third of it.
+    expect(takeoverMs).toBeLessThan((LEASE_S + LEASE_S / 3 + 2) * 1000)
+    await vi.waitFor(async () => expect((await ready(survivor.base)).ready).toBe(true), {
+      timeout: 10_000,
+      interval: 50,
+    })
+    const atTakeover = seq
+    await vi.waitFor(() => expect(seq).toBeGreaterThan(atTakeover + 50), {
+      timeout: 10_000,
+      interval: 20,
+    })
+    clearInterval(publisher)
+    await Promise.all(published)
 
-      // Every message the broker acknowledged to the drone is stored, once.
-      await vi.waitFor(async () => expect(await stored()).toEqual({ n: seq, seqs: seq }), {
-        timeout: 15_000,
-        interval: 100,
-      })
-      expect(survivor.logs.some((l) => l.includes('"sessionPresent":true'))).toBe(true)
-    } finally {
-      await db.end()
-    }
+    // Every message the broker acknowledged to the drone is stored, once.
+    await vi.waitFor(async () => expect(await stored()).toEqual({ n: seq, seqs: seq }), {
+      timeout: 15_000,
+      interval: 100,
+    })
+    expect(survivor.logs.some((l) => l.includes('"sessionPresent":true'))).toBe(true)
   }, 90_000)
 })

@@ -67,7 +67,7 @@ export default fp(
               }
             }
           }),
-        lost: (reason) => stopDuties(reason, true),
+        lost: (reason) => void stopDuties(reason, true),
       },
     )
     const stopDuties = (reason: string, lost: boolean) =>
