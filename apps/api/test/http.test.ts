@@ -51,6 +51,8 @@ describe('HTTP errors', () => {
     expect(res.statusCode).toBe(200)
     expect(res.json()).toEqual({
       ready: true,
+      role: 'leader', // the only instance leads
+      instance: api.instanceId,
       checks: { database: true, broker: true, subscribed: true, ingest: true },
     })
   })
