@@ -171,9 +171,19 @@ describe('signing the map in at an identity server', () => {
     expect(await page.evaluate(() => 'stillHere' in window)).toBe(true)
     expect(await closedAtExpiry()).toBe(0)
     // REST with the renewed token, past the first one's expiry.
-    await page.click('[data-tab=deliveries]')
-    await page.click('#deliveries-refresh')
-    await page.click('[data-tab=fleet]')
+    const [deliveries] = await Promise.all([
+      page.waitForResponse((r) => new URL(r.url()).pathname === '/api/deliveries'),
+      page.click('[data-tab=deliveries]'),
+    ])
+    expect(deliveries.status()).toBe(200)
+
+    // Renewed again: the issuer rotates a public client's refresh token at each use, and
+    // takes the spent one for a theft (it would end the grant).
+    await expect
+      .poll(() => storedToken(page), { timeout: TTL_S * 1000, interval: 250 })
+      .not.toBe(second)
+    await expect.poll(() => sockets.length, { timeout: 5_000 }).toBeGreaterThan(2)
+    await expect.poll(() => page.textContent('#connection')).toBe('live')
     expect(await page.isVisible('#signin')).toBe(false)
 
     // Signing out ends the session at the issuer, and comes back to the sign-in screen.
