@@ -3,7 +3,7 @@ import 'leaflet/dist/leaflet.css'
 import './styles.css'
 import type { DroneViewState } from '@skyline/schemas'
 import { DRONE_STATES } from '@skyline/schemas/constants'
-import { getAuthConfig, getConfig, getFleet } from './api.ts'
+import { getConfig, getFleet } from './api.ts'
 import { LiveConnection } from './live.ts'
 import { DroneLayer } from './map/drone-layer.ts'
 import { TrackReplay } from './map/replay.ts'
@@ -13,17 +13,8 @@ import { DispatchForm } from './panel/dispatch.ts'
 import { FleetList } from './panel/fleet-list.ts'
 import type { Changes } from './store.ts'
 import { FleetStore } from './store.ts'
-import { OidcSignIn } from './oidc.ts'
-import { Renewal, renewalDue } from './renewal.ts'
-import {
-  forgetToken,
-  issued,
-  onRefused,
-  onRenewed,
-  setToken,
-  takeTokenFromUrl,
-  token,
-} from './session.ts'
+import { onRenewed, token } from './session.ts'
+import { SignIn } from './signin.ts'
 import { measure } from './timing.ts'
 
 // Wires the page: the store, fed by GET /api/fleet then /api/live, and the views
@@ -180,92 +171,13 @@ function showError(message: string): void {
   connection.title = message
 }
 
-// Signing in: a token from `#token=…` or pasted in the sign-in screen, or, when the api
-// names an identity server (GET /api/auth/config), signing in there (oidc.ts) and coming
-// back; without a token, or once the api refuses it, the sign-in screen covers the map.
-// Signing in or out reloads the page: everything it holds was read with the token. A token
-// from the identity server is renewed before it expires without leaving the page
-// (renewal.ts), and the live stream signs in again with the new one.
-const signin = $('signin')
-let oidc: OidcSignIn | undefined
+// Signing in (signin.ts). The live stream signs in again with a renewed token.
 let live: LiveConnection | undefined
-function askForToken(message = ''): void {
-  forgetToken()
-  live?.stop()
-  $('signin-error').textContent = message
-  signin.hidden = false
-  $('signout').hidden = true
-  if (oidc === undefined) $<HTMLTextAreaElement>('signin-token').focus()
-  else $('signin-oidc-button').focus()
-}
-$('signin-form').addEventListener('submit', (e) => {
-  e.preventDefault()
-  setToken($<HTMLTextAreaElement>('signin-token').value)
-  location.reload()
-})
-$('signin-oidc-button').addEventListener('click', () => {
-  oidc?.signIn().catch((err: unknown) => {
-    $('signin-error').textContent = `Cannot sign in at ${oidc?.label}: ${(err as Error).message}`
-  })
-})
-$('signout').addEventListener('click', () => void signOut())
-/** Forgets the tokens; signed in at the identity server, ends the session there too. */
-async function signOut(): Promise<void> {
-  const fromIssuer = issued()
-  forgetToken()
-  const end =
-    fromIssuer === null || oidc === undefined
-      ? undefined
-      : await oidc.endSessionUrl(fromIssuer.idToken).catch(() => undefined)
-  if (end === undefined) location.reload()
-  else location.assign(end)
-}
-const renewal = new Renewal({
-  renew: () => (oidc === undefined ? Promise.reject(new Error('no issuer')) : oidc.renew()),
-  onFailed: (message) => askForToken(`Your session could not be renewed: ${message}`),
-})
+const signIn = new SignIn(() => live?.stop())
 onRenewed(() => live?.renew())
-let refused = false
-/**
- * The api refused the token. One from the identity server that was due for renewal may
- * have expired while the tab slept (its timers held back): a renewal may save the session.
- * Otherwise (or a fresh token refused: renewing would not help), sign in again.
- */
-async function tokenRefused(message: string): Promise<void> {
-  if (refused) return
-  refused = true
-  const t = issued()
-  const due = t === null ? undefined : renewalDue(t)
-  if (oidc !== undefined && due !== undefined && Date.now() >= due) {
-    try {
-      await renewal.now()
-      refused = false
-      return
-    } catch (err) {
-      message = `${message}; renewing it failed: ${(err as Error).message}`
-    }
-  }
-  askForToken(message)
-}
-onRefused((message) => void tokenRefused(`The api refused the token: ${message}`))
 
 async function start(): Promise<void> {
-  takeTokenFromUrl()
-  const auth = await getAuthConfig().catch(() => ({ oidc: null }))
-  if (auth.oidc !== null) {
-    oidc = new OidcSignIn(auth.oidc)
-    $('signin-oidc-button').textContent = `Sign in with ${oidc.label}`
-    $('signin-oidc').hidden = false
-    if (oidc.isCallback()) {
-      try {
-        await oidc.complete()
-      } catch (err) {
-        return askForToken(`Signing in at ${oidc.label} failed: ${(err as Error).message}`)
-      }
-    }
-  }
-  if (token() === null) return askForToken()
-  renewal.schedule()
+  if (!(await signIn.start())) return
   const config = await getConfig().catch(() => ({ tileUrl: null, tileAttribution: '' }))
   if (config.tileUrl !== null) {
     // Without a reachable tile server the map keeps working on its plain background.
@@ -286,7 +198,7 @@ async function start(): Promise<void> {
   live = new LiveConnection({
     url: `${scheme}//${location.host}/api/live`,
     token,
-    onRefused: (reason) => void tokenRefused(`The live stream refused the token: ${reason}`),
+    onRefused: (reason) => void signIn.refuse(`The live stream refused the token: ${reason}`),
     onFrame: (frame) => {
       const started = performance.now()
       changed(store.apply(frame))
