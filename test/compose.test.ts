@@ -161,6 +161,7 @@ describe('docker-compose.yml', () => {
       OIDC_ISSUER: 'https://id.example/realms/skyline',
       OIDC_AUDIENCE: 'skyline',
       OIDC_ROLE_CLAIM: 'realm_access.roles',
+      OIDC_WEB_CLIENT_ID: 'skyline-map',
     }
     const compose = loadCompose(oidc)
     const brokers = servicesOf(compose, 'broker').map(([, s]) => loadBrokerConfig(s.environment!))
@@ -173,9 +174,14 @@ describe('docker-compose.yml', () => {
         'realm_access.roles',
         'fleet',
       ])
+    expect([apiConfig.OIDC_WEB_CLIENT_ID, apiConfig.OIDC_WEB_SCOPE]).toEqual([
+      'skyline-map',
+      'openid',
+    ])
     const plain = loadApiConfig(loadCompose(ONE_BROKER).services.api!.environment!)
     expect(plain.OIDC_ISSUER).toBeUndefined()
     expect(plain.OIDC_CLIENT_ID).toBeUndefined()
+    expect(plain.OIDC_WEB_CLIENT_ID).toBeUndefined()
   })
 
   it('lets the api and the demo fleet get their MQTT tokens from the issuer', () => {

@@ -34,6 +34,7 @@ import metrics from './plugins/app/metrics.ts'
 import security from './plugins/app/security.ts'
 import web from './plugins/app/web.ts'
 import leadership from './plugins/app/leadership.ts'
+import authRoutes from './routes/api/auth.ts'
 import deliveriesRoutes from './routes/api/deliveries.ts'
 import drones from './routes/api/drones.ts'
 import fleet from './routes/api/fleet.ts'
@@ -230,7 +231,7 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(ingestPlugin)
   await fastify.register(dispatcher, { now: opts.now })
   await fastify.register(housekeeping)
-  for (const routes of [health, fleet, drones, stations, deliveriesRoutes, stats]) {
+  for (const routes of [health, authRoutes, fleet, drones, stations, deliveriesRoutes, stats]) {
     await fastify.register(routes, { prefix: '/api' })
   }
   await fastify.register(web)

@@ -48,6 +48,23 @@ const EnvSchema = withOidcClientRules(
       ...OIDC_ENV,
       // The api's own MQTT token from the issuer, instead of one it signs.
       ...OIDC_CLIENT_ENV,
+      /**
+       * The map's client id at OIDC_ISSUER: a public client (no secret) of the authorization
+       * code flow with PKCE. With it the map offers to sign in there. Default none: the map
+       * takes pasted tokens only.
+       */
+      OIDC_WEB_CLIENT_ID: z
+        .string()
+        .regex(/^[\x21-\x7e]{1,255}$/, 'must be 1 to 255 visible ASCII characters, no space')
+        .optional(),
+      /** Scopes the map asks the issuer for, space-separated (RFC 6749 §3.3). Default openid. */
+      OIDC_WEB_SCOPE: z
+        .string()
+        .regex(
+          /^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$/,
+          'must be scope names separated by single spaces (RFC 6749 §3.3), such as `openid profile`',
+        )
+        .default('openid'),
       HOST: z.string().min(1).default('0.0.0.0'),
       /** REST, live stream, OpenAPI, metrics and the web app. Default 3000. */
       HTTP_PORT: int.min(0).max(65_535).default(3000),
@@ -185,7 +202,10 @@ const EnvSchema = withOidcClientRules(
         .default('info'),
     }),
   ),
-)
+).refine((env) => env.OIDC_WEB_CLIENT_ID === undefined || env.OIDC_ISSUER !== undefined, {
+  message: 'needs OIDC_ISSUER: the map signs in there',
+  path: ['OIDC_WEB_CLIENT_ID'],
+})
 
 export type ApiConfig = z.infer<typeof EnvSchema>
 

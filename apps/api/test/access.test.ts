@@ -136,6 +136,7 @@ const EXPECTED: Record<Kind, Record<Caller, number>> = {
 const OPERATIONS: Record<string, Kind> = {
   'GET /api/health': 'public',
   'GET /api/ready': 'public',
+  'GET /api/auth/config': 'public',
   'GET /api/fleet': 'list',
   'GET /api/drones': 'list',
   'GET /api/drones/{id}': 'one',

@@ -68,3 +68,30 @@ describe('TRUST_PROXY', () => {
       expect(() => loadConfig({ TRUST_PROXY: value }), value).toThrow(/TRUST_PROXY/)
   })
 })
+
+describe("the map's OpenID Connect sign-in", () => {
+  const issuer = { OIDC_ISSUER: 'https://sso.example/realms/skyline', OIDC_AUDIENCE: 'skyline' }
+
+  it('takes a client id and scopes, scope openid by default', () => {
+    expect(loadConfig({}).OIDC_WEB_CLIENT_ID).toBeUndefined()
+    expect(loadConfig({ ...issuer, OIDC_WEB_CLIENT_ID: 'skyline-map' })).toMatchObject({
+      OIDC_WEB_CLIENT_ID: 'skyline-map',
+      OIDC_WEB_SCOPE: 'openid',
+    })
+    expect(loadConfig({ OIDC_WEB_SCOPE: 'openid profile offline_access' }).OIDC_WEB_SCOPE).toBe(
+      'openid profile offline_access',
+    )
+  })
+
+  it('stops start-up naming the variable on a bad value, or a client id without an issuer', () => {
+    for (const value of ['has space', 'x'.repeat(256), 'naïve'])
+      expect(() => loadConfig({ ...issuer, OIDC_WEB_CLIENT_ID: value }), value).toThrow(
+        /OIDC_WEB_CLIENT_ID: must be/,
+      )
+    expect(() => loadConfig({ OIDC_WEB_CLIENT_ID: 'skyline-map' })).toThrow(
+      /OIDC_WEB_CLIENT_ID: needs OIDC_ISSUER/,
+    )
+    for (const value of ['openid  profile', ' openid', 'openid "x"', 'a\\b'])
+      expect(() => loadConfig({ OIDC_WEB_SCOPE: value }), value).toThrow(/OIDC_WEB_SCOPE/)
+  })
+})

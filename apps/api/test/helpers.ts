@@ -114,7 +114,12 @@ export async function buildApi(
     ...(o.authenticate !== undefined && { authenticate: o.authenticate }),
   })
   await fastify.ready()
-  await vi.waitFor(() => expect(fastify.mqtt.subscribed).toBe(true), WAIT)
+  // The leader once subscribed; another api on the same database is a follower.
+  await vi.waitFor(() => {
+    expect(fastify.leadership.decided).toBe(true)
+    if (fastify.leadership.role === 'leader') expect(fastify.mqtt.subscribed).toBe(true)
+    else expect(fastify.mqtt.connected).toBe(true)
+  }, WAIT)
   return fastify
 }
 

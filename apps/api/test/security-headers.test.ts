@@ -90,6 +90,26 @@ describe('security headers', () => {
     expect(policy.get('img-src')).toEqual(["'self'", 'data:'])
   })
 
+  it("allow the issuer's origin in connect-src when the map signs in there, and no more", async () => {
+    const oidc = { OIDC_ISSUER: 'https://SSO.example:8443/realms/skyline', OIDC_AUDIENCE: 'sky' }
+    const connectSrc = async () =>
+      csp((await api.inject({ method: 'GET', url: '/' })).headers['content-security-policy']).get(
+        'connect-src',
+      )
+    // Tokens from the issuer, but the map does not sign in there: nothing to fetch.
+    api = await start(oidc)
+    expect(await connectSrc()).toEqual(["'self'", 'ws://localhost:3000', 'ws://127.0.0.1:3000'])
+    await api.close()
+
+    api = await start({ ...oidc, OIDC_WEB_CLIENT_ID: 'skyline-map' })
+    expect(await connectSrc()).toEqual([
+      "'self'",
+      'ws://localhost:3000',
+      'ws://127.0.0.1:3000',
+      'https://sso.example:8443',
+    ])
+  })
+
   it('name the port the api listens on in connect-src', async () => {
     api = await start({ HTTP_PORT: '0' })
     await api.listen({ host: '127.0.0.1', port: 0 })

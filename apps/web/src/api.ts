@@ -1,4 +1,10 @@
-import type { DeliveryDetail, DeliveryStatus, DeliveryView, FleetView } from '@skyline/schemas'
+import type {
+  AuthConfig,
+  DeliveryDetail,
+  DeliveryStatus,
+  DeliveryView,
+  FleetView,
+} from '@skyline/schemas'
 import { refuse, token } from './session.ts'
 
 // The REST calls the page makes (ARCHITECTURE.md "REST"), each with the page's token.
@@ -36,6 +42,9 @@ export interface PageConfig {
 }
 
 export const getConfig = () => call<PageConfig>('/config.json')
+
+/** Where the page signs in (public: read before there is a token). */
+export const getAuthConfig = () => call<AuthConfig>('/api/auth/config')
 
 export const getFleet = () => call<FleetView>('/api/fleet')
 

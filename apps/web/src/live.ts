@@ -10,7 +10,10 @@ export interface LiveOptions {
   url: string
   /** The token the stream signs in with (its first message); read at each connection. */
   token: () => string | null
-  /** The stream refused the token (closed with 4401 or 4403): it does not reconnect. */
+  /**
+   * The stream refused the token (closed with 4401 or 4403): it does not reconnect, unless
+   * the page has another token by then (4401: renewed meanwhile), or until `renew`.
+   */
   onRefused: (reason: string) => void
   onFrame: (frame: LiveFrame) => void
   onState: (state: LiveState, retryInMs?: number) => void
@@ -32,6 +35,8 @@ export interface LiveOptions {
  */
 export class LiveConnection {
   private socket: WebSocket | undefined
+  /** The connection `renew` replaces: its frames count until the new one's snapshot. */
+  private outgoing: WebSocket | undefined
   private attempt = 0
   private timer: ReturnType<typeof setTimeout> | undefined
   private stopped = false
@@ -49,27 +54,63 @@ export class LiveConnection {
     clearTimeout(this.timer)
     clearTimeout(this.watchdog)
     this.socket?.close()
+    this.outgoing?.close()
   }
 
-  private connect(): void {
-    this.opts.onState(this.attempt === 0 ? 'connecting' : 'reconnecting')
+  /**
+   * Signs the stream in again with the page's token, renewed: a WebSocket cannot take a
+   * new token, and the api closes it at the old one's exp. Make before break: the current
+   * connection carries on until the new one's snapshot, so nothing is missed and the badge
+   * stays `live`. A stream stopped by a refusal starts again.
+   */
+  renew(): void {
+    if (this.stopped) return this.start()
+    if (this.socket === undefined) {
+      // Waiting to reconnect: at once, with the new token.
+      clearTimeout(this.timer)
+      return this.connect()
+    }
+    this.outgoing?.close(1000)
+    this.outgoing = this.socket
+    this.connect(true)
+  }
+
+  private connect(quiet = false): void {
+    if (!quiet) this.opts.onState(this.attempt === 0 ? 'connecting' : 'reconnecting')
     const socket = new WebSocket(this.opts.url)
     this.socket = socket
     this.watch(socket)
+    const token = this.opts.token() ?? ''
     // Signed in by message, not in the URL: URLs end up in logs.
-    socket.onopen = () =>
-      socket.send(JSON.stringify({ type: 'auth', token: this.opts.token() ?? '' }))
+    socket.onopen = () => socket.send(JSON.stringify({ type: 'auth', token }))
     socket.onmessage = (event: MessageEvent<string>) => {
-      this.watch(socket)
       const frame = JSON.parse(event.data) as LiveFrame
+      if (socket === this.outgoing) return this.opts.onFrame(frame)
+      if (socket !== this.socket) return
+      this.watch(socket)
       if (frame.type === 'snapshot') {
         this.attempt = 0
         this.opts.onState('live')
+        // The new connection has caught up: the one it replaces goes.
+        this.outgoing?.close(1000)
+        this.outgoing = undefined
       }
       this.opts.onFrame(frame)
     }
     socket.onclose = (event: CloseEvent) => {
-      if (event.code === UNAUTHORIZED || event.code === FORBIDDEN) {
+      if (socket === this.outgoing) {
+        // Closed at its token's exp before the new connection caught up: that one goes on.
+        this.outgoing = undefined
+        return
+      }
+      if (socket !== this.socket) return
+      const current = this.opts.token()
+      if (event.code === UNAUTHORIZED && current !== null && current !== token) {
+        // Its token expired, and the page has a fresh one (renewed meanwhile): at once.
+        this.socket = undefined
+        clearTimeout(this.watchdog)
+        this.connect()
+      } else if (event.code === UNAUTHORIZED || event.code === FORBIDDEN) {
         this.stop()
         this.opts.onRefused(event.reason)
       } else this.retry(socket)

@@ -13,7 +13,8 @@ import { DispatchForm } from './panel/dispatch.ts'
 import { FleetList } from './panel/fleet-list.ts'
 import type { Changes } from './store.ts'
 import { FleetStore } from './store.ts'
-import { forgetToken, onRefused, setToken, takeTokenFromUrl, token } from './session.ts'
+import { onRenewed, token } from './session.ts'
+import { SignIn } from './signin.ts'
 import { measure } from './timing.ts'
 
 // Wires the page: the store, fed by GET /api/fleet then /api/live, and the views
@@ -170,36 +171,13 @@ function showError(message: string): void {
   connection.title = message
 }
 
-// Signing in: a token from `#token=…` or pasted in the sign-in screen; without one, or
-// once the api refuses it, the sign-in screen covers the map. Signing in or out reloads
-// the page: everything it holds was read with the token.
-const signin = $('signin')
-function askForToken(message = ''): void {
-  forgetToken()
-  $('signin-error').textContent = message
-  signin.hidden = false
-  $('signout').hidden = true
-  $<HTMLTextAreaElement>('signin-token').focus()
-}
-$('signin-form').addEventListener('submit', (e) => {
-  e.preventDefault()
-  setToken($<HTMLTextAreaElement>('signin-token').value)
-  location.reload()
-})
-$('signout').addEventListener('click', () => {
-  forgetToken()
-  location.reload()
-})
-let refused = false
-onRefused((message) => {
-  if (refused) return
-  refused = true
-  askForToken(`The api refused the token: ${message}`)
-})
+// Signing in (signin.ts). The live stream signs in again with a renewed token.
+let live: LiveConnection | undefined
+const signIn = new SignIn(() => live?.stop())
+onRenewed(() => live?.renew())
 
 async function start(): Promise<void> {
-  takeTokenFromUrl()
-  if (token() === null) return askForToken()
+  if (!(await signIn.start())) return
   const config = await getConfig().catch(() => ({ tileUrl: null, tileAttribution: '' }))
   if (config.tileUrl !== null) {
     // Without a reachable tile server the map keeps working on its plain background.
@@ -217,14 +195,10 @@ async function start(): Promise<void> {
     showError(`fleet: ${(err as Error).message}`)
   }
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:'
-  new LiveConnection({
+  live = new LiveConnection({
     url: `${scheme}//${location.host}/api/live`,
     token,
-    onRefused: (reason) => {
-      if (refused) return
-      refused = true
-      askForToken(`The live stream refused the token: ${reason}`)
-    },
+    onRefused: (reason) => void signIn.refuse(`The live stream refused the token: ${reason}`),
     onFrame: (frame) => {
       const started = performance.now()
       changed(store.apply(frame))
@@ -239,7 +213,8 @@ async function start(): Promise<void> {
             ? 'connecting…'
             : `reconnecting${retryInMs === undefined ? '…' : ` in ${Math.ceil(retryInMs / 1000)} s`}`
     },
-  }).start()
+  })
+  live.start()
 }
 
 void start()

@@ -16,8 +16,8 @@ export default async function setup(): Promise<void> {
 }
 
 /**
- * The built page on a loopback port, with `fleet` as the api's /api/fleet and no map
- * tiles: for tests that play the live stream themselves (page.routeWebSocket).
+ * The built page on a loopback port, with `fleet` as the api's /api/fleet, no map tiles
+ * and no identity server: for tests that play the live stream themselves (page.routeWebSocket).
  */
 export async function servePage(
   fleet: FleetView,
@@ -25,6 +25,7 @@ export async function servePage(
   const server = Fastify()
   await server.register(fastifyStatic, { root: WEB_DIST })
   server.get('/config.json', async () => ({ tileUrl: null, tileAttribution: '' }))
+  server.get('/api/auth/config', async () => ({ oidc: null }))
   server.get('/api/fleet', async () => fleet)
   await server.listen({ host: '127.0.0.1', port: 0 })
   const address = server.server.address()

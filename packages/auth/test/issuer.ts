@@ -8,7 +8,9 @@ import Provider, { errors as providerErrors } from 'oidc-provider'
 // A real OpenID Provider for tests (panva's oidc-provider, certified), on an ephemeral
 // loopback port: client-credentials grant, resource indicators, and JWT access tokens
 // that carry the claims each client is configured with. Shared by the tests of every
-// workspace that accepts OIDC tokens.
+// workspace that accepts OIDC tokens. With `options.logins`, also web clients
+// (registerWebClient) and the authorization code flow with PKCE and refresh tokens that a
+// person goes through in a browser, on oidc-provider's development login and consent pages.
 
 /** One client of the test issuer: the claims and lifetime of the tokens it gets. */
 export interface TestClient {
@@ -29,9 +31,30 @@ export interface TestIssuer {
    * a key it never published.
    */
   forge(claims: Record<string, unknown>, kid?: string): Promise<string>
+  /**
+   * Registers a web client (RFC 7591 dynamic registration); needs `options.logins`. After
+   * the start, as the map's address (its redirect URI) is the api's, whose configuration
+   * names the issuer.
+   */
+  registerWebClient(client: TestWebClient): Promise<void>
   /** Requests to the JWKS endpoint so far. */
   readonly jwksFetches: number
   close(): Promise<void>
+}
+
+/**
+ * A public client that signs people in from a browser (the map): authorization code with
+ * PKCE (S256), refresh tokens, no secret (`token_endpoint_auth_method: none`). Whoever
+ * signs in (any login and password on the development login page) gets `claims`.
+ */
+export interface TestWebClient extends TestClient {
+  /** Where it may send the browser back after signing in and out (the map's address). */
+  redirectUris: string[]
+}
+
+export interface TestIssuerOptions {
+  /** Login and consent pages, and registerWebClient. Default false. */
+  logins?: boolean
 }
 
 export const TEST_AUDIENCE = 'urn:skyline:test'
@@ -42,10 +65,16 @@ export const TEST_CLIENT_SECRET = 'test-client-secret-that-is-long-enough-for-hm
 const KID = 'test-es256'
 
 /** Starts an issuer whose clients are `clients`; ES256 keys of its own. */
-export async function startTestIssuer(clients: TestClient[]): Promise<TestIssuer> {
+export async function startTestIssuer(
+  clients: TestClient[],
+  options: TestIssuerOptions = {},
+): Promise<TestIssuer> {
   const { privateKey } = await generateKeyPair('ES256', { extractable: true })
   const jwk: JWK = { ...(await exportJWK(privateKey)), kid: KID, alg: 'ES256', use: 'sig' }
   const byId = new Map(clients.map((c) => [c.id, c]))
+  const logins = options.logins ?? false
+  /** The id registerWebClient asks for: registration assigns it. */
+  let registering = ''
 
   // The issuer URL holds the port, so the server listens before the provider exists.
   const app: { handle?: RequestListener } = {}
@@ -69,7 +98,8 @@ export async function startTestIssuer(clients: TestClient[]): Promise<TestIssuer
     })),
     jwks: { keys: [jwk] },
     features: {
-      devInteractions: { enabled: false },
+      devInteractions: { enabled: logins },
+      registration: { enabled: logins, idFactory: () => registering },
       clientCredentials: { enabled: true },
       resourceIndicators: {
         enabled: true,
@@ -88,6 +118,11 @@ export async function startTestIssuer(clients: TestClient[]): Promise<TestIssuer
       },
     },
     extraTokenClaims: (_ctx, token) => byId.get((token as { clientId: string }).clientId)?.claims,
+    // A web client's sign-in comes with a refresh token without `offline_access` (as
+    // Keycloak's standard flow does): the map renews its access token with it.
+    issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    // Signed cookies for the login pages' interaction and session.
+    cookies: { keys: ['test-issuer-cookie-key-not-a-secret'] },
   })
   const callback = provider.callback()
   app.handle = (req, res) => void callback(req, res)
@@ -108,6 +143,23 @@ export async function startTestIssuer(clients: TestClient[]): Promise<TestIssuer
         throw new Error(`token endpoint: ${res.status} ${body.error_description}`)
       }
       return body.access_token
+    },
+    async registerWebClient(client) {
+      registering = client.id
+      const res = await fetch(`${issuer}/reg`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          grant_types: ['authorization_code', 'refresh_token'],
+          response_types: ['code'],
+          redirect_uris: client.redirectUris,
+          post_logout_redirect_uris: client.redirectUris,
+          token_endpoint_auth_method: 'none',
+          id_token_signed_response_alg: 'ES256',
+        }),
+      })
+      if (!res.ok) throw new Error(`registration: ${res.status} ${await res.text()}`)
+      byId.set(client.id, client)
     },
     async forge(claims, kid = KID) {
       const { privateKey: other } = await generateKeyPair('ES256')

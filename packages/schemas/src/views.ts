@@ -103,6 +103,24 @@ export const FleetViewSchema = z.object({
 })
 export type FleetView = z.infer<typeof FleetViewSchema>
 
+/**
+ * `GET /api/auth/config`: how the map signs in. `oidc` is the identity server it sends
+ * people to (authorization code with PKCE, as the public client `clientId`, asking for
+ * `scope` and for access tokens for `audience`, RFC 8707's `resource`); `null` when the
+ * api takes pasted tokens only. Nothing secret: the page needs it before signing in.
+ */
+export const AuthConfigSchema = z.object({
+  oidc: z
+    .object({
+      issuer: z.string(),
+      clientId: z.string(),
+      audience: z.string(),
+      scope: z.string(),
+    })
+    .nullable(),
+})
+export type AuthConfig = z.infer<typeof AuthConfigSchema>
+
 /** A drone's change in a live frame: only what changed, keyed by fleetId and id. */
 export type DroneChange = Pick<DroneView, 'id' | 'fleetId'> & Partial<DroneView>
 

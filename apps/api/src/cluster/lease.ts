@@ -39,6 +39,8 @@ export class LeaderLease {
   private timer: NodeJS.Timeout | undefined
   private round: Promise<void> | undefined
   private readonly name: string
+  /** A round has answered: whether this instance leads is known. */
+  decided = false
 
   constructor(
     private readonly db: Db,
@@ -90,6 +92,7 @@ export class LeaderLease {
       if (this.epoch !== undefined && epoch !== this.epoch) {
         this.lose(epoch === undefined ? 'another instance holds the lease' : 'the lease lapsed')
       }
+      this.decided = true
       if (epoch === undefined) return
       this.validUntil = started + this.opts.ttlMs
       if (this.epoch === undefined) {

@@ -21,6 +21,8 @@ export interface Duty {
 
 export interface Leadership {
   readonly role: 'leader' | 'follower'
+  /** The lease has answered once since start: `role` is known. */
+  readonly decided: boolean
   /** Inside a leader's transaction: refuses it unless this instance still leads. */
   fence(tx: Tx): Promise<void>
   /** Runs `duty` while this instance leads. Duties start in this order and stop in reverse. */
@@ -86,6 +88,9 @@ export default fp(
     fastify.decorate('leadership', {
       get role() {
         return lease.isLeader ? ('leader' as const) : ('follower' as const)
+      },
+      get decided() {
+        return lease.decided
       },
       fence: (tx) => lease.fence(tx),
       lead(name, duty) {

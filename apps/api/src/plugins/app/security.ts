@@ -25,6 +25,23 @@ export function tileSource(template: string): string | undefined {
 }
 
 /**
+ * The identity server the map signs in at, as a connect-src source: OIDC_ISSUER's origin,
+ * where the page fetches the discovery document and the token endpoint (RFC 8414 puts
+ * them at the issuer's host; Keycloak, Auth0, Entra ID, oidc-provider all do). The
+ * authorization and end-session endpoints are navigations, which CSP does not govern.
+ * Only when the map signs in there (OIDC_WEB_CLIENT_ID). `undefined` otherwise, and for an
+ * IPv6 literal, which CSP cannot name (the page then cannot reach the issuer: give it a
+ * DNS name).
+ */
+export function issuerSource(
+  config: Pick<ApiConfig, 'OIDC_ISSUER' | 'OIDC_WEB_CLIENT_ID'>,
+): string | undefined {
+  if (config.OIDC_ISSUER === undefined || config.OIDC_WEB_CLIENT_ID === undefined) return undefined
+  const { protocol, host } = new URL(config.OIDC_ISSUER)
+  return HOST_SOURCE.test(host) ? `${protocol}//${host}` : undefined
+}
+
+/**
  * The map's live stream, as connect-src sources: the origins it may be opened from
  * (liveOrigins), as ws: and wss:. CSP 3 has `'self'` cover a same-origin WebSocket already;
  * older browsers need it spelled out.
@@ -43,7 +60,8 @@ function liveSources(config: ApiConfig, port: number): string[] {
  *   inline style element or attribute (Leaflet and the map set `element.style`, which CSP
  *   does not govern); no plug-ins; no `<base>`; framed by nobody;
  * - images from here, `data:` (Leaflet's blank tile, swagger-ui's icons) and the tile server;
- * - fetches and the live WebSocket to this origin only.
+ * - fetches and the live WebSocket to this origin only, and to the identity server when
+ *   the map signs in there (issuerSource).
  * swagger-ui at /docs gets the same policy but for inline styles: its bundle injects a
  * `<style>` element (app.ts relaxes `style-src` on its routes only; no script is allowed
  * there either, and its page holds no token of the map's).
@@ -58,6 +76,12 @@ export default fp(
   async (fastify) => {
     const { config } = fastify
     const tiles = tileSource(config.MAP_TILE_URL)
+    const issuer = issuerSource(config)
+    if (config.OIDC_WEB_CLIENT_ID !== undefined && issuer === undefined)
+      fastify.log.warn(
+        { OIDC_ISSUER: config.OIDC_ISSUER },
+        'the content security policy cannot name an issuer at an IPv6 address: the map cannot sign in there',
+      )
     const port = () => {
       const address = fastify.server.address()
       return typeof address === 'object' && address !== null ? address.port : config.HTTP_PORT
@@ -73,7 +97,11 @@ export default fp(
           styleSrc: ["'self'"],
           imgSrc: ["'self'", 'data:', ...(tiles === undefined ? [] : [tiles])],
           // Per answer: the port is known once listening (HTTP_PORT 0 picks one).
-          connectSrc: ["'self'", () => liveSources(config, port()).join(' ')],
+          connectSrc: [
+            "'self'",
+            () => liveSources(config, port()).join(' '),
+            ...(issuer === undefined ? [] : [issuer]),
+          ],
           fontSrc: ["'self'"],
           objectSrc: ["'none'"],
           baseUri: ["'none'"],

@@ -1,0 +1,46 @@
+import { describe, expect, it } from 'vitest'
+import { apiPerTest } from './helpers.ts'
+
+// Issue 16, item 4: the map learns where to sign in before it has a token.
+
+const start = apiPerTest()
+
+describe('GET /api/auth/config', () => {
+  it('tells the map, without a token, that it takes pasted tokens only when no web client is set', async () => {
+    const api = await start()
+    const res = await api.inject({ method: 'GET', url: '/api/auth/config' })
+    expect(res.statusCode).toBe(200)
+    expect(res.json()).toEqual({ oidc: null })
+    // Tokens from an issuer, but no client of the map's there: still pasted tokens only.
+    const tokensOnly = await start({
+      OIDC_ISSUER: 'https://sso.example/realms/skyline',
+      OIDC_AUDIENCE: 'skyline',
+    })
+    expect((await tokensOnly.inject('/api/auth/config')).json()).toEqual({ oidc: null })
+  })
+
+  it('names the issuer, the public client, the audience and the scopes, and nothing secret', async () => {
+    const api = await start({
+      OIDC_ISSUER: 'https://sso.example/realms/skyline',
+      OIDC_AUDIENCE: 'skyline',
+      OIDC_WEB_CLIENT_ID: 'skyline-map',
+      OIDC_WEB_SCOPE: 'openid profile',
+      DEVICE_TOKEN_SECRET: 'a-device-token-secret-of-32-characters-or-more',
+    })
+    const res = await api.inject({
+      method: 'GET',
+      url: '/api/auth/config',
+      headers: { authorization: 'Bearer not-even-a-token' },
+    })
+    expect(res.statusCode).toBe(200)
+    expect(res.json()).toEqual({
+      oidc: {
+        issuer: 'https://sso.example/realms/skyline',
+        clientId: 'skyline-map',
+        audience: 'skyline',
+        scope: 'openid profile',
+      },
+    })
+    expect(res.body).not.toContain('secret')
+  })
+})
