@@ -1,9 +1,11 @@
 // docker-compose.yml, the Dockerfiles and .env.example held against the code: no
 // Docker engine runs here, so these read the files as Compose and Docker would and
 // check what a `docker compose up` depends on.
-import { existsSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { resolveTokenSecret } from '../packages/auth/src/secret.ts'
 import { liveOrigins, loadConfig as loadApiConfig } from '../apps/api/src/config.ts'
 import { loadConfig as loadBrokerConfig } from '../apps/broker/src/config.ts'
 import { BROKER_NODE_FLAGS } from '../apps/broker/src/node-flags.ts'
@@ -16,7 +18,9 @@ import {
   envExample,
   envExampleCluster,
   execForm,
+  hostFiles,
   loadCompose,
+  mounts,
   portMappings,
   readRepoFile,
 } from './deploy-files.ts'
@@ -41,18 +45,45 @@ const PUBLISHED: Record<App, number[]> = {
 }
 /**
  * Variables a container cannot do without, though the apps have fallbacks for one
- * machine: a secret generated per container would differ between them, localhost is
- * the container itself, and no DATABASE_URL means PGlite inside the container.
+ * machine: a secret generated per container would differ between them (DATA_DIR is where
+ * the `secrets` service put the shared one), localhost is the container itself, and no
+ * DATABASE_URL means PGlite inside the container.
  */
 const REQUIRED: Record<App, string[]> = {
-  broker: ['DEVICE_TOKEN_SECRET'],
-  api: ['DEVICE_TOKEN_SECRET', 'MQTT_URL', 'DATABASE_URL'],
-  'drone-sim': ['DEVICE_TOKEN_SECRET', 'MQTT_URL'],
+  broker: ['DATA_DIR'],
+  api: ['DATA_DIR', 'MQTT_URL', 'DATABASE_URL', 'DATABASE_PASSWORD_FILE'],
+  'drone-sim': ['DATA_DIR', 'MQTT_URL'],
 }
-/** What a user puts in .env beside .env.example's values. */
-const USER_SECRETS = { DEVICE_TOKEN_SECRET: 's'.repeat(48), POSTGRES_PASSWORD: 'pgpass123' }
-const ONE_BROKER = { ...envExample(), ...USER_SECRETS }
+/** What a user may put in .env: .env.example leaves the secrets empty. */
+const USER_SECRETS = { DEVICE_TOKEN_SECRET: 's'.repeat(48), POSTGRES_PASSWORD: 'p@ss/w:rd%41' }
+const ONE_BROKER = envExample()
 const CLUSTER = { ...ONE_BROKER, ...envExampleCluster() }
+
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'skyline-compose-'))
+  onTestFinished(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/**
+ * docker-compose.yml with `vars` as its .env, after its `secrets` service has run on
+ * this machine, its volumes folders of `dir` (deploy-files.ts hostFiles): `env(name)` is
+ * a service's environment with its volumes' paths moved here, as its app reads them.
+ */
+function deploy(vars: Record<string, string>, dir = tempDir()) {
+  const compose = loadCompose(vars)
+  const host = hostFiles(dir)
+  host.run(compose.services.secrets!)
+  const env = (name: string) => host.env(compose.services[name]!)
+  // The files the `secrets` service writes, as Postgres reads its password: bash's
+  // `$(< file)` (the image's file_env) drops the trailing line breaks.
+  const written = env('secrets')
+  const secrets = () => ({
+    token: readFileSync(written.DEVICE_TOKEN_SECRET_FILE!, 'utf8'),
+    password: readFileSync(written.POSTGRES_PASSWORD_FILE!, 'utf8').replace(/\n+$/, ''),
+  })
+  return { compose, host, env, secrets }
+}
 
 const dockerfileOf = (app: App) => `apps/${app}/Dockerfile`
 
@@ -108,15 +139,17 @@ describe('docker-compose.yml', () => {
     ['one broker', ONE_BROKER],
     ['the cluster profile', CLUSTER],
   ])('gives every app the variables it needs, with values it accepts (%s)', (_, vars) => {
-    const compose = loadCompose(vars)
+    const { compose, host, secrets } = deploy(vars)
     const brokers = new Set(['mqtt-lb', ...servicesOf(compose, 'broker').map(([name]) => name)])
     for (const app of APPS) {
       for (const [name, service] of servicesOf(compose, app)) {
-        const env = service.environment ?? {}
+        const env = host.env(service)
         for (const variable of REQUIRED[app])
           expect(env[variable], `${name} ${variable}`).toBeTruthy()
         // One secret for all, or the broker refuses the others' tokens.
-        expect(env.DEVICE_TOKEN_SECRET, name).toBe(USER_SECRETS.DEVICE_TOKEN_SECRET)
+        expect(resolveTokenSecret(env.DEVICE_TOKEN_SECRET, env.DATA_DIR!), name).toBe(
+          secrets().token,
+        )
         if (env.MQTT_URL !== undefined) {
           const { host, port } = target(env.MQTT_URL)
           expect([...brokers], `${name} MQTT_URL`).toContain(host)
@@ -145,13 +178,13 @@ describe('docker-compose.yml', () => {
       [moved, 8080],
     ]
     for (const [vars, hostPort] of cases) {
-      const config = loadApiConfig(loadCompose(vars).services.api!.environment!)
+      const config = loadApiConfig(deploy(vars).env('api'))
       // Inside its container the api listens on its default port; browsers use the host's.
       const origins = liveOrigins(config, api.HTTP_PORT)
       expect(origins).toContain(`http://localhost:${hostPort}`)
       expect(origins).toContain(`http://127.0.0.1:${hostPort}`)
     }
-    const config = loadApiConfig(loadCompose(moved).services.api!.environment!)
+    const config = loadApiConfig(deploy(moved).env('api'))
     expect(liveOrigins(config, api.HTTP_PORT)).toContain('https://skyline.example')
   })
 
@@ -163,9 +196,9 @@ describe('docker-compose.yml', () => {
       OIDC_ROLE_CLAIM: 'realm_access.roles',
       OIDC_WEB_CLIENT_ID: 'skyline-map',
     }
-    const compose = loadCompose(oidc)
+    const { compose, env } = deploy(oidc)
     const brokers = servicesOf(compose, 'broker').map(([, s]) => loadBrokerConfig(s.environment!))
-    const apiConfig = loadApiConfig(compose.services.api!.environment!)
+    const apiConfig = loadApiConfig(env('api'))
     expect(brokers.length).toBeGreaterThan(1)
     for (const c of [...brokers, apiConfig])
       expect([c.OIDC_ISSUER, c.OIDC_AUDIENCE, c.OIDC_ROLE_CLAIM, c.OIDC_FLEET_CLAIM]).toEqual([
@@ -178,14 +211,14 @@ describe('docker-compose.yml', () => {
       'skyline-map',
       'openid',
     ])
-    const plain = loadApiConfig(loadCompose(ONE_BROKER).services.api!.environment!)
+    const plain = loadApiConfig(deploy(ONE_BROKER).env('api'))
     expect(plain.OIDC_ISSUER).toBeUndefined()
     expect(plain.OIDC_CLIENT_ID).toBeUndefined()
     expect(plain.OIDC_WEB_CLIENT_ID).toBeUndefined()
   })
 
   it('lets the api and the demo fleet get their MQTT tokens from the issuer', () => {
-    const compose = loadCompose({
+    const { compose, env } = deploy({
       ...ONE_BROKER,
       OIDC_ISSUER: 'https://id.example/realms/skyline',
       OIDC_AUDIENCE: 'skyline',
@@ -194,7 +227,7 @@ describe('docker-compose.yml', () => {
       SIM_OIDC_CLIENT_ID: '{fleet}-{device}',
       SIM_OIDC_CLIENT_SECRET: 'device-secret',
     })
-    const apiConfig = loadApiConfig(compose.services.api!.environment!)
+    const apiConfig = loadApiConfig(env('api'))
     expect([apiConfig.OIDC_CLIENT_ID, apiConfig.OIDC_CLIENT_SECRET]).toEqual([
       'skyline-api',
       'api-secret',
@@ -222,7 +255,9 @@ describe('docker-compose.yml', () => {
     expect(url.hostname).toBe('postgres')
     expect(Number(url.port || 5432)).toBe(5432)
     expect(url.username).toBe(postgres.environment!.POSTGRES_USER)
-    expect(url.password).toBe(postgres.environment!.POSTGRES_PASSWORD)
+    // The password is the file both read (below), never in the environment.
+    expect(url.password).toBe('')
+    expect(postgres.environment!.POSTGRES_PASSWORD).toBeUndefined()
     expect(url.pathname).toBe(`/${postgres.environment!.POSTGRES_DB}`)
     expect(postgres.volumes?.some((v) => v.endsWith(':/var/lib/postgresql/data'))).toBe(true)
   })
@@ -284,10 +319,112 @@ describe('docker-compose.yml', () => {
     }
   })
 
-  it('refuses to start without the secrets .env must provide', () => {
-    expect(() => loadCompose(envExample())).toThrow(/DEVICE_TOKEN_SECRET|POSTGRES_PASSWORD/)
+  it.each([
+    ['no .env at all', {}],
+    ['.env.example as it is', ONE_BROKER],
+    ['the cluster profile', CLUSTER],
+  ])(
+    'needs no .env: the secrets are generated once, and each read from one file (%s)',
+    (_, vars) => {
+      expect(readRepoFile('docker-compose.yml')).not.toMatch(/\$\{\w+:?\?/) // nothing required
+      const { compose, host, env, secrets } = deploy(vars)
+      const generated = secrets()
+      expect(generated.token).toMatch(/^[0-9a-f]{64}$/)
+      expect(generated.password).toMatch(/^[0-9a-f]{64}$/)
+      expect(generated.password).not.toBe(generated.token)
+      const done = (name: string) =>
+        expect(compose.services[name]!.depends_on?.secrets?.condition, name).toBe(
+          'service_completed_successfully',
+        )
+
+      // Every app reads the device-token secret from DATA_DIR, where `secrets` wrote it,
+      // read-only: none of them can create another one (resolveTokenSecret would).
+      const written = host.path(
+        compose.services.secrets!,
+        compose.services.secrets!.environment!.DEVICE_TOKEN_SECRET_FILE!,
+      )
+      const readers = APPS.flatMap((app) => servicesOf(compose, app))
+      for (const [name, service] of readers) {
+        done(name)
+        expect(service.environment!.DEVICE_TOKEN_SECRET, name).toBeUndefined()
+        const dataDir = host.path(service, service.environment!.DATA_DIR!)
+        expect(dataDir?.mount.source, name).toBe(written!.mount.source)
+        expect(dataDir?.mount.readOnly, `${name} mounts it read-only`).toBe(true)
+        expect(join(dataDir!.host, 'device-token-secret'), name).toBe(written!.host)
+        expect(resolveTokenSecret(undefined, dataDir!.host), name).toBe(generated.token)
+      }
+
+      // Postgres and the api read the password from the same file.
+      done('postgres')
+      const postgres = compose.services.postgres!
+      const apiService = compose.services.api!
+      const pgFile = host.path(postgres, postgres.environment!.POSTGRES_PASSWORD_FILE!)
+      const apiFile = host.path(apiService, apiService.environment!.DATABASE_PASSWORD_FILE!)
+      expect(pgFile?.mount.readOnly).toBe(true)
+      expect(apiFile?.host).toBe(pgFile!.host)
+      const url = new URL(loadApiConfig(env('api')).DATABASE_URL!)
+      expect(decodeURIComponent(url.password)).toBe(generated.password)
+
+      // Each volume is mounted only where it is read: no broker or simulator sees the
+      // database's password.
+      const mountedBy = (volume: string) =>
+        Object.entries(compose.services)
+          .filter(([, s]) => mounts(s).some((m) => m.named && m.source === volume))
+          .map(([name]) => name)
+          .sort()
+      expect(mountedBy(written!.mount.source)).toEqual(
+        ['secrets', ...readers.map(([name]) => name)].sort(),
+      )
+      expect(mountedBy(pgFile!.mount.source)).toEqual(['api', 'postgres', 'secrets'])
+      for (const m of Object.values(compose.services)
+        .flatMap(mounts)
+        .filter((m) => m.named)) {
+        expect(Object.keys(compose.volumes ?? {}), `volume ${m.source}`).toContain(m.source)
+      }
+
+      // The next `docker compose up` keeps them.
+      host.run(compose.services.secrets!)
+      expect(secrets()).toEqual(generated)
+    },
+  )
+
+  it(".env's secrets override the generated ones, and stay when .env no longer sets them", () => {
+    const dir = tempDir()
+    const first = deploy(ONE_BROKER, dir).secrets()
+    const { env, secrets } = deploy({ ...ONE_BROKER, ...USER_SECRETS }, dir)
+    const own = {
+      token: USER_SECRETS.DEVICE_TOKEN_SECRET,
+      password: USER_SECRETS.POSTGRES_PASSWORD,
+    }
+    expect(first).not.toEqual(own)
+    expect(secrets()).toEqual(own)
+    for (const name of ['broker', 'api', 'sim'])
+      expect(resolveTokenSecret(undefined, env(name).DATA_DIR!), name).toBe(own.token)
+    // Any character: the api percent-encodes the password into its DATABASE_URL.
+    const url = new URL(loadApiConfig(env('api')).DATABASE_URL!)
+    expect(decodeURIComponent(url.password)).toBe(own.password)
+    // Taken out of .env again: the same secrets, not new ones that the tokens already
+    // signed and the database would refuse.
+    expect(deploy(ONE_BROKER, dir).secrets()).toEqual(own)
+  })
+
+  it('refuses a DEVICE_TOKEN_SECRET shorter than 32 characters in .env, naming it', () => {
+    const dir = tempDir()
+    const init = loadCompose({ ...ONE_BROKER, DEVICE_TOKEN_SECRET: 'short' }).services.secrets!
+    expect(() => hostFiles(dir).run(init)).toThrow(
+      /DEVICE_TOKEN_SECRET \(\.env\): must be at least 32/,
+    )
+    // It fails before writing anything: the services that wait for it do not start.
+    expect(existsSync(hostFiles(dir).env(init).DEVICE_TOKEN_SECRET_FILE!)).toBe(false)
   })
 })
+
+/**
+ * The oldest Node major the images may run: an LTS line still maintained. Node 20 left
+ * maintenance on 2026-04-30 (issue 17); 22 is maintained until 2027-04-30, 24 until
+ * 2028-04-30. Raise it when a line ends (the Node.js release schedule).
+ */
+const NODE_IMAGE_MIN_MAJOR = 22
 
 function finalStage(app: App) {
   return dockerfileStages(dockerfileOf(app)).at(-1)!
@@ -302,8 +439,6 @@ describe('the Dockerfiles', () => {
       const [build, run] = [stages[0]!, stages.at(-1)!]
       const all = (stage: typeof run, keyword: string) =>
         stage.filter((i) => i.keyword === keyword).map((i) => i.args)
-      for (const stage of stages) expect(all(stage, 'FROM')[0]).toMatch(/^node:20-[\w-]*slim\b/)
-
       expect(all(build, 'RUN').some((r) => /\bnpm ci\b/.test(r))).toBe(true)
       expect(all(build, 'RUN').join('\n')).toMatch(
         new RegExp(`npm run build( --workspace \\S+)* --workspace apps/${app}\\b`),
@@ -336,6 +471,27 @@ describe('the Dockerfiles', () => {
       expect(exposed).toEqual(DEFAULT_PORTS[app])
     },
   )
+
+  it('run on one maintained Node LTS line, the same image in every stage of every app', () => {
+    const images = APPS.flatMap((app) =>
+      dockerfileStages(dockerfileOf(app)).map((stage) => {
+        const from = stage.find((i) => i.keyword === 'FROM')!.args.split(/\s+/)[0]!
+        return { app, from }
+      }),
+    )
+    expect(new Set(images.map((i) => i.from)), 'one image everywhere').toHaveLength(1)
+    const [image] = images.map((i) => i.from)
+    const match = /^node:(\d+)-[\w-]*slim$/.exec(image!)
+    expect(match, `${image}: node:<major>-<debian>-slim`).not.toBeNull()
+    const major = Number(match![1])
+    // Even majors are the LTS lines; odd ones end six months after they start.
+    expect(major % 2, `${image} is an LTS line`).toBe(0)
+    expect(major, `${image} is still maintained`).toBeGreaterThanOrEqual(NODE_IMAGE_MIN_MAJOR)
+    // The code runs on every Node the root package.json allows (CI runs its oldest).
+    const engines = (JSON.parse(readRepoFile('package.json')) as { engines: { node: string } })
+      .engines.node
+    expect(major).toBeGreaterThanOrEqual(Number(/^>=\s*(\d+)/.exec(engines)![1]))
+  })
 
   it.each([
     ['broker', 'BROKER_METRICS_PORT', broker.BROKER_METRICS_PORT, '/health'],

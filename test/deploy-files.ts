@@ -1,7 +1,8 @@
 // Reading the deployment files as Docker and Compose do, for the tests that hold them
 // against the code: docker-compose.yml with its ${VAR} substitution, the Dockerfiles'
 // instructions by stage, and .env.example.
-import { readFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parse } from 'yaml'
@@ -22,6 +23,7 @@ export interface ComposeService {
 
 export interface Compose {
   services: Record<string, ComposeService>
+  volumes?: Record<string, unknown>
 }
 
 /** The raw text of a file at the repository root. */
@@ -135,4 +137,61 @@ export function portMappings(ports: string[] = []): { host: number; container: n
     const container = Number(parts.at(-1))
     return { host: parts.length > 1 ? Number(parts.at(-2)) : container, container }
   })
+}
+
+export interface Mount {
+  /** A named volume, or a path on the host (`./…`) for a bind mount. */
+  source: string
+  target: string
+  named: boolean
+  readOnly: boolean
+}
+
+/** A service's `volumes` (short syntax: `source:target[:mode]`). */
+export function mounts(service: ComposeService): Mount[] {
+  return (service.volumes ?? []).map((volume) => {
+    const [source = '', target = '', mode = ''] = volume.split(':')
+    return {
+      source,
+      target,
+      named: !/^[./~]/.test(source),
+      readOnly: mode.split(',').includes('ro'),
+    }
+  })
+}
+
+/**
+ * Containers' files on this machine, to run what the services run without a Docker
+ * engine: each named volume is a folder of `dir` (created empty, as Docker does on first
+ * use), each bind mount its file in the repository.
+ */
+export function hostFiles(dir: string) {
+  /** Where `path` inside `service`'s container is here; undefined: a path of its image. */
+  const path = (service: ComposeService, inside: string) => {
+    const mount = mounts(service)
+      .filter((m) => inside === m.target || inside.startsWith(`${m.target}/`))
+      .sort((a, b) => b.target.length - a.target.length)[0]
+    if (mount === undefined) return undefined
+    const rest = inside.slice(mount.target.length)
+    if (!mount.named) return { mount, host: join(ROOT, mount.source, rest) }
+    mkdirSync(join(dir, mount.source), { recursive: true })
+    return { mount, host: join(dir, mount.source, rest) }
+  }
+  /** `service`'s environment, each value that is a path in one of its mounts moved here. */
+  const env = (service: ComposeService): Record<string, string> =>
+    Object.fromEntries(
+      Object.entries(service.environment ?? {}).map(([k, v]) => [k, path(service, v)?.host ?? v]),
+    )
+  /** Runs a one-shot service's command (a shell script) here; returns what it printed. */
+  const run = (service: ComposeService): string => {
+    const [command, ...args] = service.command ?? []
+    if (command !== 'sh') throw new Error(`not a shell script: ${service.command?.join(' ')}`)
+    const moved = args.map((a) => path(service, a)?.host ?? a)
+    return execFileSync('sh', moved, {
+      env: { PATH: process.env.PATH, ...env(service) },
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+  }
+  return { path, env, run }
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import { z } from 'zod'
@@ -91,6 +92,11 @@ const EnvSchema = withOidcClientRules(
       LEADER_LEASE_S: int.min(2).max(300).default(10),
       /** Postgres; absent: embedded PGlite under DATA_DIR. */
       DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).optional(),
+      /**
+       * A file holding the password of DATABASE_URL's user, which then has none (see
+       * withDatabasePassword). Default none.
+       */
+      DATABASE_PASSWORD_FILE: z.string().min(1).optional(),
       DATA_DIR: z.string().min(1).default('./data'),
       /** Secret that signs device tokens (the api signs its own service token). */
       DEVICE_TOKEN_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
@@ -202,12 +208,44 @@ const EnvSchema = withOidcClientRules(
         .default('info'),
     }),
   ),
-).refine((env) => env.OIDC_WEB_CLIENT_ID === undefined || env.OIDC_ISSUER !== undefined, {
-  message: 'needs OIDC_ISSUER: the map signs in there',
-  path: ['OIDC_WEB_CLIENT_ID'],
-})
+)
+  .refine((env) => env.OIDC_WEB_CLIENT_ID === undefined || env.OIDC_ISSUER !== undefined, {
+    message: 'needs OIDC_ISSUER: the map signs in there',
+    path: ['OIDC_WEB_CLIENT_ID'],
+  })
+  .transform(withDatabasePassword)
 
 export type ApiConfig = z.infer<typeof EnvSchema>
+
+/**
+ * DATABASE_PASSWORD_FILE's content (less trailing line breaks) as the password in
+ * DATABASE_URL. The `_FILE` convention of the postgres image: docker compose generates
+ * the password into a volume on the first run (deploy/secrets-init.sh), and the api and
+ * Postgres read the same file, so the password never passes through the environment and
+ * any character may be in it (it is percent-encoded here, and postgres.js decodes it).
+ */
+function withDatabasePassword<
+  E extends { DATABASE_URL?: string | undefined; DATABASE_PASSWORD_FILE?: string | undefined },
+>(env: E, ctx: z.RefinementCtx): E {
+  const file = env.DATABASE_PASSWORD_FILE
+  if (file === undefined) return env
+  const fail = (message: string) => {
+    ctx.addIssue({ code: 'custom', path: ['DATABASE_PASSWORD_FILE'], message })
+    return z.NEVER
+  }
+  if (env.DATABASE_URL === undefined) return fail("needs DATABASE_URL, the password is its user's")
+  const url = new URL(env.DATABASE_URL)
+  if (url.password !== '') return fail('DATABASE_URL has a password already: set it in one place')
+  let password: string
+  try {
+    password = readFileSync(file, 'utf8').replace(/[\r\n]+$/, '')
+  } catch (err) {
+    return fail(`cannot read ${file}: ${(err as Error).message}`)
+  }
+  if (password === '') return fail(`${file} is empty`)
+  url.password = encodeURIComponent(password)
+  return { ...env, DATABASE_URL: url.href }
+}
 
 /** Hosts that name every interface, or the loopback one: no address of their own to add. */
 const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '', 'localhost', '127.0.0.1', '::1'])

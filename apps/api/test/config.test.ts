@@ -1,4 +1,8 @@
-import { describe, expect, it } from 'vitest'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import postgres from 'postgres'
+import { afterAll, describe, expect, it } from 'vitest'
 import { ConfigError, liveOrigins, loadConfig } from '../src/config.ts'
 
 describe('PUBLIC_ORIGIN', () => {
@@ -93,5 +97,59 @@ describe("the map's OpenID Connect sign-in", () => {
     )
     for (const value of ['openid  profile', ' openid', 'openid "x"', 'a\\b'])
       expect(() => loadConfig({ OIDC_WEB_SCOPE: value }), value).toThrow(/OIDC_WEB_SCOPE/)
+  })
+})
+
+describe('DATABASE_PASSWORD_FILE', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'skyline-api-config-'))
+  afterAll(() => rmSync(dir, { recursive: true, force: true }))
+  const file = (name: string, content: string) => {
+    const path = join(dir, name)
+    writeFileSync(path, content)
+    return path
+  }
+
+  it("puts the file's password into DATABASE_URL, any character, as postgres.js reads it", async () => {
+    const password = 'p@ss:w/rd%41 #?é'
+    const config = loadConfig({
+      DATABASE_URL: 'postgres://skyline@postgres:5432/skyline',
+      DATABASE_PASSWORD_FILE: file('password', `${password}\n`),
+    })
+    const sql = postgres(config.DATABASE_URL!) // connects on its first query only
+    expect(sql.options).toMatchObject({ user: 'skyline', pass: password, database: 'skyline' })
+    expect(sql.options.host).toEqual(['postgres'])
+    await sql.end()
+  })
+
+  it.each([
+    ['no DATABASE_URL', {}, /needs DATABASE_URL/],
+    [
+      'a password in DATABASE_URL too',
+      { DATABASE_URL: 'postgres://skyline:other@postgres/skyline' },
+      /in one place/,
+    ],
+  ])('stops start-up with %s, naming the variable', (_, env, message) => {
+    const config = () => loadConfig({ ...env, DATABASE_PASSWORD_FILE: file('pw', 'secret') })
+    expect(config).toThrow(ConfigError)
+    expect(config).toThrow(/DATABASE_PASSWORD_FILE/)
+    expect(config).toThrow(message)
+  })
+
+  it('stops start-up on a file that is missing or empty, naming the variable and the file', () => {
+    const url = 'postgres://skyline@postgres/skyline'
+    const missing = join(dir, 'missing')
+    expect(() => loadConfig({ DATABASE_URL: url, DATABASE_PASSWORD_FILE: missing })).toThrow(
+      `DATABASE_PASSWORD_FILE: cannot read ${missing}`,
+    )
+    const empty = file('empty', '\n')
+    expect(() => loadConfig({ DATABASE_URL: url, DATABASE_PASSWORD_FILE: empty })).toThrow(
+      `DATABASE_PASSWORD_FILE: ${empty} is empty`,
+    )
+  })
+
+  it('leaves DATABASE_URL as it is without the file', () => {
+    const url = 'postgres://skyline:inline@postgres:5432/skyline'
+    expect(loadConfig({ DATABASE_URL: url }).DATABASE_URL).toBe(url)
+    expect(loadConfig({}).DATABASE_URL).toBeUndefined()
   })
 })
