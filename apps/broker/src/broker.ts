@@ -25,6 +25,7 @@ import { indexedMemoryPersistence } from './retained-index.ts'
 import { redisCluster } from './redis-cluster.ts'
 import { guardSubscriptionWrites } from './subscription-store.ts'
 import { drainClients } from './drain.ts'
+import { connackFirst } from './connack-first.ts'
 
 export interface BrokerOptions {
   /** HS256 secret that device tokens are verified with. */
@@ -440,6 +441,7 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
       checkProtocol(client)
       lightParserBuffer(client)
       dropQos0WhenBackedUp(client, onSlowSubscriberDrop)
+      connackFirst(client)
     },
     identityOf: (client) => admitted.get(client)?.who,
     close() {

@@ -155,6 +155,50 @@ describe('a broker that drains', () => {
     },
   )
 
+  it(
+    'survives a rolling restart (drain A, restart A, drain B): no will, no QoS 1 message lost',
+    { timeout: 40_000 },
+    async () => {
+      const fleet = fleetName()
+      // The publisher and the watcher sit on a third broker that stays up.
+      const [a, b, c] = [await start(), await start(), await start()]
+      const watcher = track(await connectAs(c.url, { role: 'service', sub: `watch-${fleet}` }))
+      await watcher.subscribeAsync(`fleet/${fleet}/drones/+/status`, { qos: 1 })
+      const statuses = collect(watcher)
+      const drone = await movingDrone([a, b], { role: 'drone', sub: 'd1', fleet })
+      const received = new Set<number>()
+      drone.on('message', (_topic, payload) => received.add(Number(payload.toString())))
+      const ops = track(await connectAs(c.url, { role: 'service', sub: `ops-${fleet}` }))
+      const stream = streamCommands(ops, `fleet/${fleet}/drones/d1/commands`)
+      await vi.waitFor(() => expect(received.size).toBeGreaterThan(0), { timeout: 10_000 })
+      const movedTo = async (tb: TestBroker) => {
+        await vi.waitFor(() => expect(tb.broker.aedes.connectedClients).toBe(1), { timeout: 5_000 })
+        const before = received.size
+        await vi.waitFor(() => expect(received.size).toBeGreaterThan(before + 20), {
+          timeout: 10_000,
+        })
+      }
+
+      await a.listening.drain(500)
+      await movedTo(b)
+      // A again, on the port the drone knows (its `servers` list goes back to A next).
+      const again = await startTestBroker(
+        { redisUrl: TEST_REDIS_URL, cluster },
+        { mqttPort: a.listening.mqtt.port },
+      )
+      brokers.push(again)
+      await b.listening.drain(500)
+      await movedTo(again)
+
+      const acked = await stream.stop()
+      await vi.waitFor(() => expect(acked.filter((i) => !received.has(i))).toEqual([]), {
+        timeout: 10_000,
+      })
+      expect(statuses.map((s) => s.payload)).not.toContain(OFFLINE)
+      expect([...(await storedWillsOf(a)), ...(await storedWillsOf(b))]).toEqual([])
+    },
+  )
+
   it('closes its clients evenly over the window, the last at its end', async () => {
     const fleet = fleetName()
     const [a, b] = [await start(), await start()]
