@@ -24,6 +24,8 @@ import { batchWrites } from './write-batching.ts'
 import { indexedMemoryPersistence } from './retained-index.ts'
 import { redisCluster } from './redis-cluster.ts'
 import { guardSubscriptionWrites } from './subscription-store.ts'
+import { drainClients } from './drain.ts'
+import { connackFirst } from './connack-first.ts'
 
 export interface BrokerOptions {
   /** HS256 secret that device tokens are verified with. */
@@ -74,6 +76,13 @@ export interface SkylineBroker {
   handle(conn: Duplex, req?: IncomingMessage): void
   /** Who a connected client is; undefined before it authenticated. */
   identityOf(client: Client): ClientIdentity | undefined
+  /** True from the moment drain() is called: `/health` answers 503 so load balancers look elsewhere. */
+  readonly draining: boolean
+  /**
+   * Closes every client over `windowMs` without its will (drain.ts), so they move to
+   * another broker of the cluster; resolves with how many it closed. Call close() after.
+   */
+  drain(windowMs: number): Promise<number>
   /** Disconnects every client (their wills fire), then releases persistence. */
   close(): Promise<void>
 }
@@ -406,9 +415,25 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
   )
 
   let closed: Promise<void> | undefined
+  let draining: Promise<number> | undefined
   return {
     aedes: broker,
     metrics,
+    get draining() {
+      return draining !== undefined
+    },
+    drain(windowMs) {
+      draining ??= drainClients(broker, {
+        windowMs,
+        onClosed: () => metrics.disconnects.inc({ reason: 'drain' }),
+        onError: (err, client) =>
+          log.warn(
+            { clientId: client.id, err: err.message },
+            'could not delete the will of a drained client: another broker may publish it',
+          ),
+      })
+      return draining
+    },
     handle(conn, req) {
       batchWrites(conn)
       const client = broker.handle(conn, req)
@@ -416,6 +441,7 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
       checkProtocol(client)
       lightParserBuffer(client)
       dropQos0WhenBackedUp(client, onSlowSubscriberDrop)
+      connackFirst(client)
     },
     identityOf: (client) => admitted.get(client)?.who,
     close() {

@@ -46,6 +46,16 @@ const EnvSchema = withOidcRules(
         .string()
         .regex(CLUSTER_NAME, 'must be 1-64 letters, digits, _ or -')
         .default('skyline'),
+      /**
+       * With REDIS_URL, on SIGTERM: seconds over which the clients are closed, without
+       * their wills, to reconnect to another broker of the cluster; 0 closes them at
+       * once. Default 5 s: with the close that follows, within Docker's 10 s stop timeout.
+       */
+      BROKER_DRAIN_S: z.coerce
+        .number({ error: 'must be a number of seconds' })
+        .min(0, 'must be 0 or more seconds')
+        .max(3600, 'must be at most 3600 seconds')
+        .default(5),
       /** Largest MQTT packet accepted, bytes. Default 64 KiB. */
       MQTT_MAX_PACKET_BYTES: positiveInt.max(268_435_455).default(65_536),
       /** Sustained publishes per second per identity (all its connections); 0 disables the limit. Default 100/s. */

@@ -42,6 +42,13 @@ export interface Listening {
   metrics?: AddressInfo
   /** Stops accepting, disconnects every client through the broker, then closes the sockets. */
   close(): Promise<void>
+  /**
+   * Leaves the cluster gracefully (issue 17, item 4): `/health` answers 503 at once,
+   * the MQTT listeners stop accepting, the clients are closed over `windowMs` without
+   * their wills (they reconnect to another broker), then close(). The metrics
+   * listener serves until close().
+   */
+  drain(windowMs: number): Promise<void>
 }
 
 /** Opens the broker's listeners; on any failure closes the ones already open. */
@@ -50,6 +57,8 @@ export async function startListeners(
   opts: ListenOptions,
 ): Promise<Listening> {
   const servers: (NetServer | HttpServer)[] = []
+  /** The listeners that take MQTT connections (all but metrics). */
+  const mqttServers: NetServer[] = []
   const wss: WebSocketServer[] = []
   const open = async <S extends NetServer | HttpServer>(
     server: S,
@@ -65,12 +74,10 @@ export async function startListeners(
   }
 
   try {
-    const mqtt = await open(
-      createTcpServer((socket) => broker.handle(socket)),
-      opts.mqttPort,
-      'MQTT_PORT',
-    )
-    const result: Listening = { mqtt, close }
+    const tcp = createTcpServer((socket) => broker.handle(socket))
+    mqttServers.push(tcp)
+    const mqtt = await open(tcp, opts.mqttPort, 'MQTT_PORT')
+    const result: Listening = { mqtt, close, drain }
     if (opts.wsPort !== undefined) {
       const http = createHttpServer((_req, res) =>
         res.writeHead(426).end('MQTT over WebSocket only\n'),
@@ -87,15 +94,14 @@ export async function startListeners(
         )
       })
       wss.push(ws)
+      mqttServers.push(http)
       result.ws = await open(http, opts.wsPort, 'MQTT_WS_PORT')
     }
     if (opts.tls !== undefined) {
       const { cert, key, port } = opts.tls
-      result.tls = await open(
-        createTlsServer({ cert, key }, (s) => broker.handle(s)),
-        port,
-        'MQTTS_PORT',
-      )
+      const tls = createTlsServer({ cert, key }, (s) => broker.handle(s))
+      mqttServers.push(tls)
+      result.tls = await open(tls, port, 'MQTTS_PORT')
     }
     if (opts.metricsPort !== undefined) {
       const http = createHttpServer((req, res) => {
@@ -106,7 +112,12 @@ export async function startListeners(
             () => res.writeHead(500).end(),
           )
         } else if (req.url === '/health') {
-          res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}')
+          // A draining broker is alive but takes no new clients: 503 takes it out of
+          // the load balancer's rotation (deploy/haproxy.cfg checks this).
+          const [status, body] = broker.draining ? [503, 'draining'] : [200, 'ok']
+          res
+            .writeHead(status, { 'content-type': 'application/json' })
+            .end(JSON.stringify({ status: body }))
         } else {
           res.writeHead(404).end()
         }
@@ -117,6 +128,15 @@ export async function startListeners(
   } catch (err) {
     await close()
     throw err
+  }
+
+  async function drain(windowMs: number): Promise<void> {
+    const draining = broker.drain(windowMs) // first: /health answers 503 from now on
+    // A connection refused here is retried by the load balancer on another broker
+    // (haproxy's redispatch), or by the client itself.
+    for (const server of mqttServers) server.close()
+    await draining
+    await close()
   }
 
   async function close(): Promise<void> {

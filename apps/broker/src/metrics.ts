@@ -59,8 +59,8 @@ export class BrokerMetrics {
   })
   /**
    * By reason: `flood`, `packet_too_large`, `slow_subscriber`, `identity_takeover`,
-   * `token_expired`, and
-   * the protocol violations of protocol-checks.ts.
+   * `token_expired`, `drain` (closed without its will by a broker that drains, to
+   * reconnect to another), and the protocol violations of protocol-checks.ts.
    */
   readonly disconnects = new Counter({
     name: 'skyline_broker_forced_disconnects_total',

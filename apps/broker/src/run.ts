@@ -8,6 +8,9 @@ import { PortInUseError, startListeners } from './listeners.ts'
 import { BrokerMetrics } from './metrics.ts'
 import { oidcOptions, resolveTokenSecret } from '@skyline/auth'
 
+/** How long closing may take after the drain before the process exits anyway, ms. */
+const CLOSE_BOUND_MS = 4_000
+
 async function main(): Promise<void> {
   const config = loadConfig(process.env)
   const log = pino({ level: config.LOG_LEVEL, base: { app: 'broker' } })
@@ -73,12 +76,27 @@ async function main(): Promise<void> {
     'broker listening',
   )
 
+  // SIGTERM (docker stop, a rolling restart) with Redis: another broker of the cluster
+  // holds the same sessions, so the clients are handed over to it (drain) rather than
+  // dropped with their wills. SIGINT (Ctrl-C), or no Redis: close at once.
+  const drainMs = config.REDIS_URL ? config.BROKER_DRAIN_S * 1000 : undefined
   let stopping = false
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) return
     stopping = true
-    log.info({ signal }, 'shutting down')
-    listening.close().then(
+    const drain = signal === 'SIGTERM' ? drainMs : undefined
+    log.info({ signal, drainS: drain === undefined ? undefined : drain / 1000 }, 'shutting down')
+    // Past the drain and this bound, something hangs (Redis gone): exit rather than
+    // wait for the orchestrator's SIGKILL.
+    setTimeout(
+      () => {
+        log.error({ boundMs: CLOSE_BOUND_MS }, 'shutdown did not finish in time: exiting')
+        process.exit(1)
+      },
+      (drain ?? 0) + CLOSE_BOUND_MS,
+    ).unref()
+    const closing = drain === undefined ? listening.close() : listening.drain(drain)
+    closing.then(
       () => {
         log.info('stopped')
         process.exit(0)

@@ -6,7 +6,7 @@ import type { IClientOptions, MqttClient, Packet } from 'mqtt'
 import { signDeviceToken } from '@skyline/auth'
 import type { DeviceClaims } from '@skyline/auth'
 import { createBroker, startListeners } from '../src/index.ts'
-import type { BrokerOptions, Listening, SkylineBroker } from '../src/index.ts'
+import type { BrokerOptions, ListenOptions, Listening, SkylineBroker } from '../src/index.ts'
 import { RawClient } from './raw-client.ts'
 
 export const SECRET = 'test-secret-that-is-at-least-32-characters-long'
@@ -21,9 +21,17 @@ export interface TestBroker {
 }
 
 /** A real broker on ephemeral loopback ports, with clients that close with it. */
-export async function startTestBroker(options: Partial<BrokerOptions> = {}): Promise<TestBroker> {
+export async function startTestBroker(
+  options: Partial<BrokerOptions> = {},
+  listen: Partial<ListenOptions> = {},
+): Promise<TestBroker> {
   const broker = await createBroker({ tokenSecret: SECRET, ...options })
-  const listening = await startListeners(broker, { host: '127.0.0.1', mqttPort: 0, metricsPort: 0 })
+  const listening = await startListeners(broker, {
+    host: '127.0.0.1',
+    mqttPort: 0,
+    metricsPort: 0,
+    ...listen,
+  })
   const url = `mqtt://127.0.0.1:${listening.mqtt.port}`
   const clients: MqttClient[] = []
   return {

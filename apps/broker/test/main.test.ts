@@ -10,7 +10,14 @@ import { describe, expect, it, vi } from 'vitest'
 import { verifyDeviceToken } from '@skyline/auth'
 import { loadConfig } from '../src/index.ts'
 import { spawnBroker } from './broker-process.ts'
-import { SECRET, connectAs, closedWithin } from './helpers.ts'
+import {
+  SECRET,
+  TEST_REDIS_URL,
+  connectAs,
+  closedWithin,
+  dropClusterKeys,
+  testClusterName,
+} from './helpers.ts'
 
 const run = promisify(execFile)
 const TSX = fileURLToPath(new URL('../../../node_modules/tsx/dist/cli.mjs', import.meta.url))
@@ -34,6 +41,40 @@ describe('npm run broker', () => {
       await client.endAsync(true)
     },
   )
+
+  it('drains on SIGTERM with Redis: out of rotation at once, clients closed over BROKER_DRAIN_S, exit 0', async () => {
+    const cluster = testClusterName('sigterm')
+    const broker = await spawnBroker({
+      DEVICE_TOKEN_SECRET: SECRET,
+      REDIS_URL: TEST_REDIS_URL,
+      BROKER_CLUSTER: cluster,
+      BROKER_DRAIN_S: '1',
+    })
+    try {
+      const client = await connectAs(`mqtt://127.0.0.1:${broker.ports.mqtt}`, {
+        role: 'service',
+        sub: 'api',
+      })
+      const closed = closedWithin(client)
+      const health = () => fetch(`http://127.0.0.1:${broker.ports.metrics}/health`)
+      expect((await health()).status).toBe(200)
+      const signalledAt = Date.now()
+      const exit = broker.stop('SIGTERM')
+      // The only client is closed at the end of the 1 s window; /health fails before.
+      await vi.waitFor(async () => expect((await health()).status).toBe(503), { timeout: 900 })
+      expect(client.connected).toBe(true)
+      await closed
+      expect(await exit).toBe(0)
+      const took = Date.now() - signalledAt
+      expect(took).toBeGreaterThanOrEqual(1_000)
+      expect(took).toBeLessThan(1_000 + 4_000) // run.ts's CLOSE_BOUND_MS
+      expect(broker.logs.find((l) => l.msg === 'shutting down')).toMatchObject({ drainS: 1 })
+      await client.endAsync(true)
+    } finally {
+      await broker.stop('SIGKILL')
+      await dropClusterKeys(cluster)
+    }
+  })
 
   it("still prints mqtt-packet's debug output when DEBUG asks for it", async () => {
     // The broker hands mqtt-packet silent loggers for the namespaces DEBUG leaves off
@@ -86,6 +127,9 @@ describe('npm run broker', () => {
     await expect(
       spawnBroker({ DEVICE_TOKEN_SECRET: SECRET, OIDC_ISSUER: 'https://id.example.com' }),
     ).rejects.toThrow(/OIDC_AUDIENCE: required with OIDC_ISSUER/)
+    await expect(
+      spawnBroker({ DEVICE_TOKEN_SECRET: SECRET, BROKER_DRAIN_S: '-5' }),
+    ).rejects.toThrow(/BROKER_DRAIN_S: must be 0 or more seconds/)
   })
 
   it('stops with a message naming the variable when its port is taken', async () => {
@@ -188,6 +232,7 @@ describe('configuration', () => {
       MQTT_ALLOW_ANONYMOUS: false,
       MQTT_CONNS_PER_DEVICE: 1,
       MQTT_CONNS_PER_USER: 10,
+      BROKER_DRAIN_S: 5,
       OIDC_ROLE_CLAIM: 'role',
       OIDC_FLEET_CLAIM: 'fleet',
     })
@@ -202,6 +247,8 @@ describe('configuration', () => {
     [{ MQTT_ALLOW_ANONYMOUS: 'yes' }, 'MQTT_ALLOW_ANONYMOUS'],
     [{ REDIS_URL: 'http://localhost' }, 'REDIS_URL'],
     [{ BROKER_CLUSTER: 'a/b' }, 'BROKER_CLUSTER'],
+    [{ BROKER_DRAIN_S: '-1' }, 'BROKER_DRAIN_S'],
+    [{ BROKER_DRAIN_S: 'soon' }, 'BROKER_DRAIN_S'],
     [{ TLS_CERT: '/tmp/cert.pem' }, 'TLS_CERT'],
     [{ OIDC_ISSUER: 'id.example.com' }, 'OIDC_ISSUER'],
     [{ OIDC_ISSUER: 'https://id.example.com' }, 'OIDC_AUDIENCE'],

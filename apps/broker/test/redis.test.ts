@@ -9,11 +9,14 @@ import {
   dropClusterKeys,
   nextMessage,
   optionsFor,
+  SECRET,
   startTestBroker,
   TEST_REDIS_URL,
   testClusterName,
 } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
+import { RawClient } from './raw-client.ts'
+import { signDeviceToken } from '@skyline/auth'
 
 // With REDIS_URL the broker keeps sessions and retained messages in Redis and routes
 // through Redis pub/sub, so they survive a restart and several brokers serve one fleet.
@@ -95,6 +98,40 @@ describe('Redis persistence and clustering', () => {
       expect((await arrival).payload).toBe('across')
     } finally {
       clearInterval(retry)
+    }
+  })
+
+  it('sends a returning persistent session its CONNACK before any message [MQTT-3.2.0-1]', async () => {
+    // Issue 17, item 4: aedes restores the session's subscriptions before it writes the
+    // CONNACK, and wrote what the cluster published in between ahead of it; mqtt.js
+    // then timed out waiting for the CONNACK, again and again while messages streamed.
+    const a = await start()
+    const b = await start()
+    const claims = { role: 'service', sub: 'returning' } as const
+    const sub = track(await connectAs(a.url, claims, { clean: false }))
+    await sub.subscribeAsync(`fleet/${fleet}/drones/+/commands`, { qos: 1 })
+    const ops = track(await connectAs(b.url, { role: 'service', sub: 'ops' }))
+    let streaming = true
+    const stream = (async () => {
+      while (streaming)
+        await ops.publishAsync(`fleet/${fleet}/drones/d8/commands`, 'go', { qos: 1 })
+    })()
+    try {
+      await nextMessage(sub, undefined, 5_000) // B routes to the session now
+      await sub.endAsync()
+      const token = Buffer.from(await signDeviceToken(SECRET, claims))
+      for (let i = 0; i < 10; i++) {
+        const raw = await RawClient.open(a.listening.mqtt.port)
+        try {
+          raw.sendConnect('returning', 'returning', token, false)
+          expect((await raw.next()).cmd).toBe('connack')
+        } finally {
+          raw.destroy()
+        }
+      }
+    } finally {
+      streaming = false
+      await stream
     }
   })
 
