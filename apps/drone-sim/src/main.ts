@@ -51,7 +51,8 @@ async function main(): Promise<void> {
 }
 
 function deviceTokens(source: TokenSource): Promise<DeviceTokens> | DeviceTokens {
-  if (source.kind === 'secret') return signedTokens(resolveTokenSecret(source.secret, source.dataDir))
+  if (source.kind === 'secret')
+    return signedTokens(resolveTokenSecret(source.secret, source.dataDir))
   return issuerTokens(source)
 }
 
@@ -59,7 +60,6 @@ main().catch((err: unknown) => {
   if (err instanceof UsageError) console.error(`sim: ${err.message}\n${USAGE}`)
   else if (err instanceof RefusedError || err instanceof TokenRequestError) {
     console.error(`sim: ${err.message}`)
-  }
-  else console.error('sim: failed to start:', err instanceof Error ? err.message : err)
+  } else console.error('sim: failed to start:', err instanceof Error ? err.message : err)
   process.exit(2)
 })

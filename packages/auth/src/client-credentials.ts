@@ -51,8 +51,7 @@ export async function discoverTokenEndpoint(options: TokenEndpointOptions): Prom
     signal: () => AbortSignal.timeout(timeoutMs),
   }
   const as = await describe(`discovery at ${options.issuer}`, async () =>
-    oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, http)),
-  )
+    oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, http)))
   const parameters = new URLSearchParams({ audience: options.audience })
   if (URL.canParse(options.audience)) parameters.set('resource', options.audience)
   if (options.scope !== undefined) parameters.set('scope', options.scope)
