@@ -34,6 +34,7 @@ import metrics from './plugins/app/metrics.ts'
 import security from './plugins/app/security.ts'
 import web from './plugins/app/web.ts'
 import leadership from './plugins/app/leadership.ts'
+import changeFeed from './plugins/app/change-feed.ts'
 import authRoutes from './routes/api/auth.ts'
 import deliveriesRoutes from './routes/api/deliveries.ts'
 import drones from './routes/api/drones.ts'
@@ -228,6 +229,7 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(deliveriesPlugin, { now: opts.now })
   await fastify.register(auth, { authenticate: opts.authenticate })
   await fastify.register(live)
+  await fastify.register(changeFeed)
   await fastify.register(ingestPlugin)
   await fastify.register(dispatcher, { now: opts.now })
   await fastify.register(housekeeping)

@@ -20,6 +20,11 @@ export interface Database {
   readonly kind: 'postgres' | 'pglite'
   /** Answers when the database does (for /api/ready). */
   ping(): Promise<void>
+  /**
+   * Hears the NOTIFYs of `channel` (Postgres; PGlite is one process's, and has no one to
+   * hear). Resolves with the way to stop.
+   */
+  listen?(channel: string, onPayload: (payload: string) => void): Promise<() => Promise<void>>
   close(): Promise<void>
 }
 
@@ -99,6 +104,11 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
       db: db as unknown as Db,
       kind: 'postgres',
       ping: async () => void (await db.execute(sql`select 1`)),
+      // postgres.js keeps one connection for its LISTENs and listens again after a reconnect.
+      async listen(channel, onPayload) {
+        const { unlisten } = await client.listen(channel, onPayload)
+        return unlisten
+      },
       close: () => client.end({ timeout: 5 }),
     }
   }

@@ -49,6 +49,19 @@ export class FleetRepository {
       .orderBy(asc(drones.fleetId), asc(drones.id))
   }
 
+  /** The drones of these `fleetId/id` keys (the live stream's changes told by another instance). */
+  dronesByKeys(keys: readonly string[]): Promise<DroneRow[]> {
+    const pairs = keys.map((k) => [k.slice(0, k.indexOf('/')), k.slice(k.indexOf('/') + 1)])
+    // One parameter (drizzle spreads an array into a list of them): a JSON array of pairs.
+    return this.db
+      .select()
+      .from(drones)
+      .where(
+        sql`(${drones.fleetId}, ${drones.id}) IN
+          (SELECT k->>0, k->>1 FROM json_array_elements(${JSON.stringify(pairs)}::json) AS k)`,
+      )
+  }
+
   /**
    * The drone with this id among `fleets` (narrowed to one by `?fleet=` to tell apart two
    * fleets that use the same id); one outside them is not found, and not counted for

@@ -41,7 +41,10 @@ export default fp(
       const staleAfterMs = config.STALE_AFTER_S * 1000
       every(Math.min(5_000, staleAfterMs / 2), 'stale sweep', async () => {
         const marked = await markStale(database.db, new Date(Date.now() - staleAfterMs))
-        for (const d of marked) live.droneStale(d.fleetId, d.id)
+        for (const d of marked) {
+          live.droneStale(d.fleetId, d.id)
+          fastify.changeFeed.drone(d.fleetId, d.id)
+        }
       })
 
       every(
@@ -70,6 +73,6 @@ export default fp(
   },
   {
     name: 'housekeeping',
-    dependencies: ['database', 'ingest', 'deliveries', 'mqtt', 'live', 'leadership'],
+    dependencies: ['database', 'ingest', 'deliveries', 'mqtt', 'live', 'leadership', 'change-feed'],
   },
 )

@@ -44,6 +44,7 @@ export default fp(
               m.commitDelaySeconds.observe((committedAt - item.msg.ts) / 1000)
           m.buffered.set(batcher.buffered)
           fastify.live.committed(items)
+          fastify.changeFeed.committed(items)
           for (const id of deliveriesIn(items)) lifecycle.changes.emit(id)
         },
         failed: (err, attempt) => {
@@ -105,6 +106,14 @@ export default fp(
   },
   {
     name: 'ingest',
-    dependencies: ['database', 'metrics', 'mqtt', 'deliveries', 'live', 'leadership'],
+    dependencies: [
+      'database',
+      'metrics',
+      'mqtt',
+      'deliveries',
+      'live',
+      'leadership',
+      'change-feed',
+    ],
   },
 )

@@ -72,7 +72,8 @@ export interface Refusal {
  * The live stream: each client gets a snapshot, then the changes committed since,
  * batched into at most one frame per FRAME_MS (drone positions, states, station
  * status, deliveries with their ETAs). Fed by the ingest after each commit, and with
- * deliveries by the delivery changes stream (whoever changed them).
+ * deliveries by the delivery changes stream (whoever changed them); on an instance that
+ * does not lead, by what the others tell (cluster/change-feed.ts).
  */
 export class LiveHub {
   private readonly clients = new Map<WebSocket, LiveClient<Bounds>>()
@@ -80,6 +81,8 @@ export class LiveHub {
   private drones = new Map<string, DroneChange>()
   private stations = new Set<string>()
   private deliveryIds = new Set<string>()
+  /** Drones another instance changed (`fleetId/id`): read whole from the database. */
+  private dronesToRead = new Set<string>()
   private lastSentAt = Date.now()
   private pingSeq = 0
   /**
@@ -141,6 +144,14 @@ export class LiveHub {
 
   deliveryChanged(id: string): void {
     if (this.clients.size > 0) this.deliveryIds.add(id)
+  }
+
+  /** Another instance committed these: drones and stations by `fleetId/id`, deliveries. */
+  toldByPeer(notice: { drones: string[]; stations: string[]; deliveries: string[] }): void {
+    if (this.clients.size === 0) return
+    for (const key of notice.drones) this.dronesToRead.add(key)
+    for (const key of notice.stations) this.stations.add(key)
+    for (const id of notice.deliveries) this.deliveryIds.add(id)
   }
 
   get version(): number {
@@ -215,14 +226,23 @@ export class LiveHub {
   }
 
   /** Takes what changed since the last frame. */
-  drain(): { drones: DroneChange[]; stations: string[]; deliveryIds: string[] } {
+  drain(): {
+    drones: DroneChange[]
+    dronesToRead: string[]
+    stations: string[]
+    deliveryIds: string[]
+  } {
     const out = {
       drones: [...this.drones.values()],
+      dronesToRead: [...this.dronesToRead].filter((key) => !this.drones.has(key)),
       stations: [...this.stations],
       deliveryIds: [...this.deliveryIds],
     }
-    if (out.drones.length + out.stations.length + out.deliveryIds.length > 0) this.versionNo++
+    const n =
+      out.drones.length + out.dronesToRead.length + out.stations.length + out.deliveryIds.length
+    if (n > 0) this.versionNo++
     this.drones = new Map()
+    this.dronesToRead = new Set()
     this.stations = new Set()
     this.deliveryIds = new Set()
     return out
@@ -553,7 +573,12 @@ export default fp(
     const frame = async () => {
       if (hub.size === 0) return
       const changes = hub.drain()
-      if (changes.drones.length + changes.stations.length + changes.deliveryIds.length === 0) {
+      const n =
+        changes.drones.length +
+        changes.dronesToRead.length +
+        changes.stations.length +
+        changes.deliveryIds.length
+      if (n === 0) {
         if (hub.quietTooLong) {
           hub.send({
             type: 'changes',
@@ -565,15 +590,22 @@ export default fp(
         }
         return
       }
-      const [stationRows, deliveryRows] = await Promise.all([
+      const [stationRows, deliveryRows, droneRows] = await Promise.all([
         changes.stations.length > 0 ? fastify.fleet.listStations('*') : Promise.resolve([]),
         fastify.deliveries.byIds(changes.deliveryIds),
+        changes.dronesToRead.length > 0
+          ? fastify.fleet.dronesByKeys(changes.dronesToRead)
+          : Promise.resolve([]),
       ])
       const wanted = new Set(changes.stations)
+      const now = new Date()
       hub.send({
         type: 'changes',
-        at: new Date().toISOString(),
-        drones: changes.drones,
+        at: now.toISOString(),
+        drones: [
+          ...changes.drones,
+          ...droneRows.map((row) => droneView(row, now, fastify.config.STALE_AFTER_S)),
+        ],
         stations: stationRows.filter((s) => wanted.has(`${s.fleetId}/${s.id}`)).map(stationView),
         deliveries: deliveryRows.map(deliveryView),
       })

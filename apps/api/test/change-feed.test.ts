@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest'
+import { ChangeCollector, peerNotice } from '../src/cluster/change-feed.ts'
+
+describe('the change notices api instances tell each other', () => {
+  it('cuts what changed into NOTIFY payloads under 8,000 bytes, each key once, none lost', () => {
+    const c = new ChangeCollector('a')
+    for (let i = 0; i < 3_000; i++) c.drone('fleet-1', `drone-${i}`)
+    c.drone('fleet-1', 'drone-1') // twice: told once
+    c.delivery('d1')
+    const payloads = c.flush()
+    expect(payloads.length).toBeGreaterThan(1)
+    for (const p of payloads) expect(Buffer.byteLength(p)).toBeLessThan(8_000)
+    const notices = payloads.map((p) => peerNotice(p, 'b')!)
+    const drones = notices.flatMap((n) => n.drones)
+    expect(drones).toHaveLength(3_000)
+    expect(new Set(drones).size).toBe(3_000)
+    expect(notices.flatMap((n) => n.deliveries)).toEqual(['d1'])
+    expect(c.flush()).toEqual([]) // nothing new
+  })
+
+  it('hears other instances only, and nothing that is not a notice', () => {
+    const c = new ChangeCollector('a')
+    c.delivery('d1')
+    const [payload] = c.flush()
+    expect(peerNotice(payload!, 'a')).toBeUndefined()
+    expect(peerNotice(payload!, 'b')).toMatchObject({ from: 'a', deliveries: ['d1'] })
+    for (const bad of [
+      '',
+      'null',
+      '{"from":"x"}',
+      '{"from":"x","drones":[1],"stations":[],"deliveries":[]}',
+    ])
+      expect(peerNotice(bad, 'b'), bad).toBeUndefined()
+  })
+})
