@@ -106,8 +106,8 @@ export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
       ping: async () => void (await db.execute(sql`select 1`)),
       // postgres.js keeps one connection for its LISTENs and listens again after a reconnect.
       async listen(channel, onPayload) {
-        const { unlisten } = await client.listen(channel, onPayload)
-        return unlisten
+        const listening = await client.listen(channel, onPayload)
+        return () => listening.unlisten()
       },
       close: () => client.end({ timeout: 5 }),
     }
