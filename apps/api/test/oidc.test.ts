@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import type { Database } from '../src/db/client.ts'
 import { drones } from '../src/db/schema.ts'
@@ -8,7 +8,8 @@ import {
   startTestIssuer,
 } from '../../../packages/auth/test/issuer.ts'
 import type { TestIssuer } from '../../../packages/auth/test/issuer.ts'
-import { DATABASES, buildApi, get, startBroker } from './helpers.ts'
+import { tokenAuthenticator } from '../src/auth/authenticate.ts'
+import { DATABASES, SECRET, buildApi, get, startBroker } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 // Issue 16, item 1: with OIDC_ISSUER the api takes the issuer's access tokens beside its
@@ -30,6 +31,7 @@ describe.each(DATABASES)('OIDC access tokens on the api, %s', (_name, open) => {
   const start = async () => {
     issuer = await startTestIssuer([
       { id: 'viewer-a', claims: { role: 'viewer', fleet: 'fa' } },
+      { id: 'viewer-brief', claims: { role: 'viewer', fleet: 'fa' }, ttlS: 1 },
       { id: 'keycloak-admin', claims: { realm_access: { roles: ['offline', 'admin'] } } },
     ])
     broker = await startBroker()
@@ -84,4 +86,41 @@ describe.each(DATABASES)('OIDC access tokens on the api, %s', (_name, open) => {
     expect(res.statusCode, res.body).toBe(503)
     expect(res.json()).toMatchObject({ error: { code: 'issuer_unavailable' } })
   })
+
+  it('refuses a token of another issuer, and one past its exp', async () => {
+    const idp = await start()
+    const other = await startTestIssuer([
+      { id: 'viewer-a', claims: { role: 'viewer', fleet: 'fa' } },
+    ])
+    try {
+      const oidc = {
+        issuer: idp.issuer,
+        audience: TEST_AUDIENCE,
+        roleClaim: 'role',
+        fleetClaim: 'fleet',
+      }
+      api = await buildApi(
+        broker!.url,
+        database!,
+        { OIDC_ISSUER: idp.issuer, OIDC_AUDIENCE: TEST_AUDIENCE },
+        // No clock skew allowed, so that the expiry is the token's own.
+        { authenticate: tokenAuthenticator(SECRET, { ...oidc, clockToleranceS: 0 }) },
+      )
+      const elsewhere = await other.token('viewer-a', TEST_AUDIENCE)
+      expect((await get(api, '/api/drones', `Bearer ${elsewhere}`)).statusCode).toBe(401)
+
+      const brief = await idp.token('viewer-brief', TEST_AUDIENCE)
+      expect(await ids(`Bearer ${brief}`)).toEqual(['d1'])
+      await vi.waitFor(
+        async () => {
+          const res = await get(api!, '/api/drones', `Bearer ${brief}`)
+          expect(res.statusCode).toBe(401)
+          expect(res.json()).toMatchObject({ error: { code: 'unauthorized' } })
+        },
+        { timeout: 5_000, interval: 100 },
+      )
+    } finally {
+      await other.close()
+    }
+  }, 60_000)
 })

@@ -45,8 +45,8 @@ const unauthorized = (message: string) => new ApiError(401, 'unauthorized', mess
 
 /**
  * Every reader is someone (issue 16): each `/api/` route but the `public` ones needs
- * `Authorization: Bearer <token>`, Skyline's device tokens for now (packages/auth's
- * authenticator, with OIDC, takes `authenticate`'s place). 401 without a token or with one
+ * `Authorization: Bearer <token>`: a Skyline device token or, with OIDC_ISSUER, the
+ * issuer's access token (packages/auth, through `authenticate`). 401 without a token or with one
  * that does not verify, 403 for a role the route is not for. The principal then scopes
  * every read to its fleets (the repositories take a FleetScope).
  *
