@@ -99,4 +99,46 @@ describe.each(DATABASES)('the ingest on a client-credentials token, %s', (_name,
     expect(forced.values.filter((v) => v.labels.reason === 'token_expired')).toEqual([])
     expect(api.mqtt.subscribed).toBe(true)
   }, 60_000)
+
+  it('opens the ingest session with the renewed token once the first one expired', async () => {
+    issuer = await startTestIssuer([
+      { id: 'skyline-api', claims: { role: 'service', fleet: '*' }, ttlS: TTL_S },
+    ])
+    broker = await startBroker({
+      oidc: {
+        issuer: issuer.issuer,
+        audience: TEST_AUDIENCE,
+        roleClaim: 'role',
+        fleetClaim: 'fleet',
+        clockToleranceS: 0,
+      },
+    })
+    database = await open()
+    const started = Date.now()
+    const a = await buildApi(broker.url, database, {
+      OIDC_ISSUER: issuer.issuer,
+      OIDC_AUDIENCE: TEST_AUDIENCE,
+      OIDC_CLIENT_ID: 'skyline-api',
+      OIDC_CLIENT_SECRET: TEST_CLIENT_SECRET,
+    })
+    api = a
+    await expect.poll(() => a.mqtt.subscribed, WAIT).toBe(true)
+    // Past the first token's exp (the renewals went on meanwhile) ...
+    await expect
+      .poll(() => Date.now(), { ...WAIT, timeout: 30_000 })
+      .toBeGreaterThan(started + (TTL_S + 1) * 1000)
+    // ... the instance leaves the ingest session and takes it again, as one does that
+    // loses the lead and gains it back, or a follower that takes over.
+    await a.mqtt.stopListening({ drop: true })
+    a.mqtt.listen()
+    const connack = new Promise<number | undefined>((resolve) =>
+      a.mqtt.client.on('packetreceive', (p) => {
+        if (p.cmd === 'connack') resolve(p.returnCode)
+      }),
+    )
+    // Its first CONNACK accepts it: it connected with the token it holds now, not the
+    // first one (the broker refused that with 5, not authorized, until a later renewal).
+    expect(await connack).toBe(0)
+    await expect.poll(() => a.mqtt.subscribed, WAIT).toBe(true)
+  }, 60_000)
 })

@@ -25,7 +25,10 @@ export interface Leadership {
   readonly decided: boolean
   /** Inside a leader's transaction: refuses it unless this instance still leads. */
   fence(tx: Tx): Promise<void>
-  /** Runs `duty` while this instance leads. Duties start in this order and stop in reverse. */
+  /**
+   * Runs `duty` while this instance leads. Duties start in this order and stop in reverse
+   * (all at once when the lead is lost).
+   */
   lead(name: string, duty: Duty): void
 }
 
@@ -76,13 +79,17 @@ export default fp(
       change(async () => {
         log.warn({ instance: id, reason }, 'no longer leading')
         fastify.metrics.leader.set(0)
-        for (const { name, duty } of [...duties].reverse()) {
-          await duty
+        const stop = ({ name, duty }: (typeof duties)[number]) =>
+          duty
             .stop(lost)
             .catch((err: unknown) =>
               log.error({ err, duty: name }, 'a duty of the leader failed to stop'),
             )
-        }
+        // Leadership taken away: every duty stops at once. The ingest session must not
+        // wait for a round of the dispatcher's stuck on the database: the new leader opens
+        // the same session, and two instances that hold it take it from each other.
+        if (lost) await Promise.all(duties.map(stop))
+        else for (const d of [...duties].reverse()) await stop(d)
       })
 
     fastify.decorate('leadership', {

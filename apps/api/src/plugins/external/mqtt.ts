@@ -68,11 +68,14 @@ export default fp(
   async (fastify) => {
     const { config, tokenSecret, instanceId } = fastify
     const credentials = await mqttCredentials(config, tokenSecret)
+    // The token held now: a connection opened later (the ingest session, when this
+    // instance comes to lead) starts with the renewed one, not the first, long expired.
+    let password = credentials.token.accessToken
     const connect = (clientId: string, clean: boolean) =>
       mqtt.connect(config.MQTT_URL, {
         clientId,
         username: credentials.username,
-        password: credentials.token.accessToken,
+        password,
         clean,
         reconnectPeriod: 1_000,
         manualConnect: true,
@@ -94,6 +97,7 @@ export default fp(
         credentials.token,
         credentials.renew,
         (next) => {
+          password = next.accessToken
           for (const client of [commands, session?.client]) {
             if (client === undefined) continue
             client.options.password = next.accessToken
