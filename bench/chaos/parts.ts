@@ -2,6 +2,7 @@
 // fresh Postgres database, the broker and the api as processes (of this checkout, or of
 // another one given with --root, for a before-and-after), and signed clients.
 import { spawn } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -43,19 +44,32 @@ export class Parts {
   /** A Redis server of the attack's own on a free port: it may be flushed or killed. */
   async redis(): Promise<string> {
     const port = await freePort()
-    const child = spawn(
-      'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-      { stdio: ['ignore', 'pipe', 'inherit'] },
-    )
+    const child = await startRedis(port, ['--save', '', '--appendonly', 'no'])
     this.defer(() => stopChild(child))
-    await new Promise<void>((resolve, reject) => {
-      child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}`)))
-      child.stdout.on('data', (chunk: Buffer) => {
-        if (chunk.toString().includes('Ready to accept connections')) resolve()
-      })
-    })
     return `redis://127.0.0.1:${port}`
+  }
+
+  /**
+   * A Redis of the attack's own that keeps its data in an append-only file: stopped, it
+   * can start again on the same port with everything the brokers had stored (sessions,
+   * subscriptions, queued messages), as a Redis restarted in production would.
+   */
+  async persistentRedis(): Promise<RedisServer> {
+    const port = await freePort()
+    const dir = mkdtempSync(join(tmpdir(), 'skyline-chaos-redis-'))
+    this.defer(() => rmSync(dir, { recursive: true, force: true }))
+    const args = ['--save', '', '--appendonly', 'yes', '--dir', dir]
+    let child = await startRedis(port, args)
+    const server: RedisServer = {
+      url: `redis://127.0.0.1:${port}`,
+      // SIGINT, as SIGTERM: Redis writes the append-only file out before it exits.
+      stop: () => stopChild(child),
+      async start() {
+        child = await startRedis(port, args)
+      },
+    }
+    this.defer(() => server.stop())
+    return server
   }
 
   /** A new database on the local Postgres, dropped afterwards. */
@@ -67,10 +81,14 @@ export class Parts {
     return { url, sql }
   }
 
-  async broker(env: Record<string, string> = {}): Promise<BrokerProcess & { url: string }> {
+  async broker(
+    env: Record<string, string> = {},
+    /** How long it may take to start, ms (a loaded machine). */
+    timeoutMs = 30_000,
+  ): Promise<BrokerProcess & { url: string }> {
     const broker = await spawnBroker(
       { DEVICE_TOKEN_SECRET: STACK_SECRET, MQTT_RATE_LIMIT: '0', ...env },
-      30_000,
+      timeoutMs,
       this.root,
     )
     this.defer(() => broker.stop())
@@ -78,11 +96,16 @@ export class Parts {
   }
 
   async api(env: Record<string, string>): Promise<string> {
+    return (await this.apiProcess(env)).url
+  }
+
+  /** The api as a process (to be killed), stopped at the end if it is still running. */
+  async apiProcess(env: Record<string, string>): Promise<{ url: string; child: ChildProcess }> {
     const dataDir = mkdtempSync(join(tmpdir(), 'skyline-chaos-'))
     this.defer(() => rmSync(dataDir, { recursive: true, force: true }))
-    const { child, url } = await spawnApi({ ...benchApiEnv(dataDir), ...env }, this.root)
-    this.defer(() => stopChild(child))
-    return url
+    const api = await spawnApi({ ...benchApiEnv(dataDir), ...env }, this.root)
+    this.defer(() => stopChild(api.child))
+    return api
   }
 
   /** An MQTT client signed in as `claims` (username = sub), resolved on CONNACK. */
@@ -102,6 +125,33 @@ export class Parts {
     this.defer(() => client.endAsync(true))
     return client
   }
+}
+
+/** A Redis that can be stopped and started again (Parts.persistentRedis). */
+export interface RedisServer {
+  url: string
+  stop(): Promise<void>
+  start(): Promise<void>
+}
+
+/** `redis-server` on loopback `port`; resolves once it accepts connections. */
+async function startRedis(port: number, args: string[]): Promise<ChildProcess> {
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.once('exit', (code) => reject(new Error(`redis-server exited with ${code}`)))
+      // Read to the end (the listener stays): a full pipe would stop Redis.
+      child.stdout.on('data', (chunk: Buffer) => {
+        if (chunk.toString().includes('Ready to accept connections')) resolve()
+      })
+    })
+  } catch (err) {
+    child.kill('SIGKILL')
+    throw err
+  }
+  return child
 }
 
 export async function freePort(): Promise<number> {

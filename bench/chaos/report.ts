@@ -7,6 +7,8 @@ export interface Row {
   happened: string
   /** QoS 1 messages sent and never stored (0 where the attack sends none that count). */
   lost: number
+  /** A table of its own, printed after the chaos table (the cluster's phases). */
+  detail?: string
 }
 
 export interface Attack {

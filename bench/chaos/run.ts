@@ -1,6 +1,7 @@
-// Entry point of `npm run chaos [-- --quick] [--only NAME,...] [--root DIR]`: runs the
-// attacks of issue 14 against real processes (broker, api, Postgres, a private Redis)
-// and prints one table. --root runs another checkout's apps (e.g. a worktree of an older
+// Entry point of `npm run chaos [-- --quick] [NAME ...] [--only NAME,...] [--root DIR]`: runs
+// the attacks of issue 14 and the cluster's faults of issue 17 (`cluster`, cluster.ts)
+// against real processes (broker, api, Postgres, a private Redis) and prints one table,
+// then the cluster's phases. --root runs another checkout's apps (e.g. a worktree of an older
 // commit) under the same attacks, for a before-and-after.
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -11,6 +12,7 @@ import {
   rebindingOrigin,
   refusedFlood,
 } from './broker-attacks.ts'
+import { cluster } from './cluster.ts'
 import { badClock, clusterCrosstalk, hostileRest, redisQos1 } from './ingest-attacks.ts'
 import { liveNonReaders } from './live-attack.ts'
 import { Parts } from './parts.ts'
@@ -28,6 +30,7 @@ const ATTACKS: Attack[] = [
   refusedFlood,
   protocolViolations,
   rebindingOrigin,
+  cluster,
 ]
 
 const controller = new AbortController()
@@ -40,14 +43,17 @@ process.once('SIGINT', interrupt)
 process.once('SIGTERM', interrupt)
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
     options: {
       quick: { type: 'boolean', default: false },
       only: { type: 'string' },
       root: { type: 'string' },
     },
   })
-  const only = values.only?.split(',')
+  // `npm run chaos -- cluster` is `--only cluster`.
+  const named = [...(values.only?.split(',') ?? []), ...positionals]
+  const only = named.length === 0 ? undefined : named
   const unknown = only?.filter((name) => !ATTACKS.some((a) => a.name === name)) ?? []
   if (unknown.length > 0)
     throw new Error(
@@ -76,6 +82,7 @@ async function main(): Promise<void> {
     console.error(`  ${rows.at(-1)!.happened}`)
   }
   console.log(chaosTable(rows))
+  for (const row of rows) if (row.detail !== undefined) console.log(`\n${row.detail}`)
 }
 
 main().catch((err: unknown) => {

@@ -5,7 +5,6 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { vi } from 'vitest'
 
 /** Debian's haproxy (package haproxy). */
 export const HAPROXY = '/usr/sbin/haproxy'
@@ -112,14 +111,21 @@ export async function startHaproxy(brokers: Record<string, BrokerPorts>): Promis
     }
     rmSync(dir, { recursive: true, force: true })
   }
+  // Not vi.waitFor: `npm run chaos -- cluster` starts haproxy this way too, outside vitest.
+  const deadline = performance.now() + 5_000
   try {
-    await vi.waitFor(
-      async () => {
-        if (child.exitCode !== null) throw new Error(`haproxy exited: ${output.join('\n')}`)
-        await servers('brokers_mqtt')
-      },
-      { timeout: 5_000, interval: 50 },
-    )
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`haproxy exited: ${output.join('\n')}`)
+      const serving = await servers('brokers_mqtt').then(
+        () => true,
+        (err: unknown) => {
+          if (performance.now() > deadline) throw err
+          return false
+        },
+      )
+      if (serving) break
+      await new Promise((r) => setTimeout(r, 50))
+    }
   } catch (err) {
     await stop()
     throw err

@@ -7,6 +7,10 @@ export interface FleetStats {
   published: number
   telemetry: number
   events: number
+  /** QoS 1 telemetry the broker acknowledged (PUBACK): what it took responsibility for. */
+  telemetryAcked: number
+  /** Events (always QoS 1) the broker acknowledged. */
+  eventsAcked: number
   reconnects: number
   chaosDrops: number
   deliveriesCompleted: number
@@ -20,6 +24,8 @@ export function emptyStats(): FleetStats {
     published: 0,
     telemetry: 0,
     events: 0,
+    telemetryAcked: 0,
+    eventsAcked: 0,
     reconnects: 0,
     chaosDrops: 0,
     deliveriesCompleted: 0,

@@ -87,7 +87,9 @@ export class DroneAgent {
       state: m.state,
       ...(m.deliveryId !== undefined && { deliveryId: m.deliveryId }),
     }
-    this.publish(this.topics.telemetry, telemetry, this.ctx.telemetryQos, false)
+    this.publish(this.topics.telemetry, telemetry, this.ctx.telemetryQos, false, () => {
+      if (this.ctx.telemetryQos === 1) this.ctx.stats.telemetryAcked++
+    })
     this.ctx.stats.telemetry++
   }
 
@@ -156,7 +158,7 @@ export class DroneAgent {
         ...(e.detail !== undefined && { detail: e.detail }),
       }
       // QoS 1 is queued by the client while offline: no event is lost to a drop.
-      this.publish(this.topics.events, event, 1, false)
+      this.publish(this.topics.events, event, 1, false, () => this.ctx.stats.eventsAcked++)
       this.ctx.stats.events++
       if (e.type === 'delivery.completed') this.ctx.stats.deliveriesCompleted++
       if (e.type === 'delivery.failed') this.ctx.stats.deliveriesFailed++
@@ -179,8 +181,17 @@ export class DroneAgent {
     this.publish(this.topics.status, status, 1, true)
   }
 
-  private publish(topic: string, payload: object, qos: 0 | 1, retain: boolean): void {
-    this.connection?.client.publish(topic, JSON.stringify(payload), { qos, retain })
+  /** `acked`: called once the broker acknowledged it (QoS 1: its PUBACK; QoS 0: once written). */
+  private publish(
+    topic: string,
+    payload: object,
+    qos: 0 | 1,
+    retain: boolean,
+    acked?: () => void,
+  ): void {
+    this.connection?.client.publish(topic, JSON.stringify(payload), { qos, retain }, (err) => {
+      if (!err) acked?.()
+    })
     this.ctx.stats.published++
   }
 }

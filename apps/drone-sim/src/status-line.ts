@@ -31,6 +31,7 @@ export function summaryText(fleet: Fleet, seconds: number): string {
   return [
     `ran ${seconds.toFixed(0)} s: ${fleet.drones.length} drones, ${fleet.stations.length} stations`,
     `published ${s.published} messages (${s.telemetry} telemetry, ${s.events} events, ${s.requests} delivery requests), ${(s.published / Math.max(1, seconds)).toFixed(0)} msg/s`,
+    `acknowledged by the broker (QoS 1): ${s.telemetryAcked} telemetry, ${s.eventsAcked} events`,
     `deliveries: ${s.deliveriesCompleted} completed, ${s.deliveriesFailed} failed; reconnects: ${s.reconnects} (${s.chaosDrops} chaos drops); commands rejected: ${s.commandsRejected}`,
   ].join('\n')
 }

@@ -67,6 +67,9 @@ describe('the simulator on the bundled broker', () => {
     const states = new Set(watcher.on('drone-1', 'telemetry').map((m) => m.json.state))
     expect(states).toContain('to_pickup')
     expect(states).toContain('en_route')
+    // Events are QoS 1: a clean stop waits for the last acknowledgements.
+    await fleet.stop()
+    expect(fleet.stats.eventsAcked).toBe(5)
   })
 
   it('cancels a delivery in flight and returns to base when told', async () => {
@@ -152,6 +155,18 @@ describe('the simulator on the bundled broker', () => {
       expect(seqs.length).toBeGreaterThan(3)
       expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i))
     }
+  })
+
+  it('counts the QoS 1 telemetry the broker acknowledged', async () => {
+    const fleet = await withFleet(
+      fleetOptions(broker.url, { drones: 2, rateHz: 10, telemetryQos: 1 }),
+      cleanup,
+    )
+    await watcher.next(() => watcher.on('drone-2', 'telemetry').length >= 10)
+    // A clean stop waits for the acknowledgements of what is in flight.
+    await fleet.stop()
+    expect(fleet.stats.telemetryAcked).toBeGreaterThanOrEqual(20)
+    expect(fleet.stats.telemetryAcked).toBe(fleet.stats.telemetry)
   })
 
   it('announces drones and stations online, retained, with stations listing docked drones', async () => {
