@@ -1,11 +1,16 @@
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { fileURLToPath } from 'node:url'
 import type { MqttClient } from 'mqtt'
-import { sql } from 'drizzle-orm'
-import { rowsOf } from '../src/db/partitions.ts'
 import { startApp } from '../../../scripts/app-process.ts'
 import type { AppProcess } from '../../../scripts/app-process.ts'
-import { SECRET, connectDrone, freshPostgres, startBroker, telemetryAt } from './helpers.ts'
+import {
+  SECRET,
+  connectDrone,
+  freshPostgres,
+  startBroker,
+  storedTelemetry,
+  streamTelemetry,
+} from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 // Issue 17, item 2: two api instances on one Postgres and one broker; one leads (the
@@ -21,9 +26,10 @@ describe.runIf(url !== undefined && url !== '')('two api instances (needs DATABA
   let broker: TestBroker | undefined
   let drop: (() => Promise<void>) | undefined
   let drone: MqttClient | undefined
-  let publisher: NodeJS.Timeout | undefined
+  let stopStream: (() => Promise<void>) | undefined
   afterEach(async () => {
-    clearInterval(publisher)
+    await stopStream?.().catch(() => {})
+    stopStream = undefined
     await drone?.endAsync(true)
     await Promise.all(apps.splice(0).map((a) => a.stop(5_000)))
     await broker?.close()
@@ -77,21 +83,10 @@ describe.runIf(url !== undefined && url !== '')('two api instances (needs DATABA
     })
 
     // A drone streams QoS 1 telemetry throughout.
-    const d = await connectDrone(broker.url, 'd-1')
-    drone = d
-    let seq = 0
-    const published: Promise<unknown>[] = []
-    publisher = setInterval(() => {
-      seq++
-      const message = JSON.stringify(telemetryAt(Date.now(), seq))
-      published.push(d.publishAsync('fleet/f1/drones/d-1/telemetry', message, { qos: 1 }))
-    }, 20)
-    const stored = async () =>
-      rowsOf<{ n: number; seqs: number }>(
-        await database.db.execute(sql`
-          SELECT count(*)::int AS n, count(DISTINCT seq)::int AS seqs
-          FROM telemetry WHERE drone_id = 'd-1'`),
-      )[0]!
+    drone = await connectDrone(broker.url, 'd-1')
+    const stream = streamTelemetry(drone, 'd-1', 20)
+    stopStream = () => stream.stop()
+    const stored = () => storedTelemetry(database.db, 'd-1')
     await vi.waitFor(async () => expect((await stored()).n).toBeGreaterThan(50), {
       timeout: 10_000,
       interval: 50,
@@ -111,19 +106,21 @@ describe.runIf(url !== undefined && url !== '')('two api instances (needs DATABA
       timeout: 10_000,
       interval: 50,
     })
-    const atTakeover = seq
-    await vi.waitFor(() => expect(seq).toBeGreaterThan(atTakeover + 50), {
+    const atTakeover = stream.sent
+    await vi.waitFor(() => expect(stream.sent).toBeGreaterThan(atTakeover + 50), {
       timeout: 10_000,
       interval: 20,
     })
-    clearInterval(publisher)
-    await Promise.all(published)
+    await stream.stop()
 
     // Every message the broker acknowledged to the drone is stored, once.
-    await vi.waitFor(async () => expect(await stored()).toEqual({ n: seq, seqs: seq }), {
-      timeout: 15_000,
-      interval: 100,
-    })
+    await vi.waitFor(
+      async () => expect(await stored()).toMatchObject({ n: stream.sent, seqs: stream.sent }),
+      {
+        timeout: 15_000,
+        interval: 100,
+      },
+    )
     expect(survivor.logs.some((l) => l.includes('"sessionPresent":true'))).toBe(true)
   }, 90_000)
 })

@@ -11,6 +11,7 @@ import mqttPacket from 'mqtt-packet'
 import type { Packet } from 'mqtt-packet'
 import type { MqttClient } from 'mqtt'
 import postgres from 'postgres'
+import { sql } from 'drizzle-orm'
 import { signedTokens } from '@skyline/drone-sim'
 import type { FleetOptions } from '@skyline/drone-sim'
 import type { Telemetry } from '@skyline/schemas'
@@ -24,6 +25,7 @@ import { loadConfig } from '../src/config.ts'
 import type { ApiConfig } from '../src/config.ts'
 import { openDatabase } from '../src/db/client.ts'
 import type { Database, Db } from '../src/db/client.ts'
+import { rowsOf } from '../src/db/partitions.ts'
 import { DeliveryChanges } from '../src/delivery/changes.ts'
 import { DeliveryLifecycle } from '../src/delivery/lifecycle.ts'
 import type { SendCommand } from '../src/delivery/lifecycle.ts'
@@ -230,6 +232,42 @@ export const telemetryAt = (ts: number, seq = 1): Telemetry => ({
   batteryPct: 80,
   state: 'en_route',
 })
+
+/**
+ * A drone of fleet f1 streaming QoS 1 telemetry every `everyMs`, seq 1, 2, …: how many
+ * it has sent, and `stop()`, which resolves once the broker acknowledged every one.
+ */
+export function streamTelemetry(drone: MqttClient, id: string, everyMs: number) {
+  let sent = 0
+  const published: Promise<unknown>[] = []
+  const timer = setInterval(() => {
+    sent++
+    const message = JSON.stringify(telemetryAt(Date.now(), sent))
+    published.push(drone.publishAsync(`fleet/f1/drones/${id}/telemetry`, message, { qos: 1 }))
+  }, everyMs)
+  return {
+    get sent() {
+      return sent
+    },
+    async stop() {
+      clearInterval(timer)
+      await Promise.all(published)
+    },
+  }
+}
+
+/** A drone's stored telemetry: rows, distinct seqs, the latest point's time (ms). */
+export async function storedTelemetry(
+  db: Db,
+  droneId: string,
+): Promise<{ n: number; seqs: number; lastMs: number }> {
+  const [row] = rowsOf<{ n: number; seqs: number; last: string | null }>(
+    await db.execute(sql`
+      SELECT count(*)::int AS n, count(DISTINCT seq)::int AS seqs, max(ts)::text AS last
+      FROM telemetry WHERE drone_id = ${droneId}`),
+  )
+  return { n: row!.n, seqs: row!.seqs, lastMs: row!.last === null ? 0 : Date.parse(row!.last) }
+}
 
 /**
  * The delivery lifecycle on its own, as the ingest's writer and the tests of its rules

@@ -1,16 +1,23 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import type { MqttClient } from 'mqtt'
-import { sql } from 'drizzle-orm'
 import type { Database } from '../src/db/client.ts'
-import { rowsOf } from '../src/db/partitions.ts'
 import {
   TEST_AUDIENCE,
   TEST_CLIENT_SECRET,
   startTestIssuer,
+  strictOidc,
 } from '../../../packages/auth/test/issuer.ts'
 import type { TestIssuer } from '../../../packages/auth/test/issuer.ts'
-import { DATABASES, WAIT, buildApi, connectDrone, startBroker, telemetryAt } from './helpers.ts'
+import {
+  DATABASES,
+  WAIT,
+  buildApi,
+  connectDrone,
+  startBroker,
+  storedTelemetry,
+  streamTelemetry,
+} from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 // Issue 16, item 2: the api gets its MQTT token from the issuer (client-credentials
@@ -25,9 +32,10 @@ describe.each(DATABASES)('the ingest on a client-credentials token, %s', (_name,
   let database: Database | undefined
   let api: FastifyInstance | undefined
   let drone: MqttClient | undefined
-  let publisher: NodeJS.Timeout | undefined
+  let stopStream: (() => Promise<void>) | undefined
   afterEach(async () => {
-    clearInterval(publisher)
+    await stopStream?.().catch(() => {})
+    stopStream = undefined
     await drone?.endAsync()
     await api?.close()
     await database?.close()
@@ -42,13 +50,7 @@ describe.each(DATABASES)('the ingest on a client-credentials token, %s', (_name,
     ])
     broker = await startBroker({
       // No grace past exp: a connection still on its first token is closed at its exp.
-      oidc: {
-        issuer: issuer.issuer,
-        audience: TEST_AUDIENCE,
-        roleClaim: 'role',
-        fleetClaim: 'fleet',
-        clockToleranceS: 0,
-      },
+      oidc: strictOidc(issuer),
     })
     database = await open()
     const logs: string[] = []
@@ -67,32 +69,18 @@ describe.each(DATABASES)('the ingest on a client-credentials token, %s', (_name,
     )
     const firstExpiry = started + TTL_S * 1000 // at the latest
 
-    const d = await connectDrone(broker.url, 'd-1')
-    drone = d
-    let seq = 0
-    const published: Promise<unknown>[] = []
-    publisher = setInterval(() => {
-      seq++
-      const message = JSON.stringify(telemetryAt(Date.now(), seq))
-      published.push(d.publishAsync('fleet/f1/drones/d-1/telemetry', message, { qos: 1 }))
-    }, 50)
-    const stored = async () => {
-      const [row] = rowsOf<{ n: number; seqs: number; last: string }>(
-        await database!.db.execute(
-          sql`SELECT count(*)::int AS n, count(DISTINCT seq)::int AS seqs, max(ts)::text AS last
-              FROM telemetry WHERE drone_id = 'd-1'`,
-        ),
-      )
-      return row!
-    }
+    drone = await connectDrone(broker.url, 'd-1')
+    const stream = streamTelemetry(drone, 'd-1', 50)
+    stopStream = () => stream.stop()
+    const stored = () => storedTelemetry(database!.db, 'd-1')
     // Telemetry sent a second past the first token's exp is stored: the ingest went on.
     await expect
-      .poll(async () => new Date((await stored()).last).getTime(), { ...WAIT, timeout: 30_000 })
+      .poll(async () => (await stored()).lastMs, { ...WAIT, timeout: 30_000 })
       .toBeGreaterThan(firstExpiry + 1_000)
-    clearInterval(publisher)
-    await Promise.all(published)
-    await expect.poll(async () => (await stored()).n, WAIT).toBe(seq)
-    expect((await stored()).seqs).toBe(seq)
+    await stream.stop()
+    await expect
+      .poll(stored, WAIT)
+      .toEqual({ n: stream.sent, seqs: stream.sent, lastMs: expect.any(Number) as number })
 
     expect(logs.filter((l) => l.includes('moved to the renewed token')).length).toBeGreaterThan(0)
     const forced = await broker.broker.metrics.disconnects.get()
@@ -105,13 +93,7 @@ describe.each(DATABASES)('the ingest on a client-credentials token, %s', (_name,
       { id: 'skyline-api', claims: { role: 'service', fleet: '*' }, ttlS: TTL_S },
     ])
     broker = await startBroker({
-      oidc: {
-        issuer: issuer.issuer,
-        audience: TEST_AUDIENCE,
-        roleClaim: 'role',
-        fleetClaim: 'fleet',
-        clockToleranceS: 0,
-      },
+      oidc: strictOidc(issuer),
     })
     database = await open()
     const started = Date.now()

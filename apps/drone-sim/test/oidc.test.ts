@@ -9,6 +9,7 @@ import {
   TEST_AUDIENCE,
   TEST_CLIENT_SECRET,
   startTestIssuer,
+  strictOidc,
 } from '../../../packages/auth/test/issuer.ts'
 import type { TestIssuer } from '../../../packages/auth/test/issuer.ts'
 import { SECRET, Watcher, fleetOptions } from './helpers.ts'
@@ -41,13 +42,7 @@ describe('the simulator on tokens from an OpenID Connect issuer', () => {
     const b = await createBroker({
       tokenSecret: SECRET,
       // No grace past exp: a connection still on its first token is closed at its exp.
-      oidc: {
-        issuer: issuer.issuer,
-        audience: TEST_AUDIENCE,
-        roleClaim: 'role',
-        fleetClaim: 'fleet',
-        clockToleranceS: 0,
-      },
+      oidc: strictOidc(issuer),
     })
     const listening = await startListeners(b, { host: '127.0.0.1', mqttPort: 0 })
     stop.push(() => listening.close())

@@ -181,3 +181,15 @@ export async function startTestIssuer(
       }),
   }
 }
+
+/**
+ * A broker's or an authenticator's OIDC options for `issuer`, with no grace past `exp`
+ * (clockToleranceS 0): a connection still on an expired token is closed at its exp.
+ */
+export const strictOidc = (issuer: TestIssuer) => ({
+  issuer: issuer.issuer,
+  audience: TEST_AUDIENCE,
+  roleClaim: 'role',
+  fleetClaim: 'fleet',
+  clockToleranceS: 0,
+})
