@@ -27,6 +27,7 @@ export class GeofenceService {
 
   constructor(
     readonly repository: GeofenceRepository,
+    private readonly log: { warn(obj: object, msg: string): void },
     private readonly now: () => Date = () => new Date(),
   ) {}
 
@@ -103,8 +104,15 @@ export class GeofenceService {
     return next
   }
 
+  /**
+   * After a committed change: the index reads the fleet again, and the listeners are
+   * told. A failed read is logged, not thrown: the write stands (a 5xx would say it did
+   * not), and the periodic reload makes the index good.
+   */
   private async changed(fleetId: string): Promise<void> {
-    await this.refresh(fleetId)
+    await this.refresh(fleetId).catch((err: unknown) =>
+      this.log.warn({ err, fleetId }, 'geofences: the index could not read the change'),
+    )
     for (const listener of this.listeners) listener(fleetId)
   }
 }

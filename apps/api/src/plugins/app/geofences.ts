@@ -27,7 +27,11 @@ export const GEOFENCE_RELOAD_MS = 30_000
  */
 export default fp<{ now?: () => Date }>(
   async (fastify, opts) => {
-    const service = new GeofenceService(new GeofenceRepository(fastify.database.db), opts.now)
+    const service = new GeofenceService(
+      new GeofenceRepository(fastify.database.db),
+      fastify.log,
+      opts.now,
+    )
     const reload = () =>
       service
         .reloadAll()
