@@ -13,6 +13,8 @@ import { copyTelemetry, ensurePartitions } from './telemetry-copy.ts'
 import type { CopyRow } from './telemetry-copy.ts'
 import { writerCeiling } from './writer-ceiling.ts'
 import type { WriterCeiling } from './writer-ceiling.ts'
+import { geofenceWriter, geofenceWriterRow } from './geofence-writer.ts'
+import type { GeofenceWriterResult } from './geofence-writer.ts'
 
 export interface EndToEndSettings {
   drones: number
@@ -60,6 +62,8 @@ export interface EndToEndResult extends EndToEndSettings {
   steps: StepWithCpu[]
   copyRowsPerS: number
   writer: WriterCeiling | undefined
+  /** The writer with the geofence check, 1,000 zones against none (geofence-writer.ts). */
+  zones: GeofenceWriterResult | undefined
   live: LiveResult | undefined
 }
 
@@ -77,6 +81,7 @@ export async function benchEndToEnd(
     steps: [],
     copyRowsPerS: NaN,
     writer: undefined,
+    zones: undefined,
     live: undefined,
   }
   for (const database of ['postgres', 'pglite'] as const) {
@@ -93,6 +98,13 @@ export async function benchEndToEnd(
         log(
           `e2e writer alone: ${w.rowsPerS.toFixed(0)} rows/s, Postgres backend ` +
             `${w.postgresUsPerRow.toFixed(1)} µs/row, writer ${w.writerUsPerRow.toFixed(1)} µs/row`,
+        )
+        await waitForQuiet(QUIET_PCT, 30_000, signal)
+        const z = (result.zones = await geofenceWriter(stack.databaseUrl, s.writerRows, s.drones))
+        log(
+          `e2e writer with ${z.zones} zones: ${z.rowsPerSWith.toFixed(0)} rows/s against ` +
+            `${z.rowsPerSWithout.toFixed(0)} without (${(z.ratio * 100).toFixed(1)}%), ` +
+            `breachesIn ${z.lookupUsPerItem.toFixed(2)} µs/item`,
         )
       }
       const fleet = await spawnFleet(stack.broker.ports.mqtt, FLEET, s.drones, signal)
@@ -199,6 +211,7 @@ export function endToEndTable(r: EndToEndResult): string {
       : [
           `| the ingest's writer alone, same rows, no MQTT, on the fresh database | ${f(r.writer.rowsPerS)} rows/s (${f(r.writer.batchRows)}-row batches one after another); CPU per row: Postgres backend ${f(r.writer.postgresUsPerRow, 1)} µs, writer ${f(r.writer.writerUsPerRow, 1)} µs | | | | | | | | | |`,
         ]),
+    ...(r.zones === undefined ? [] : [geofenceWriterRow(r.zones) + ' | | | | | | | | | |']),
     `Kept up: every message stored, no seq gap, ≥ 95% of the offered rate sent, and the last row ` +
       `stored ≤ 2 s after the last message was sent. Rows are counted in Postgres by the publisher's ts; ` +
       `on PGlite from the api's count of committed telemetry. Publish-to-commit from the api's ` +

@@ -47,34 +47,8 @@ export async function writerCeiling(
     const lifecycle = new DeliveryLifecycle(db, new DeliveryChanges(() => {}), async () => {}, {
       warn: () => {},
     })
-    const from = Date.now()
-    let n = 0
-    const batch = (): IngestItem[] =>
-      Array.from({ length: batchRows }, () => {
-        const droneId = `d${n % drones}`
-        const seq = Math.floor(n++ / drones)
-        const a = (seq % 360) * (Math.PI / 180)
-        const ts = from + seq * 1_000
-        return {
-          kind: 'telemetry',
-          fleetId: 'writer',
-          droneId,
-          receivedAt: new Date(ts),
-          msg: {
-            v: 1,
-            ts,
-            seq,
-            lat: 47.37 + 0.01 * Math.sin(a),
-            lon: 8.54 + 0.01 * Math.cos(a),
-            altM: 120.5,
-            speedMps: 12.5,
-            headingDeg: seq % 360,
-            batteryPct: 87.5,
-            state: 'en_route',
-          },
-        }
-      })
-    while (n < drones) await writeBatch(db, partitions, lifecycle, batch())
+    const batch = telemetryBatches(batchRows, drones)
+    while (batch.made < drones) await writeBatch(db, partitions, lifecycle, batch())
     // Made before the clock starts: what is measured is the writer, not the fleet.
     const batches = Array.from({ length: Math.max(1, Math.round(rows / batchRows)) }, batch)
     const [backend] = rowsOf<{ pid: number }>(await db.execute(sql`SELECT pg_backend_pid() AS pid`))
@@ -101,4 +75,52 @@ export async function writerCeiling(
 function localPostgres(pid: number): boolean {
   const comm = `/proc/${pid}/comm`
   return existsSync(comm) && readFileSync(comm, 'utf8').trim() === 'postgres'
+}
+
+/** Where the benched fleet flies: each drone circles 0.01° around this point, degrees. */
+export const WRITER_CENTRE = { lat: 47.37, lon: 8.54 }
+/** The fleet the writer's rows are of. */
+export const WRITER_FLEET = 'writer'
+
+/**
+ * Batches of `batchRows` telemetry items of `drones` drones (round robin, as a fleet at
+ * a steady rate, 1 Hz each from now), each drone on a circle of 0.01° around
+ * WRITER_CENTRE; `made` counts the items made so far.
+ */
+export function telemetryBatches(
+  batchRows: number,
+  drones: number,
+): (() => IngestItem[]) & { readonly made: number } {
+  const from = Date.now()
+  let n = 0
+  const batch = (): IngestItem[] =>
+    Array.from({ length: batchRows }, () => {
+      const i = n % drones
+      const droneId = `d${i}`
+      const seq = Math.floor(n++ / drones)
+      // Each drone its own phase: the fleet spreads round the circle.
+      const a = ((seq + (i * 360) / drones) % 360) * (Math.PI / 180)
+      const ts = from + seq * 1_000
+      return {
+        kind: 'telemetry',
+        fleetId: WRITER_FLEET,
+        droneId,
+        receivedAt: new Date(ts),
+        msg: {
+          v: 1,
+          ts,
+          seq,
+          lat: WRITER_CENTRE.lat + 0.01 * Math.sin(a),
+          lon: WRITER_CENTRE.lon + 0.01 * Math.cos(a),
+          altM: 120.5,
+          speedMps: 12.5,
+          headingDeg: seq % 360,
+          batteryPct: 87.5,
+          state: 'en_route',
+        },
+      }
+    })
+  return Object.defineProperty(batch, 'made', { get: () => n }) as typeof batch & {
+    readonly made: number
+  }
 }

@@ -26,6 +26,7 @@ import deliveriesPlugin from './plugins/app/deliveries.ts'
 import dispatcher from './plugins/app/dispatcher.ts'
 import auth from './plugins/app/auth.ts'
 import fleetRepository from './plugins/app/fleet-repository.ts'
+import geofencesPlugin from './plugins/app/geofences.ts'
 import housekeeping from './plugins/app/housekeeping.ts'
 import ingestPlugin from './plugins/app/ingest.ts'
 import limits from './plugins/app/limits.ts'
@@ -39,6 +40,7 @@ import authRoutes from './routes/api/auth.ts'
 import deliveriesRoutes from './routes/api/deliveries.ts'
 import drones from './routes/api/drones.ts'
 import fleet from './routes/api/fleet.ts'
+import geofencesRoutes from './routes/api/geofences.ts'
 import health from './routes/api/health.ts'
 import stations from './routes/api/stations.ts'
 import stats from './routes/api/stats.ts'
@@ -226,6 +228,7 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(leadership)
   await fastify.register(mqttPlugin)
   await fastify.register(fleetRepository)
+  await fastify.register(geofencesPlugin, { now: opts.now })
   await fastify.register(deliveriesPlugin, { now: opts.now })
   await fastify.register(auth, { authenticate: opts.authenticate })
   await fastify.register(live)
@@ -233,7 +236,16 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(ingestPlugin)
   await fastify.register(dispatcher, { now: opts.now })
   await fastify.register(housekeeping)
-  for (const routes of [health, authRoutes, fleet, drones, stations, deliveriesRoutes, stats]) {
+  for (const routes of [
+    health,
+    authRoutes,
+    fleet,
+    drones,
+    stations,
+    deliveriesRoutes,
+    geofencesRoutes,
+    stats,
+  ]) {
     await fastify.register(routes, { prefix: '/api' })
   }
   await fastify.register(web)

@@ -105,6 +105,11 @@ const EnvSchema = withOidcClientRules(
       /** An assignment a drone has not accepted after this long goes to another drone, s. Default 20. */
       ACCEPT_TIMEOUT_S: int.positive().default(20),
       /**
+       * A requested delivery whose route crosses an active no-fly zone waits this long for
+       * the zone to be lifted, then fails `route_blocked`, s; 0: at once. Default 300.
+       */
+      ROUTE_BLOCKED_TIMEOUT_S: int.min(0).max(86_400).default(300),
+      /**
        * A delivery whose drone has not been heard for this long is resolved without it: back
        * to requested before the pick-up, failed (`drone_lost`) after, s. Default 120.
        */
@@ -193,7 +198,7 @@ const EnvSchema = withOidcClientRules(
        */
       LIVE_AUTH_TIMEOUT_MS: int.min(100).max(60_000).default(5_000),
       /**
-       * Writes (POST under /api) one principal may make a minute, at most; more are answered
+       * Writes (POST, PATCH, DELETE under /api) one principal may make a minute, at most; more are answered
        * 429 `rate_limited`. Default 60. Reads are not limited.
        */
       RATE_LIMIT_WRITES_PER_MIN: int.positive().max(1_000_000).default(60),

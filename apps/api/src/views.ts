@@ -1,5 +1,12 @@
-import type { DeliveryView, DroneView, StationView, TrackPointView } from '@skyline/schemas'
+import type {
+  DeliveryView,
+  DroneView,
+  GeofenceView,
+  StationView,
+  TrackPointView,
+} from '@skyline/schemas'
 import type { DeliveryRow } from './delivery/lifecycle.ts'
+import type { GeofenceRow } from './geofence/repository.ts'
 import type { DroneRow, StationRow, TrackPoint } from './plugins/app/fleet-repository.ts'
 
 // Rows into what REST and the live stream return (the view schemas live in
@@ -65,6 +72,20 @@ export const deliveryView = (d: DeliveryRow): DeliveryView => ({
   failedAt: isoOrNull(d.failedAt),
   cancelledAt: isoOrNull(d.cancelledAt),
   failureReason: d.failureReason,
+  routeBlockedSince: isoOrNull(d.routeBlockedSince),
   etaAt: isoOrNull(d.etaAt),
   etaErrorS: d.etaErrorS,
+})
+
+export const geofenceView = (g: GeofenceRow): GeofenceView => ({
+  id: g.id,
+  fleetId: g.fleetId,
+  name: g.name,
+  kind: g.kind,
+  geometry: g.geometry,
+  activeFrom: isoOrNull(g.activeFrom),
+  activeUntil: isoOrNull(g.activeUntil),
+  notifyOnEnterLeave: g.notifyOnEnterLeave,
+  createdAt: g.createdAt.toISOString(),
+  updatedAt: g.updatedAt.toISOString(),
 })

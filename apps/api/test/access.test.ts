@@ -6,7 +6,14 @@ import type { FastifyInstance } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { Database, Db } from '../src/db/client.ts'
 import { TelemetryPartitions } from '../src/db/partitions.ts'
-import { deliveries, deliveryEvents, drones, stations, telemetry } from '../src/db/schema.ts'
+import {
+  deliveries,
+  deliveryEvents,
+  drones,
+  geofences,
+  stations,
+  telemetry,
+} from '../src/db/schema.ts'
 import { tokenAuthenticator } from '../src/auth/authenticate.ts'
 import type { Authenticate } from '../src/auth/authenticate.ts'
 import { CLOSE_FORBIDDEN, CLOSE_UNAUTHORIZED } from '../src/plugins/app/live.ts'
@@ -18,6 +25,7 @@ import {
   buildApi,
   get,
   liveAuth,
+  square,
   startBroker,
   stationRow,
 } from './helpers.ts'
@@ -75,7 +83,7 @@ async function authorizationOf(caller: Caller): Promise<string | undefined> {
  * fleet's resource is a 404, like one that does not exist; a list of another fleet's is
  * empty (checked below: no `fa-` id in it).
  */
-type Kind = 'public' | 'list' | 'one' | 'create' | 'cancel'
+type Kind = 'public' | 'list' | 'one' | 'create' | 'cancel' | 'update' | 'delete'
 const EXPECTED: Record<Kind, Record<Caller, number>> = {
   public: {
     none: 200,
@@ -127,6 +135,26 @@ const EXPECTED: Record<Kind, Record<Caller, number>> = {
     serviceOther: 404,
     admin: 200,
   },
+  update: {
+    none: 401,
+    forged: 401,
+    drone: 403,
+    viewerOwn: 403,
+    viewerOther: 403,
+    serviceOwn: 200,
+    serviceOther: 404,
+    admin: 200,
+  },
+  delete: {
+    none: 401,
+    forged: 401,
+    drone: 403,
+    viewerOwn: 403,
+    viewerOther: 403,
+    serviceOwn: 204,
+    serviceOther: 404,
+    admin: 204,
+  },
 }
 
 /**
@@ -147,12 +175,19 @@ const OPERATIONS: Record<string, Kind> = {
   'GET /api/deliveries/{id}': 'one',
   'POST /api/deliveries': 'create',
   'POST /api/deliveries/{id}/cancel': 'cancel',
+  'GET /api/geofences': 'list',
+  'GET /api/geofences/{id}': 'one',
+  'POST /api/geofences': 'create',
+  'PATCH /api/geofences/{id}': 'update',
+  'DELETE /api/geofences/{id}': 'delete',
   'GET /api/stats': 'list',
 }
 
 /** An `id` path parameter: the own fleet's resource of that path. */
-function idFor(path: string, caller: Caller): string {
+function idFor(path: string, caller: Caller, method: string): string {
   if (path.endsWith('/cancel')) return `fa-cancel-${caller}` // one each: a cancel is once
+  if (path.startsWith('/api/geofences/'))
+    return method === 'DELETE' ? `fa-zone-${caller}` : 'fa-zone' // a delete is once too
   if (path.startsWith('/api/drones/')) return 'fa-d1'
   if (path.startsWith('/api/stations/')) return 'fa-s1'
   if (path.startsWith('/api/deliveries/')) return 'fa-del'
@@ -193,6 +228,18 @@ async function seed(db: Db, f: string): Promise<void> {
     .insert(deliveries)
     .values([`${f}-del`, ...CALLERS.map((c) => `${f}-cancel-${c}`)].map(delivery))
   await db.insert(deliveryEvents).values({ deliveryId: `${f}-del`, status: 'requested', at })
+  const zone = (id: string) => ({
+    id,
+    fleetId: f,
+    name: id,
+    kind: 'no_fly' as const,
+    geometry: { type: 'Polygon' as const, coordinates: [square(48.8, 2.3)] },
+    createdAt: at,
+    updatedAt: at,
+  })
+  await db
+    .insert(geofences)
+    .values([`${f}-zone`, ...CALLERS.map((c) => `${f}-zone-${c}`)].map(zone))
   await new TelemetryPartitions(db).ensureFor([at])
   await db.insert(telemetry).values({
     fleetId: f,
@@ -274,22 +321,31 @@ describe.each(DATABASES)('access on %s', (_name, open) => {
 
   async function call(op: Operation, caller: Caller, query = '') {
     const url =
-      (op.path.includes('{id}') ? op.path.replace('{id}', idFor(op.path, caller)) : op.path) + query
+      (op.path.includes('{id}')
+        ? op.path.replace('{id}', idFor(op.path, caller, op.method))
+        : op.path) + query
     const authorization = await authorizationOf(caller)
     return api.inject({
       method: op.method as 'GET',
       url,
       headers: authorization !== undefined ? { authorization } : {},
-      ...(op.method === 'POST' &&
-        !op.path.endsWith('/cancel') && {
-          payload: {
-            fleet: OWN,
-            pickupStationId: 'fa-s1',
-            dropoffStationId: 'fa-s2',
-            payloadKg: 1,
-          },
-        }),
+      ...(bodyFor(op) !== undefined && { payload: bodyFor(op) }),
     })
+  }
+
+  /** A valid body of a write, in the own fleet. */
+  function bodyFor(op: Operation): object | undefined {
+    if (op.method === 'POST' && op.path === '/api/deliveries')
+      return { fleet: OWN, pickupStationId: 'fa-s1', dropoffStationId: 'fa-s2', payloadKg: 1 }
+    if (op.method === 'POST' && op.path === '/api/geofences')
+      return {
+        fleet: OWN,
+        name: 'fa-new',
+        kind: 'no_fly',
+        geometry: { type: 'Polygon', coordinates: [square(48.8, 2.3)] },
+      }
+    if (op.method === 'PATCH') return { name: 'fa-renamed' }
+    return undefined
   }
 
   it('has an entry for every operation of the OpenAPI document, and documents who may call it', () => {

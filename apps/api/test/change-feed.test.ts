@@ -18,6 +18,20 @@ describe('the change notices api instances tell each other', () => {
     expect(c.flush()).toEqual([]) // nothing new
   })
 
+  it('tells the fleets whose zones changed, and reads a notice without them as none', () => {
+    const c = new ChangeCollector('a')
+    c.geofence('f1')
+    c.geofence('f1')
+    c.geofence('f2')
+    const [payload, ...more] = c.flush()
+    expect(more).toEqual([])
+    expect(peerNotice(payload!, 'b')).toMatchObject({ geofences: ['f1', 'f2'], deliveries: [] })
+    // An instance of the version before zones says nothing of them.
+    expect(
+      peerNotice('{"from":"x","drones":[],"stations":[],"deliveries":["d1"]}', 'b'),
+    ).toMatchObject({ deliveries: ['d1'], geofences: [] })
+  })
+
   it('hears other instances only, and nothing that is not a notice', () => {
     const c = new ChangeCollector('a')
     c.delivery('d1')

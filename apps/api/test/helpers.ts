@@ -89,7 +89,12 @@ export async function buildApi(
   brokerUrl: string,
   database: Database,
   env: Record<string, string> = {},
-  o: { authenticate?: Authenticate; logStream?: { write(line: string): void } } = {},
+  o: {
+    authenticate?: Authenticate
+    logStream?: { write(line: string): void }
+    /** The app's clock (lifecycle, dispatcher, zones); default the system's. */
+    now?: () => Date
+  } = {},
 ): Promise<FastifyInstance> {
   const config: ApiConfig = loadConfig({
     MQTT_URL: brokerUrl,
@@ -114,6 +119,7 @@ export async function buildApi(
     database,
     tokenSecret: SECRET,
     ...(o.authenticate !== undefined && { authenticate: o.authenticate }),
+    ...(o.now !== undefined && { now: o.now }),
   })
   await fastify.ready()
   // The leader once subscribed; another api on the same database is a follower.
@@ -322,3 +328,12 @@ export function apiPerTest(): (env?: Record<string, string>) => Promise<FastifyI
     return api
   }
 }
+
+/** A closed square ring of side `d` degrees, its south-west corner at (lat, lon): `[lon, lat]` pairs. */
+export const square = (lat: number, lon: number, d = 0.01): [number, number][] => [
+  [lon, lat],
+  [lon + d, lat],
+  [lon + d, lat + d],
+  [lon, lat + d],
+  [lon, lat],
+]

@@ -74,6 +74,8 @@ describe('HTTP errors', () => {
         '/api/deliveries',
         '/api/deliveries/{id}',
         '/api/deliveries/{id}/cancel',
+        '/api/geofences',
+        '/api/geofences/{id}',
         '/api/ready',
       ]),
     )

@@ -89,6 +89,22 @@ describe('writes', () => {
     expect(await metric('skyline_http_rate_limited_total', '{limit="writes"}')).toBe(2)
   })
 
+  it('counts the zones’ PATCH and DELETE against the same budget as the POSTs', async () => {
+    const app = await start({ RATE_LIMIT_WRITES_PER_MIN: '2' })
+    const carol = await bearer({ role: 'service', sub: 'carol', fleet: 'f1' })
+    const write = (method: 'PATCH' | 'DELETE') =>
+      app.inject({
+        method,
+        url: '/api/geofences/nothing',
+        headers: { authorization: carol },
+        ...(method === 'PATCH' && { payload: { name: 'x' } }),
+      })
+    expect((await write('PATCH')).statusCode).toBe(404)
+    expect((await write('DELETE')).statusCode).toBe(404)
+    expectRateLimited(await write('PATCH'))
+    expectRateLimited(await write('DELETE'))
+  })
+
   it.each([['0'], ['-1'], ['lots'], ['1.5']])(
     'stops start-up on RATE_LIMIT_WRITES_PER_MIN=%s, naming the variable',
     async (value) => {

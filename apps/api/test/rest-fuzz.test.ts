@@ -6,7 +6,16 @@ import { connectAsync } from 'mqtt'
 import { signDeviceToken } from '@skyline/auth'
 import { ErrorSchema } from '@skyline/schemas'
 import type { Database } from '../src/db/client.ts'
-import { DATABASES, SECRET, WAIT, buildApi, connectDrone, get, startBroker } from './helpers.ts'
+import {
+  DATABASES,
+  SECRET,
+  WAIT,
+  buildApi,
+  connectDrone,
+  get,
+  square,
+  startBroker,
+} from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 import {
   HOSTILE_JSON,
@@ -35,7 +44,7 @@ describe.each(DATABASES)('REST under hostile input on %s', (_name, open) => {
   let operator: string
   let operations: Operation[]
   const devices: MqttClient[] = []
-  const known = { deliveryId: '', cursor: '' }
+  const known = { deliveryId: '', cursor: '', geofenceId: '' }
   const now = Date.now()
 
   beforeAll(async () => {
@@ -105,6 +114,14 @@ describe.each(DATABASES)('REST under hostile input on %s', (_name, open) => {
     }
     const page = await get(api, '/api/deliveries?limit=1')
     known.cursor = page.json<{ nextCursor: string }>().nextCursor
+    const zone = await api.inject({
+      method: 'POST',
+      url: '/api/geofences',
+      headers: { authorization: operator },
+      payload: Object.fromEntries(geofenceBody),
+    })
+    expect(zone.statusCode, zone.body).toBe(201)
+    known.geofenceId = zone.json<{ id: string }>().id
   }
 
   /** A valid value for each parameter, so that one hostile value reaches the handler. */
@@ -114,6 +131,7 @@ describe.each(DATABASES)('REST under hostile input on %s', (_name, open) => {
     if (p.in === 'path' && p.name === 'id') {
       if (op.path.startsWith('/api/drones/')) return 'd1'
       if (op.path.startsWith('/api/stations/')) return 's1'
+      if (op.path.startsWith('/api/geofences/')) return known.geofenceId
       return known.deliveryId
     }
     const byName: Record<string, string> = {
@@ -129,12 +147,23 @@ describe.each(DATABASES)('REST under hostile input on %s', (_name, open) => {
     if (value === undefined) throw new Error(`no valid value for ${op.path} ${p.in} ${p.name}`)
     return String(value)
   }
-  const validBody: [string, unknown][] = [
+  const geofenceBody: [string, unknown][] = [
     ['fleet', 'f1'],
-    ['pickupStationId', 's1'],
-    ['dropoffStationId', 's2'],
-    ['payloadKg', 1],
+    ['name', 'Fuzz'],
+    ['kind', 'no_fly'],
+    ['geometry', { type: 'Polygon', coordinates: [square(48.8, 2.3)] }],
   ]
+  /** A valid body of each operation that takes one: each of its fields in turn turns hostile. */
+  function validBodyOf(op: Operation): [string, unknown][] {
+    if (op.path === '/api/geofences') return geofenceBody
+    if (op.path === '/api/geofences/{id}') return [['name', 'Fuzzed']]
+    return [
+      ['fleet', 'f1'],
+      ['pickupStationId', 's1'],
+      ['dropoffStationId', 's2'],
+      ['payloadKg', 1],
+    ]
+  }
 
   /** Sends the request; says what is wrong with the answer, if anything. */
   async function check(req: BuiltRequest): Promise<{ status: number; failure?: string }> {
@@ -166,7 +195,7 @@ describe.each(DATABASES)('REST under hostile input on %s', (_name, open) => {
       const req = buildRequest(op, (p) => valid(op, p), {
         values: {},
         ...(op.body !== undefined && {
-          body: { payload: jsonObject(validBody), contentType: 'application/json' },
+          body: { payload: jsonObject(validBodyOf(op)), contentType: 'application/json' },
         }),
       })
       const res = await api.inject({
@@ -189,6 +218,7 @@ describe.each(DATABASES)('REST under hostile input on %s', (_name, open) => {
       contentType: 'application/json',
     })
     for (const op of operations) {
+      const validBody = validBodyOf(op)
       const body = op.body !== undefined ? json(validBody) : undefined
       // Each hostile value twice: beside valid values for every other parameter, and with
       // the optional query parameters left out, where the route's defaults apply (a track's
@@ -245,7 +275,7 @@ describe.each(DATABASES)('REST under hostile input on %s', (_name, open) => {
           values: fc.record(
             Object.fromEntries(op.parameters.map((p) => [p.name, wireValueArb(valid(op, p))])),
           ),
-          body: op.body !== undefined ? bodyArb(validBody) : fc.constant(undefined),
+          body: op.body !== undefined ? bodyArb(validBodyOf(op)) : fc.constant(undefined),
         })
         .map((variant) => buildRequest(op, (p) => valid(op, p), variant as Variant)),
     )

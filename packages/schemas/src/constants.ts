@@ -29,3 +29,10 @@ export type DeliveryStatus = (typeof DELIVERY_STATUSES)[number]
 
 /** A delivery in one of these is finished: no drone works on it any more. */
 export const FINISHED_STATUSES: readonly DeliveryStatus[] = ['completed', 'failed', 'cancelled']
+
+/** docs/architecture.md "No-fly zones and areas": what a geofence is. */
+export const GEOFENCE_KINDS = ['no_fly', 'area'] as const
+export type GeofenceKind = (typeof GEOFENCE_KINDS)[number]
+
+/** Vertices of one geofence at most, over all its rings (each ring's closing one counted). */
+export const MAX_GEOFENCE_VERTICES = 1_000

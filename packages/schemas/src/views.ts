@@ -1,5 +1,6 @@
 import { z } from 'zod'
-import { DELIVERY_STATUSES, DRONE_STATES } from './constants.ts'
+import { DELIVERY_STATUSES, DRONE_STATES, GEOFENCE_KINDS } from './constants.ts'
+import { GeofenceGeometrySchema } from './geofences.ts'
 
 // What the api's REST and live stream return: the contract between the api and the
 // web map (ARCHITECTURE.md "REST"). Times are ISO 8601 strings; units are in the
@@ -79,6 +80,11 @@ export const DeliveryViewSchema = z.object({
   failedAt: iso.nullable(),
   cancelledAt: iso.nullable(),
   failureReason: z.string().nullable(),
+  /**
+   * While it waits (`requested`): since when its route crosses an active no-fly zone;
+   * null when it does not. The api always sends it (optional for clients' older fixtures).
+   */
+  routeBlockedSince: iso.nullable().optional(),
   etaAt: iso.nullable(),
   etaErrorS: z.number().nullable(),
 })
@@ -102,6 +108,21 @@ export const FleetViewSchema = z.object({
   deliveries: z.array(DeliveryViewSchema),
 })
 export type FleetView = z.infer<typeof FleetViewSchema>
+
+/** A no-fly zone or an area (`GET /api/geofences`); its window's ends are null when open. */
+export const GeofenceViewSchema = z.object({
+  id: z.string(),
+  fleetId: z.string(),
+  name: z.string(),
+  kind: z.enum(GEOFENCE_KINDS),
+  geometry: GeofenceGeometrySchema,
+  activeFrom: iso.nullable(),
+  activeUntil: iso.nullable(),
+  notifyOnEnterLeave: z.boolean(),
+  createdAt: iso,
+  updatedAt: iso,
+})
+export type GeofenceView = z.infer<typeof GeofenceViewSchema>
 
 /**
  * `GET /api/auth/config`: how the map signs in. `oidc` is the identity server it sends

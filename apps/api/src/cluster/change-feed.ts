@@ -19,6 +19,8 @@ export interface ChangeNotice {
   stations: string[]
   /** Ids of deliveries that moved. */
   deliveries: string[]
+  /** Fleets whose zones changed (geofence/service.ts): the others read them again. */
+  geofences: string[]
 }
 
 /**
@@ -29,6 +31,7 @@ export class ChangeCollector {
   private drones = new Set<string>()
   private stations = new Set<string>()
   private deliveries = new Set<string>()
+  private geofences = new Set<string>()
 
   constructor(private readonly from: string) {}
 
@@ -50,11 +53,16 @@ export class ChangeCollector {
     this.deliveries.add(id)
   }
 
+  /** A fleet's zones changed. */
+  geofence(fleetId: string): void {
+    this.geofences.add(fleetId)
+  }
+
   flush(): string[] {
     const payloads: string[] = []
     let notice = this.empty()
     let bytes = JSON.stringify(notice).length
-    const add = (field: 'drones' | 'stations' | 'deliveries', value: string) => {
+    const add = (field: 'drones' | 'stations' | 'deliveries' | 'geofences', value: string) => {
       const size = value.length + 4 // quotes, comma, and room for an escaped character
       if (bytes + size > MAX_PAYLOAD_BYTES) {
         payloads.push(JSON.stringify(notice))
@@ -67,16 +75,19 @@ export class ChangeCollector {
     for (const key of this.drones) add('drones', key)
     for (const key of this.stations) add('stations', key)
     for (const id of this.deliveries) add('deliveries', id)
-    if (notice.drones.length + notice.stations.length + notice.deliveries.length > 0)
+    for (const fleetId of this.geofences) add('geofences', fleetId)
+    const { drones, stations, deliveries, geofences } = notice
+    if (drones.length + stations.length + deliveries.length + geofences.length > 0)
       payloads.push(JSON.stringify(notice))
     this.drones = new Set()
     this.stations = new Set()
     this.deliveries = new Set()
+    this.geofences = new Set()
     return payloads
   }
 
   private empty(): ChangeNotice {
-    return { from: this.from, drones: [], stations: [], deliveries: [] }
+    return { from: this.from, drones: [], stations: [], deliveries: [], geofences: [] }
   }
 }
 
@@ -85,6 +96,8 @@ const ChangeNoticeSchema = z.object({
   drones: z.array(z.string()),
   stations: z.array(z.string()),
   deliveries: z.array(z.string()),
+  // Absent from an instance of a version before zones: none changed.
+  geofences: z.array(z.string()).default([]),
 })
 
 /** A notice from another instance, or undefined for one of ours or one that is not a notice. */

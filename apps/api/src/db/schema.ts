@@ -13,7 +13,12 @@ import {
   timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core'
-import { DELIVERY_STATUSES, type DeliveryStatus } from '@skyline/schemas'
+import {
+  DELIVERY_STATUSES,
+  GEOFENCE_KINDS,
+  type DeliveryStatus,
+  type GeofenceGeometry,
+} from '@skyline/schemas'
 import { ETA_HORIZONS } from '../delivery/eta-horizons.ts'
 
 // Tables in camelCase, columns in snake_case (STYLE.md). Times are timestamptz; the
@@ -178,6 +183,11 @@ export const deliveries = pgTable(
     /** The last ETA computed while in flight, and its error against the arrival, s. */
     etaAt: at('eta_at'),
     etaErrorS: real('eta_error_s'),
+    /**
+     * Since when its route has crossed an active no-fly zone, while it waits (requested);
+     * null when it does not. Past ROUTE_BLOCKED_TIMEOUT_S it fails `route_blocked`.
+     */
+    routeBlockedSince: at('route_blocked_since'),
     updatedAt: at('updated_at').notNull(),
   },
   (t) => [
@@ -232,3 +242,26 @@ export const leaderLease = pgTable('leader_lease', {
   epoch: bigint('epoch', { mode: 'number' }).notNull(),
   expiresAt: at('expires_at').notNull(),
 })
+
+/**
+ * No-fly zones and areas of a fleet (docs/architecture.md "No-fly zones and areas"): a
+ * GeoJSON Polygon or MultiPolygon, validated before it is stored, active between
+ * `active_from` (inclusive) and `active_until` (exclusive), either end open when null.
+ */
+export const geofences = pgTable(
+  'geofences',
+  {
+    id: text('id').primaryKey(),
+    fleetId: text('fleet_id').notNull(),
+    name: text('name').notNull(),
+    kind: text('kind', { enum: GEOFENCE_KINDS }).notNull(),
+    geometry: jsonb('geometry').$type<GeofenceGeometry>().notNull(),
+    activeFrom: at('active_from'),
+    activeUntil: at('active_until'),
+    /** An area whose entering and leaving raise alerts. */
+    notifyOnEnterLeave: boolean('notify_on_enter_leave').notNull().default(false),
+    createdAt: at('created_at').notNull(),
+    updatedAt: at('updated_at').notNull(),
+  },
+  (t) => [index('geofences_fleet').on(t.fleetId, t.id)],
+)

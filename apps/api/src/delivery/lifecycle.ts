@@ -225,7 +225,12 @@ export class DeliveryLifecycle {
         id: d.id,
         from: ['requested'],
         to: 'assigned',
-        set: { droneId, assignedAt: now, distanceM: distanceM(pickup, dropoff) },
+        set: {
+          droneId,
+          assignedAt: now,
+          distanceM: distanceM(pickup, dropoff),
+          routeBlockedSince: null,
+        },
         where: sql`jsonb_array_length(${deliveries.declinedBy}) = ${d.declinedBy.length}`,
         at: now,
         detail: `drone ${droneId}`,
@@ -246,8 +251,8 @@ export class DeliveryLifecycle {
     return true
   }
 
-  /** requested → failed, by the dispatcher: it cannot be flown. */
-  async fail(id: string, reason: string): Promise<void> {
+  /** requested → failed, by the dispatcher: it cannot be flown (`detail`: default the reason). */
+  async fail(id: string, reason: string, detail: string = reason): Promise<void> {
     const now = this.now()
     const row = await this.leaderTx((tx) =>
       this.move(tx, {
@@ -256,10 +261,32 @@ export class DeliveryLifecycle {
         to: 'failed',
         set: { failedAt: now, failureReason: reason },
         at: now,
-        detail: reason,
+        detail,
       }),
     )
     if (row !== undefined) this.changes.emit(row.id, row.status)
+  }
+
+  /**
+   * Whether a requested delivery's route crosses an active no-fly zone, by the dispatcher:
+   * `routeBlockedSince` is set when it starts to (kept while it goes on), cleared when it
+   * no longer does. Not a move: it stays requested (and no event row); told on `changes`
+   * when it flips, without a status (no new dispatch round for it). Returns since when
+   * it is blocked (undefined: not blocked, or no longer requested).
+   */
+  async routeBlocked(d: DeliveryRow, blocked: boolean): Promise<Date | undefined> {
+    if (blocked === (d.routeBlockedSince !== null)) return d.routeBlockedSince ?? undefined
+    const now = this.now()
+    const [row] = await this.leaderTx((tx) =>
+      tx
+        .update(deliveries)
+        .set({ routeBlockedSince: blocked ? now : null, updatedAt: now })
+        .where(and(eq(deliveries.id, d.id), eq(deliveries.status, 'requested')))
+        .returning(),
+    )
+    if (row === undefined) return undefined
+    this.changes.emit(row.id)
+    return row.routeBlockedSince ?? undefined
   }
 
   /**

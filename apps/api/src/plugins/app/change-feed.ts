@@ -23,12 +23,13 @@ const FEED_MS = 100
  * What one api instance commits reaches the live streams of the others
  * (docs/architecture.md "Several api instances"): every FEED_MS it NOTIFYs the keys of
  * the drones, stations and deliveries that changed, and it LISTENs for theirs, which its
- * live stream reads from the database for its next frame. With PGlite there is one
+ * live stream reads from the database for its next frame; and the fleets whose zones it
+ * changed, which the others' geofence index reads again. With PGlite there is one
  * instance only, and nothing to tell.
  */
 export default fp(
   async (fastify) => {
-    const { database, instanceId, live, lifecycle, log } = fastify
+    const { database, geofences, instanceId, live, lifecycle, log } = fastify
     if (database.listen === undefined) {
       fastify.decorate('changeFeed', { committed() {}, drone() {} } satisfies ChangeFeed)
       return
@@ -36,9 +37,15 @@ export default fp(
     const collector = new ChangeCollector(instanceId)
     const unlisten = await database.listen(CHANGES_CHANNEL, (payload) => {
       const notice = peerNotice(payload, instanceId)
-      if (notice !== undefined) live.toldByPeer(notice)
+      if (notice === undefined) return
+      live.toldByPeer(notice)
+      for (const fleetId of notice.geofences)
+        geofences
+          .refresh(fleetId)
+          .catch((err: unknown) => log.warn({ err, fleetId }, 'geofences: refresh failed'))
     })
     const unsubscribe = lifecycle.changes.subscribe((id) => collector.delivery(id))
+    const unsubscribeZones = geofences.onChange((fleetId) => collector.geofence(fleetId))
     let telling: Promise<unknown> = Promise.resolve()
     const tell = () => {
       const payloads = collector.flush()
@@ -61,10 +68,14 @@ export default fp(
     fastify.addHook('onClose', async () => {
       clearInterval(timer)
       unsubscribe()
+      unsubscribeZones()
       tell()
       await telling
       await unlisten().catch(() => {})
     })
   },
-  { name: 'change-feed', dependencies: ['database', 'leadership', 'live', 'deliveries'] },
+  {
+    name: 'change-feed',
+    dependencies: ['database', 'leadership', 'live', 'deliveries', 'geofences'],
+  },
 )

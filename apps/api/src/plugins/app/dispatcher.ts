@@ -22,6 +22,8 @@ export default fp<{ now?: () => Date }>(
       {
         staleAfterS: fastify.config.STALE_AFTER_S,
         acceptTimeoutS: fastify.config.ACCEPT_TIMEOUT_S,
+        routeBlockedTimeoutS: fastify.config.ROUTE_BLOCKED_TIMEOUT_S,
+        routes: (fleetId, from, to, at) => fastify.geofences.index.crossing(fleetId, from, to, at),
       },
       opts.now,
     )
@@ -47,5 +49,5 @@ export default fp<{ now?: () => Date }>(
       await dispatcher.stop()
     })
   },
-  { name: 'dispatcher', dependencies: ['database', 'deliveries', 'leadership'] },
+  { name: 'dispatcher', dependencies: ['database', 'deliveries', 'leadership', 'geofences'] },
 )
