@@ -82,14 +82,17 @@ export function placeLabels(
 
 /** The label's top-left corner in a place around its anchor, rounded to whole px. */
 function corner(c: LabelCandidate, place: Place): { x: number; y: number } {
+  // Above and below stand off far enough to clear the labels right and left of the same
+  // anchor: the four places fit around one drone.
+  const v = Math.max(c.gap, c.height / 2 + LABEL_MARGIN_PX + 1)
   switch (place) {
     case 'right':
       return { x: Math.round(c.x + c.gap), y: Math.round(c.y - c.height / 2) }
     case 'left':
       return { x: Math.round(c.x - c.gap - c.width), y: Math.round(c.y - c.height / 2) }
     case 'above':
-      return { x: Math.round(c.x - c.width / 2), y: Math.round(c.y - c.gap - c.height) }
+      return { x: Math.round(c.x - c.width / 2), y: Math.round(c.y - v - c.height) }
     case 'below':
-      return { x: Math.round(c.x - c.width / 2), y: Math.round(c.y + c.gap) }
+      return { x: Math.round(c.x - c.width / 2), y: Math.round(c.y + v) }
   }
 }
