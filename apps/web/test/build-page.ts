@@ -27,6 +27,12 @@ export async function servePage(
 ): Promise<{ base: string; close(): Promise<void> }> {
   const server = Fastify()
   routes(server)
+  // A drone selected on the map asks for its recent track: none here, unless the test says.
+  if (!server.hasRoute({ method: 'GET', url: '/api/drones/:id/track' }))
+    server.get<{ Params: { id: string }; Querystring: { fleet?: string } }>(
+      '/api/drones/:id/track',
+      async (req) => ({ droneId: req.params.id, fleetId: req.query.fleet ?? '', points: [] }),
+    )
   await server.register(fastifyStatic, { root: WEB_DIST })
   server.get('/config.json', async () => ({ tileUrl: null, tileAttribution: '' }))
   server.get('/api/auth/config', async () => ({ oidc: null }))
