@@ -4,6 +4,7 @@ import type {
   DeliveryStatus,
   DeliveryView,
   FleetView,
+  TrackPointView,
 } from '@skyline/schemas'
 import { refuse, token } from './session.ts'
 
@@ -75,4 +76,16 @@ export function createDelivery(body: {
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),
   })
+}
+
+/** A drone's positions between two times, oldest first (GET /api/drones/{id}/track). */
+export function getTrack(drone: { fleetId: string; id: string }, from: Date, to: Date) {
+  const params = new URLSearchParams({
+    fleet: drone.fleetId,
+    from: from.toISOString(),
+    to: to.toISOString(),
+  })
+  return call<{ droneId: string; fleetId: string; points: TrackPointView[] }>(
+    `/api/drones/${encodeURIComponent(drone.id)}/track?${params.toString()}`,
+  )
 }

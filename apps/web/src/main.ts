@@ -6,10 +6,12 @@ import { DRONE_STATES } from '@skyline/schemas/constants'
 import { getConfig, getFleet } from './api.ts'
 import { LiveConnection } from './live.ts'
 import { DroneLayer } from './map/drone-layer.ts'
+import { DroneTrack } from './map/drone-track.ts'
 import { TrackReplay } from './map/replay.ts'
 import { StationLayer } from './map/stations.ts'
 import { DeliveriesTab } from './panel/deliveries.ts'
 import { DispatchForm } from './panel/dispatch.ts'
+import { DroneDetails } from './panel/drone-details.ts'
 import { FleetList } from './panel/fleet-list.ts'
 import type { Changes } from './store.ts'
 import { FleetStore } from './store.ts'
@@ -30,7 +32,7 @@ const map = L.map('map', { preferCanvas: true, worldCopyJump: true, zoomControl:
 map.setView([20, 0], 2)
 L.control.scale({ imperial: false }).addTo(map)
 const drones = new DroneLayer(store).addTo(map)
-const stations = new StationLayer(map, store)
+const stations = new StationLayer(map, store, (key) => select(key))
 const list = new FleetList($('fleet-list'), store, $('fleet-head'))
 const connection = $('connection')
 const counts = $('counts')
@@ -66,16 +68,28 @@ const dispatch = new DispatchForm(
   store,
 )
 
-// Selecting a drone (list or map) centres the map on it and follows it until the
-// operator drags the map.
+// Selecting a drone (list, map or a station's docked list) opens its details and its
+// recent track, and centres the map on it and follows it until the operator drags the map.
+const details = new DroneDetails(
+  {
+    panel: $('drone-details'),
+    title: $('drone-details-title'),
+    close: $('drone-details-close'),
+  },
+  store,
+  () => select(null),
+)
+const track = new DroneTrack(map, showError)
 let selected: string | null = null
 let following = false
 function select(key: string | null): void {
+  const d = key === null ? undefined : store.drones.get(key)
+  if (key !== selected) void track.show(d ?? null)
   selected = key
   following = key !== null
   drones.select(key)
   list.select(key)
-  const d = key === null ? undefined : store.drones.get(key)
+  details.show(key)
   if (d?.position != null)
     map.setView([d.position.lat, d.position.lon], Math.max(map.getZoom(), 14))
 }
@@ -149,7 +163,12 @@ function render(): void {
   }
   drones.redraw()
   if (!fitted) fitted = fitToFleet()
-  if (selected !== null && c.drones.has(selected)) centreOnSelected()
+  if (selected !== null && (c.drones.has(selected) || c.deliveries)) {
+    const d = store.drones.get(selected)
+    if (d !== undefined) track.moved(d)
+    if (c.drones.has(selected)) centreOnSelected()
+    details.update()
+  }
   if (c.deliveryStatuses && tab === 'deliveries') deliveries.refreshIfFirst()
   const byState = store.countByState()
   counts.textContent = `${store.drones.size} drones · ${byState.get('offline') ?? 0} offline · ${store.deliveries.size} deliveries in progress · ${store.stations.size} stations`

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url'
 import Fastify from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import fastifyStatic from '@fastify/static'
 import type { FleetView } from '@skyline/schemas'
 import { build } from 'vite'
@@ -18,11 +19,20 @@ export default async function setup(): Promise<void> {
 /**
  * The built page on a loopback port, with `fleet` as the api's /api/fleet, no map tiles
  * and no identity server: for tests that play the live stream themselves (page.routeWebSocket).
+ * `routes` adds the api's other answers a test needs (e.g. a drone's track).
  */
 export async function servePage(
   fleet: FleetView,
+  routes: (server: FastifyInstance) => void = () => undefined,
 ): Promise<{ base: string; close(): Promise<void> }> {
   const server = Fastify()
+  routes(server)
+  // A drone selected on the map asks for its recent track: none here, unless the test says.
+  if (!server.hasRoute({ method: 'GET', url: '/api/drones/:id/track' }))
+    server.get<{ Params: { id: string }; Querystring: { fleet?: string } }>(
+      '/api/drones/:id/track',
+      async (req) => ({ droneId: req.params.id, fleetId: req.query.fleet ?? '', points: [] }),
+    )
   await server.register(fastifyStatic, { root: WEB_DIST })
   server.get('/config.json', async () => ({ tileUrl: null, tileAttribution: '' }))
   server.get('/api/auth/config', async () => ({ oidc: null }))

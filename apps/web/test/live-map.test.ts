@@ -110,7 +110,11 @@ describe('the live map', () => {
     const names = await page.$$eval('.station-name', (els) => els.map((e) => e.textContent))
     expect(names).toHaveLength(STATIONS)
     expect(await page.textContent('#counts')).toContain(`${DRONES} drones`)
-    // The drones are drawn: the canvas has painted pixels.
+    // The drones are shown: those docked as a count on their station (issue 18), the
+    // others drawn on the canvas.
+    const docked = await page.$$eval('.station-docked', (els) =>
+      els.reduce((n, e) => n + Number(e.textContent), 0),
+    )
     const painted = await page.$eval('canvas.drone-layer', (c) => {
       const canvas = c as HTMLCanvasElement
       const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data
@@ -118,7 +122,8 @@ describe('the live map', () => {
       for (let i = 3; i < data.length; i += 4) if (data[i]! > 0) n++
       return n
     })
-    expect(painted).toBeGreaterThan(DRONES * 20)
+    expect(docked).toBeLessThanOrEqual(DRONES)
+    expect(painted).toBeGreaterThanOrEqual((DRONES - docked) * 20)
     await page.screenshot({ path: join(OUTPUT, 'live-map.png') })
 
     // Search and the state filter narrow the list; a click selects (and follows) a drone.
@@ -132,8 +137,17 @@ describe('the live map', () => {
       .poll(async () => [...new Set(await shown().locator('.drone-state').allTextContents())])
       .toEqual(['idle'])
     await page.selectOption('#fleet-state', '')
+    // Selecting a drone opens its details, and its track of the last 10 minutes comes
+    // from the api with the page's token.
+    const track = page.waitForResponse((r) => r.url().includes('/api/drones/drone-2/track'))
     await row(page, 'drone-2').click()
     expect(await row(page, 'drone-2').getAttribute('class')).toContain('selected')
+    expect((await track).status()).toBe(200)
+    expect(((await (await track).json()) as { points: unknown[] }).points.length).toBeGreaterThan(0)
+    await expect.poll(() => page.isVisible('#drone-details')).toBe(true)
+    expect(await page.textContent('#drone-details [data-field=id]')).toBe('drone-2')
+    expect(await page.textContent('#drone-details [data-field=battery]')).toMatch(/^\d+%$/)
+    expect(await page.locator('path.drone-track').count()).toBe(1)
     expect(errors).toEqual([])
     await page.close()
   })
