@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync } from 'node:fs'
+import { cpSync, mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
@@ -33,9 +33,24 @@ import type { SendCommand } from '../src/delivery/lifecycle.ts'
 export const SECRET = 'api-test-secret-at-least-32-characters'
 
 /** The databases every api test runs against: PGlite always, Postgres when DATABASE_URL is set. */
-export const DATABASES: [string, () => Promise<Database>][] = [
-  ['PGlite', () => openDatabase({ dataDir: mkdtempSync(join(tmpdir(), 'skyline-api-')) })],
-]
+let pgliteTemplate: Promise<string> | undefined
+
+/**
+ * A new, empty PGlite database: a copy of one migrated once per test process. Creating
+ * and migrating one takes about 6 s, copying and opening a migrated one under 1 s.
+ */
+export async function freshPglite(): Promise<Database> {
+  pgliteTemplate ??= (async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'skyline-pglite-template-'))
+    await (await openDatabase({ dataDir: dir })).close()
+    return dir
+  })()
+  const dataDir = mkdtempSync(join(tmpdir(), 'skyline-api-'))
+  cpSync(await pgliteTemplate, dataDir, { recursive: true })
+  return openDatabase({ dataDir })
+}
+
+export const DATABASES: [string, () => Promise<Database>][] = [['PGlite', () => freshPglite()]]
 const url = process.env.DATABASE_URL
 if (url !== undefined && url !== '') DATABASES.push(['Postgres', () => freshPostgres(url)])
 

@@ -14,7 +14,7 @@ import {
 import type { TestIssuer } from '../../../packages/auth/test/issuer.ts'
 import { SECRET, Watcher, fleetOptions } from './helpers.ts'
 
-const TTL_S = 12
+const TTL_S = 8
 
 describe('the simulator on tokens from an OpenID Connect issuer', () => {
   let issuer: TestIssuer

@@ -75,10 +75,14 @@ export async function discoverTokenEndpoint(options: TokenEndpointOptions): Prom
   }
 }
 
-/** How long before its expiry a token is renewed: a fifth of its life, 10 s to 5 min. */
+/**
+ * How long before its expiry a token is renewed: a fifth of its life, 10 s to 5 min, and
+ * never more than half of it (a token of a few seconds would otherwise be renewed at once,
+ * over and over).
+ */
 export function renewalDelayMs(token: IssuedToken, now = Date.now()): number {
   const left = token.expiresAt - now
-  const margin = Math.min(300_000, Math.max(10_000, left / 5))
+  const margin = Math.min(300_000, Math.max(10_000, left / 5), left / 2)
   return Math.max(0, left - margin)
 }
 

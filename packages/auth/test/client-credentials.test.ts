@@ -12,12 +12,14 @@ describe('renewing a token', () => {
     vi.useRealTimers()
   })
 
-  it('renews a fifth of its life before it expires, between 10 s and 5 min before', () => {
+  it('renews a fifth of its life before it expires, 10 s to 5 min and at most half of it', () => {
     const now = Date.now()
     expect(renewalDelayMs({ accessToken: '', expiresAt: now + 300_000 }, now)).toBe(240_000)
     expect(renewalDelayMs({ accessToken: '', expiresAt: now + 30_000 }, now)).toBe(20_000)
     expect(renewalDelayMs({ accessToken: '', expiresAt: now + 3_600_000 }, now)).toBe(3_300_000)
-    expect(renewalDelayMs({ accessToken: '', expiresAt: now + 5_000 }, now)).toBe(0)
+    // A short-lived token is renewed half-way, not at once and over and over.
+    expect(renewalDelayMs({ accessToken: '', expiresAt: now + 6_000 }, now)).toBe(3_000)
+    expect(renewalDelayMs({ accessToken: '', expiresAt: now - 1_000 }, now)).toBe(0)
   })
 
   it('hands on each new token and tries a failed request again with backoff', async () => {
