@@ -202,6 +202,8 @@ export interface PhaseResult {
   mapBackS: number | null
   /** Messages in the ingest session's queue in Redis once the phase is over. */
   queuedForIngest: number
+  /** Dead letters of the phase's fleet, by reason. */
+  rejected: Record<string, number>
   /**
    * Telemetry missing between two stored points of a drone: seconds from the fault to the
    * point stored before each gap, and how many points the gap holds.
@@ -288,13 +290,23 @@ async function runPhase(
   }
   // What the brokers keep for the ingest's session and have not handed over: the
   // persistent session's queue in Redis (aedes-persistence-redis), sent on its next connect.
-  const redis = new Redis(c.redis.url, { keyPrefix: 'chaos:', lazyConnect: true })
-  const queued = await redis.llen('outgoing:skyline-api').finally(() => redis.disconnect())
+  // The broker names a session by identity and client id (`service:…|skyline-api`),
+  // URI-encoded in the key.
+  const redis = new Redis(c.redis.url, { lazyConnect: true })
+  const queued = await (async () => {
+    const [key] = await redis.keys('chaos:outgoing:*skyline-api')
+    return key === undefined ? 0 : redis.llen(key)
+  })().finally(() => redis.disconnect())
   const gaps = await c.sql<{ ts: Date; missing: number }[]>`
     SELECT ts, (next - seq - 1)::int AS missing FROM (
       SELECT seq, ts, lead(seq) OVER (PARTITION BY drone_id ORDER BY seq) AS next
       FROM telemetry WHERE fleet_id = ${fleet}) s
     WHERE next > seq + 1 ORDER BY ts`
+  // What the api refused of this fleet (dead letters), by reason: an acknowledged message
+  // stored there is not lost, but it is not in telemetry either.
+  const rejected = await c.sql<{ reason: string; n: number }[]>`
+    SELECT reason, count(*)::int AS n FROM rejected_messages
+    WHERE topic LIKE ${`fleet/${fleet}/%`} GROUP BY reason`
   const lastLeader = await leader(c.apis)
   const follower = c.apis.find((api) => api !== lastLeader?.api && api !== firstLeader?.api)
   for (const m of maps) m.close()
@@ -307,6 +319,7 @@ async function runPhase(
       Math.max(0, acked.eventsAcked - stored.events),
     redelivered: observer.redelivered(),
     queuedForIngest: queued,
+    rejected: Object.fromEntries(rejected.map((r) => [r.reason, r.n])),
     gaps: gaps.map((g) => ({
       afterFaultS: (g.ts.getTime() - faultAt) / 1000,
       missing: g.missing,

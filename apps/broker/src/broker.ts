@@ -25,7 +25,9 @@ import { indexedMemoryPersistence } from './retained-index.ts'
 import { redisCluster } from './redis-cluster.ts'
 import { guardSubscriptionWrites } from './subscription-store.ts'
 import { drainClients } from './drain.ts'
+import { AckOrder } from './ack-order.ts'
 import { connackFirst } from './connack-first.ts'
+import { dedupeWindow } from './dedupe-window.ts'
 
 export interface BrokerOptions {
   /** HS256 secret that device tokens are verified with. */
@@ -111,25 +113,108 @@ const REFUSALS = {
   not_authorized: 5,
 } as const
 
+/** A client's QoS 1 publish that SkylineAedes routes itself (see below). */
+interface Routing {
+  /** Routing is over (every subscriber written to), with its error if any. */
+  over: boolean
+  err: Error | null | undefined
+  /** aedes's own publish of the packet, waiting for the routing to be over. */
+  then: ((err?: Error | null) => void) | undefined
+}
+
+type Emit = (packet: { brokerId?: string; brokerCounter?: number }, done?: unknown) => unknown
+
 /**
- * aedes with Skyline's policy: publishes that the ACL or the rate limit refuses are
- * acknowledged and dropped (MQTT-3.3.5-2 allows either that or closing the
- * connection; dropping keeps a misconfigured device connected and counted).
- * aedes's own authorizePublish can only close the connection, so a refused packet is
- * marked there and never reaches routing or the retained store here.
+ * aedes with Skyline's policy:
+ *
+ * - Publishes that the ACL or the rate limit refuses are acknowledged and dropped
+ *   (MQTT-3.3.5-2 allows either that or closing the connection; dropping keeps a
+ *   misconfigured device connected and counted). aedes's own authorizePublish can only
+ *   close the connection, so a refused packet is marked there and never reaches routing
+ *   or the retained store here.
+ * - A client's QoS 1 publish is acknowledged once it is queued for every persistent
+ *   session it matches, not before. aedes 1.2 writes the PUBACK first and routes after:
+ *   a broker killed in between had acknowledged messages that no queue held, and the
+ *   device had let them go (issue 17: about ten at once in every run of `npm run chaos
+ *   -- cluster` that killed a broker). authorizePublish starts the routing itself
+ *   (`routeBeforeAck`) and lets aedes go on to its PUBACK when aedes hands the packet
+ *   to the emitter, which it does once its queueing step is done; aedes's own publish of
+ *   the packet then waits for that routing to be over, so a publisher still waits for
+ *   its messages' routing before its next packets are read, as before.
  */
 class SkylineAedes extends Aedes {
   readonly droppedPackets = new WeakSet<PublishPacket>()
+  private readonly routing = new WeakMap<PublishPacket, Routing>()
+  /** Packets being routed by routeBeforeAck, by broker counter: told once queued. */
+  private readonly queuing = new Map<number, () => void>()
+
+  constructor(options: AedesOptions) {
+    super(options)
+    const self = this as unknown as { mq: { emit: Emit }; id: string }
+    const emit = self.mq.emit.bind(self.mq)
+    self.mq.emit = (packet, done) => {
+      if (packet.brokerId === self.id && packet.brokerCounter !== undefined) {
+        const queued = this.queuing.get(packet.brokerCounter)
+        this.queuing.delete(packet.brokerCounter)
+        queued?.()
+      }
+      return emit(packet, done)
+    }
+  }
 
   override publish(packet: PublishPacket, clientOrDone?: unknown, done?: unknown): void {
+    const callback = (typeof clientOrDone === 'function' ? clientOrDone : done) as
+      ((err?: Error | null) => void) | undefined
     if (this.droppedPackets.has(packet)) {
-      const callback = typeof clientOrDone === 'function' ? clientOrDone : done
-      if (typeof callback === 'function') setImmediate(callback as () => void)
+      if (callback) setImmediate(callback)
+      return
+    }
+    const routing = this.routing.get(packet)
+    if (routing !== undefined) {
+      this.routing.delete(packet)
+      if (routing.over) setImmediate(() => callback?.(routing.err))
+      else routing.then = callback
       return
     }
     // aedes's typings know publish(packet, done) only; at run time it takes the client too.
     // eslint-disable-next-line @typescript-eslint/unbound-method
     Reflect.apply(Aedes.prototype.publish, this, [packet, clientOrDone, done])
+  }
+
+  /**
+   * Routes a client's QoS 1 publish and tells `queued` once it is queued for every
+   * persistent session (or routing failed before): then aedes may acknowledge it.
+   */
+  routeBeforeAck(
+    packet: PublishPacket,
+    client: Client,
+    queued: (err?: Error | null) => void,
+  ): void {
+    const self = this as unknown as { counter: number; id: string }
+    // The identity aedes would give it (aedes-packet keeps one it is given), known here.
+    const counter = ++self.counter
+    Object.assign(packet, { brokerId: self.id, brokerCounter: counter })
+    let told = false
+    const tell = (err?: Error | null) => {
+      if (told) return
+      told = true
+      queued(err)
+    }
+    this.queuing.set(counter, () => tell(null))
+    const routing: Routing = { over: false, err: undefined, then: undefined }
+    this.routing.set(packet, routing)
+    // eslint-disable-next-line @typescript-eslint/unbound-method
+    Reflect.apply(Aedes.prototype.publish, this, [
+      packet,
+      client,
+      (err?: Error | null) => {
+        this.queuing.delete(counter)
+        routing.over = true
+        routing.err = err
+        tell(err)
+        routing.then?.(err)
+      },
+    ])
   }
 }
 
@@ -145,6 +230,7 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
   // One record per admitted client (each WeakMap entry costs an idle connection memory).
   const admitted = new WeakMap<Client, Admitted>()
   const connectInfo = new WeakMap<Client, ConnectInfo>()
+  const ackOrder = new AckOrder()
   let authenticating = 0
   const authenticator = createAuthenticator({ secret: options.tokenSecret, oidc: options.oidc })
   // An OIDC token is accepted up to this long past its exp (clock skew with the issuer),
@@ -328,6 +414,8 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
         return done(null)
       }
       metrics.countIn(packet.qos)
+      // QoS 1: acknowledged in the order received, whatever completes first.
+      const acked = packet.qos === 1 ? ackOrder.hold(client, done) : done
       const entry = admitted.get(client)
       // Every publish spends the budget, refused ones too (issue 14: refused publishes
       // skipped it, 50,000/s from one client and never a disconnect), before the ACL
@@ -336,13 +424,13 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
       if (verdict !== 'ok') {
         metrics.drop('rate_limited')
         broker.droppedPackets.add(packet)
-        if (verdict === 'drop') return done(null)
+        if (verdict === 'drop') return acked(null)
         metrics.disconnects.inc({ reason: 'flood' })
         log.warn(
           { clientId: client.id },
           'client keeps publishing over its rate limit: disconnecting',
         )
-        return done(new Error('publish rate limit exceeded for too long'))
+        return acked(new Error('publish rate limit exceeded for too long'))
       }
       if (
         entry === undefined ||
@@ -352,8 +440,10 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
         metrics.refused.inc({ action: 'publish' })
         metrics.drop('not_authorized')
         broker.droppedPackets.add(packet)
+      } else if (packet.qos === 1) {
+        return broker.routeBeforeAck(packet, client, acked)
       }
-      done(null)
+      acked(null)
     },
 
     authorizeSubscribe(client, sub, done) {
@@ -441,6 +531,7 @@ export async function createBroker(options: BrokerOptions): Promise<SkylineBroke
       checkProtocol(client)
       lightParserBuffer(client)
       dropQos0WhenBackedUp(client, onSlowSubscriberDrop)
+      dedupeWindow(client)
       connackFirst(client)
     },
     identityOf: (client) => admitted.get(client)?.who,

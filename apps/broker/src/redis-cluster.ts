@@ -4,6 +4,7 @@ import mqemitterRedis from 'mqemitter-redis'
 import aedesPersistenceRedis from 'aedes-persistence-redis'
 import { Redis } from 'ioredis'
 import type { MessageEmitter } from './bounded-mq.ts'
+import { countedOutgoingAcks } from './redis-acks.ts'
 import { CLUSTER_NAME } from './config.ts'
 
 /**
@@ -24,14 +25,17 @@ export function redisCluster(
   // mqemitter-redis reports its connections' errors on `state`, which nobody listens to by default.
   ;(emitter as unknown as { state: EventEmitter }).state.on('error', onError)
   const conn = new Redis(url, { keyPrefix: `${cluster}:` }).on('error', onError)
-  const persistence = aedesPersistenceRedis({
+  const persistence = countedOutgoingAcks(
+    aedesPersistenceRedis({
+      conn,
+      // A persistent session that comes back gets this many of its queued messages;
+      // the rest stayed in Redis until its next reconnect (aedes-persistence-redis's
+      // default is 1,000: the api, back from a restart, drained exactly 1,000 and left
+      // the rest behind). -1 is LRANGE's "to the end": the whole queue.
+      maxSessionDelivery: -1,
+    }) as object,
     conn,
-    // A persistent session that comes back gets this many of its queued messages;
-    // the rest stayed in Redis until its next reconnect (aedes-persistence-redis's
-    // default is 1,000: the api, back from a restart, drained exactly 1,000 and left
-    // the rest behind). -1 is LRANGE's "to the end": the whole queue.
-    maxSessionDelivery: -1,
-  }) as object
+  )
   return { emitter: new PrefixedEmitter(emitter, `${cluster}/`), persistence }
 }
 

@@ -1,5 +1,7 @@
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import mqtt from 'mqtt'
+import mqttPacket from 'mqtt-packet'
+import { signDeviceToken } from '@skyline/auth'
 import type { MqttClient } from 'mqtt'
 import type { BrokerOptions } from '../src/index.ts'
 import {
@@ -8,11 +10,17 @@ import {
   dropClusterKeys,
   nextMessage,
   optionsFor,
+  SECRET,
   startTestBroker,
   TEST_REDIS_URL,
   testClusterName,
 } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
+import { RawClient } from './raw-client.ts'
+
+interface Enqueuing {
+  subscriptionsByTopic(topic: string): Promise<unknown>
+}
 
 // Persistent sessions (clean 0) behave the same whichever store keeps them: aedes's
 // memory or Redis. Issue 14, item 1: with Redis, a SUBSCRIBE of several filters was
@@ -61,6 +69,66 @@ describe.each(stores)('persistent sessions in %s', (store, storeOptions) => {
       await drone.publishAsync(`fleet/${fleet}/drones/d1/${kind}`, kind, { qos: 1 })
     await all
     expect(seen.map((m) => m.payload).sort()).toEqual(['events', 'status', 'telemetry'])
+  })
+
+  it('acknowledges a QoS 1 publish only once it is queued for the persistent session', async () => {
+    // Issue 17: aedes wrote the PUBACK before routing the message; a broker killed in
+    // between had acknowledged messages no queue held, and the devices let them go.
+    const fleet = fleetName()
+    const tb = await start()
+    const api = track(
+      await connectAs(tb.url, { role: 'service', sub: `api-${fleet}` }, { clean: false }),
+    )
+    await api.subscribeAsync(`fleet/${fleet}/drones/+/events`, { qos: 1 })
+    await api.endAsync() // away: the message waits in its queue
+    // The persistence's look-up of the sessions to queue for, held until the test lets it go.
+    const persistence = (tb.broker.aedes as unknown as { persistence: Enqueuing }).persistence
+    const lookUp = persistence.subscriptionsByTopic.bind(persistence)
+    let release!: () => void
+    const gate = new Promise<void>((resolve) => (release = resolve))
+    let queuing!: () => void
+    const reached = new Promise<void>((resolve) => (queuing = resolve))
+    persistence.subscriptionsByTopic = async (topic) => {
+      if (!topic.endsWith('/d9/events')) return lookUp(topic)
+      queuing()
+      await gate
+      return lookUp(topic)
+    }
+    const raw = await RawClient.open(tb.listening.mqtt.port)
+    try {
+      const token = Buffer.from(await signDeviceToken(SECRET, { role: 'drone', sub: 'd9', fleet }))
+      raw.sendConnect('d9', 'd9', token, true)
+      expect((await raw.next()).cmd).toBe('connack')
+      // One read: the PINGREQ is handled while the PUBLISH is being routed.
+      raw.sendBytes(
+        Buffer.concat([
+          mqttPacket.generate({
+            cmd: 'publish',
+            topic: `fleet/${fleet}/drones/d9/events`,
+            payload: 'e',
+            qos: 1,
+            messageId: 7,
+            retain: false,
+            dup: false,
+          }),
+          mqttPacket.generate({ cmd: 'pingreq' }),
+        ]),
+      )
+      await reached
+      expect((await raw.next()).cmd).toBe('pingresp') // no PUBACK while the queue write waits
+      release()
+      const ack = await raw.next()
+      expect(ack).toMatchObject({ cmd: 'puback', messageId: 7 })
+    } finally {
+      raw.destroy()
+    }
+    const back = track(
+      mqtt.connect(
+        tb.url,
+        await optionsFor({ role: 'service', sub: `api-${fleet}` }, { clean: false }),
+      ),
+    )
+    expect((await nextMessage(back)).payload).toBe('e')
   })
 
   it('queues nothing for a filter it refused while the session is away', async () => {

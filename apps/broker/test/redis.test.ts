@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis'
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 import mqtt from 'mqtt'
 import type { MqttClient } from 'mqtt'
 import type { BrokerOptions } from '../src/index.ts'
@@ -133,6 +133,79 @@ describe('Redis persistence and clustering', () => {
       streaming = false
       await stream
     }
+  })
+
+  it('delivers every QoS 1 message to a session whose messages leave Redis out of order', async () => {
+    // Issue 17: a message is routed once the persistence has queued it for every
+    // persistent session it matches, one Redis write per session. A message that two
+    // sessions match is routed after one published later that only one matches, and
+    // aedes dropped any message whose per-broker counter was below the highest it had
+    // delivered to that client (its "dedupe"; moscajs/aedes#955): the api's session lost
+    // a drone's message whenever an observer's session matched some topics and not others.
+    const tb = await start()
+    const all = track(await connectAs(tb.url, { role: 'service', sub: 'all' }, { clean: false }))
+    await all.subscribeAsync({
+      [`fleet/${fleet}/drones/+/telemetry`]: { qos: 1 },
+      [`fleet/${fleet}/drones/+/events`]: { qos: 1 },
+    })
+    const some = track(await connectAs(tb.url, { role: 'service', sub: 'some' }, { clean: false }))
+    await some.subscribeAsync(`fleet/${fleet}/drones/+/telemetry`, { qos: 1 })
+    const seen = collect(all)
+    const drones = await Promise.all(
+      ['d10', 'd11', 'd12', 'd13'].map(async (id) =>
+        track(await connectAs(tb.url, { role: 'drone', sub: id, fleet })),
+      ),
+    )
+    const perDrone = 50
+    const sent = drones.flatMap((d, n) =>
+      Array.from({ length: perDrone }, (_, i) =>
+        d.publishAsync(
+          `fleet/${fleet}/drones/d1${n}/${i % 2 === 0 ? 'telemetry' : 'events'}`,
+          `d1${n}:${i}`,
+          { qos: 1 },
+        ),
+      ),
+    )
+    await Promise.all(sent)
+    const total = drones.length * perDrone
+    await vi.waitFor(() => expect(new Set(seen.map((m) => m.payload)).size).toBe(total), {
+      timeout: 10_000,
+      interval: 50,
+    })
+  })
+
+  it('delivers a message once to a client whose two subscriptions match it', async () => {
+    const a = await start()
+    const b = await start()
+    const sub = track(await connectAs(b.url, { role: 'service', sub: 'twice' }, { clean: false }))
+    await sub.subscribeAsync({
+      [`fleet/${fleet}/#`]: { qos: 1 },
+      [`fleet/${fleet}/drones/+/telemetry`]: { qos: 1 },
+    })
+    const seen = collect(sub)
+    const pub = track(await connectAs(a.url, { role: 'drone', sub: 'd14', fleet }))
+    // The subscriptions travel to broker A through Redis: publish until one arrives.
+    let n = 0
+    await vi.waitFor(
+      async () => {
+        await pub.publishAsync(`fleet/${fleet}/drones/d14/telemetry`, `p${n++}`, { qos: 1 })
+        expect(seen.length).toBeGreaterThan(0)
+      },
+      { timeout: 5_000, interval: 50 },
+    )
+    for (let i = 0; i < 20; i++)
+      await pub.publishAsync(`fleet/${fleet}/drones/d14/telemetry`, `q${i}`, { qos: 1 })
+    await pub.publishAsync(`fleet/${fleet}/drones/d14/events`, 'end', { qos: 1 })
+    const wanted = [...Array.from({ length: 20 }, (_, i) => `q${i}`), 'end']
+    const got = () => seen.map((m) => m.payload).filter((p) => wanted.includes(p))
+    // Every one arrives (MQTT orders a topic's messages, not the two topics' together) ...
+    await vi.waitFor(() => expect(new Set(got()).size).toBe(wanted.length), { timeout: 5_000 })
+    // ... and once: the copy for the second subscription is dropped. Once the marker of
+    // the second topic is in, a late copy would be too.
+    const marker = nextMessage(sub, (topic) => topic.endsWith('/status'))
+    await pub.publishAsync(`fleet/${fleet}/drones/d14/status`, 'after', { qos: 1 })
+    await marker
+    expect(got().sort()).toEqual([...wanted].sort())
   })
 
   it('keeps clusters on one Redis apart, whatever database each names', async () => {
