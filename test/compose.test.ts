@@ -443,7 +443,7 @@ describe('docker-compose.yml', () => {
     }
   })
 
-  it.each([['no .env at all', {}], ...LAYOUTS])(
+  it.each<readonly [string, Record<string, string>]>([['no .env at all', {}], ...LAYOUTS])(
     'needs no .env: the secrets are generated once, and each read from one file (%s)',
     (_, vars) => {
       expect(readRepoFile('docker-compose.yml')).not.toMatch(/\$\{\w+:?\?/) // nothing required

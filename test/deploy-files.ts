@@ -45,13 +45,13 @@ export function composeVariables(): Set<string> {
 const RESET = Symbol('!reset')
 const OVERRIDE = Symbol('!override')
 const marked = (mark: symbol) => (value: unknown) => ({ [mark]: value })
-const MERGE_TAGS: Tags = [RESET, OVERRIDE].flatMap((mark) => {
+const MERGE_TAGS: Tags = [RESET, OVERRIDE].flatMap((mark): Tags => {
   const tag = mark.description!
   const resolve = marked(mark)
   return [
     { tag, resolve },
-    { tag, collection: 'seq' as const, nodeClass: YAMLSeq, resolve: (n: YAMLSeq) => resolve(n) },
-    { tag, collection: 'map' as const, nodeClass: YAMLMap, resolve: (n: YAMLMap) => resolve(n) },
+    { tag, collection: 'seq', nodeClass: YAMLSeq, resolve },
+    { tag, collection: 'map', nodeClass: YAMLMap, resolve },
   ]
 })
 
