@@ -11,6 +11,8 @@ export interface Credentials {
 export interface ThroughputConfig {
   mode: 'throughput'
   port: number
+  /** The subscriber's broker, when not `port`'s: another broker of a cluster. */
+  subscriberPort?: number
   /** The broker process whose CPU time is sampled over the measurement window. */
   brokerPid: number
   /** USER_HZ, the unit of /proc/<pid>/stat CPU times. */

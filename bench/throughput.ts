@@ -29,7 +29,7 @@ interface Publisher {
 }
 
 export async function runThroughput(cfg: ThroughputConfig): Promise<ThroughputResult> {
-  const sub = await connectRaw(cfg.port, cfg.subscriber)
+  const sub = await connectRaw(cfg.subscriberPort ?? cfg.port, cfg.subscriber)
   const conns = [sub]
   try {
     await subscribeRaw(sub, cfg.filter, cfg.qos)

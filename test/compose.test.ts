@@ -1,12 +1,17 @@
-// docker-compose.yml, the Dockerfiles and .env.example held against the code: no
-// Docker engine runs here, so these read the files as Compose and Docker would and
-// check what a `docker compose up` depends on.
+// docker-compose.yml (alone, and with docker-compose.scale.yml), the Dockerfiles, the
+// haproxy configurations and .env.example held against the code: no Docker engine runs
+// here, so these read the files as Compose and Docker would and check what a
+// `docker compose up` depends on.
+import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { hostname, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import Fastify from 'fastify'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { resolveTokenSecret } from '../packages/auth/src/secret.ts'
+import { serverOptions } from '../apps/api/src/app.ts'
 import { liveOrigins, loadConfig as loadApiConfig } from '../apps/api/src/config.ts'
+import { defaultInstanceId } from '../apps/api/src/plugins/app/leadership.ts'
 import { loadConfig as loadBrokerConfig } from '../apps/broker/src/config.ts'
 import { BROKER_NODE_FLAGS } from '../apps/broker/src/node-flags.ts'
 import { loadConfig as loadSimConfig } from '../apps/drone-sim/src/config.ts'
@@ -17,6 +22,7 @@ import {
   dockerfileStages,
   envExample,
   envExampleCluster,
+  envExampleScale,
   execForm,
   hostFiles,
   loadCompose,
@@ -58,6 +64,17 @@ const REQUIRED: Record<App, string[]> = {
 const USER_SECRETS = { DEVICE_TOKEN_SECRET: 's'.repeat(48), POSTGRES_PASSWORD: 'p@ss/w:rd%41' }
 const ONE_BROKER = envExample()
 const CLUSTER = { ...ONE_BROKER, ...envExampleCluster() }
+/** Several api instances (docker-compose.scale.yml), on one broker or on the cluster. */
+const SCALED = { ...ONE_BROKER, ...envExampleScale() }
+const FULL = { ...CLUSTER, ...envExampleScale() }
+const LAYOUTS = [
+  ['one broker', ONE_BROKER],
+  ['the cluster profile', CLUSTER],
+  ['several apis', SCALED],
+  ['several apis on the cluster', FULL],
+] as const
+/** Debian's haproxy (package haproxy; .ci/run installs it). */
+const HAPROXY = '/usr/sbin/haproxy'
 
 function tempDir(): string {
   const dir = mkdtempSync(join(tmpdir(), 'skyline-compose-'))
@@ -104,7 +121,7 @@ function target(url: string): { host: string; port: number } {
 
 describe('docker-compose.yml', () => {
   it('builds every app from its Dockerfile, with the repository as the context', () => {
-    const compose = loadCompose(CLUSTER)
+    const compose = loadCompose(FULL)
     for (const app of APPS) expect(servicesOf(compose, app).length, app).toBeGreaterThan(0)
     for (const [name, service] of Object.entries(compose.services)) {
       if (service.build === undefined) {
@@ -135,41 +152,41 @@ describe('docker-compose.yml', () => {
     }
   })
 
-  it.each([
-    ['one broker', ONE_BROKER],
-    ['the cluster profile', CLUSTER],
-  ])('gives every app the variables it needs, with values it accepts (%s)', (_, vars) => {
-    const { compose, host, secrets } = deploy(vars)
-    const brokers = new Set(['mqtt-lb', ...servicesOf(compose, 'broker').map(([name]) => name)])
-    for (const app of APPS) {
-      for (const [name, service] of servicesOf(compose, app)) {
-        const env = host.env(service)
-        for (const variable of REQUIRED[app])
-          expect(env[variable], `${name} ${variable}`).toBeTruthy()
-        // One secret for all, or the broker refuses the others' tokens.
-        expect(resolveTokenSecret(env.DEVICE_TOKEN_SECRET, env.DATA_DIR!), name).toBe(
-          secrets().token,
-        )
-        if (env.MQTT_URL !== undefined) {
-          const { host, port } = target(env.MQTT_URL)
-          expect([...brokers], `${name} MQTT_URL`).toContain(host)
-          expect(compose.services[host], `${name} MQTT_URL`).toBeDefined()
-          expect(port, `${name} MQTT_URL`).toBe(broker.MQTT_PORT)
-        }
-        if (app === 'broker') expect(() => loadBrokerConfig(env), name).not.toThrow()
-        if (app === 'api') expect(() => loadApiConfig(env), name).not.toThrow()
-        if (app === 'drone-sim') {
-          const sim = loadSimConfig(service.command ?? [], env)
-          const demo = loadStartConfig({}).sim
-          expect([sim.drones, sim.stations, sim.timeScale], name).toEqual([
-            demo.SIM_DRONES,
-            demo.SIM_STATIONS,
-            demo.SIM_TIME_SCALE,
-          ])
+  it.each(LAYOUTS)(
+    'gives every app the variables it needs, with values it accepts (%s)',
+    (_, vars) => {
+      const { compose, host, secrets } = deploy(vars)
+      const brokers = new Set(['mqtt-lb', ...servicesOf(compose, 'broker').map(([name]) => name)])
+      for (const app of APPS) {
+        for (const [name, service] of servicesOf(compose, app)) {
+          const env = host.env(service)
+          for (const variable of REQUIRED[app])
+            expect(env[variable], `${name} ${variable}`).toBeTruthy()
+          // One secret for all, or the broker refuses the others' tokens.
+          expect(resolveTokenSecret(env.DEVICE_TOKEN_SECRET, env.DATA_DIR!), name).toBe(
+            secrets().token,
+          )
+          if (env.MQTT_URL !== undefined) {
+            const { host, port } = target(env.MQTT_URL)
+            expect([...brokers], `${name} MQTT_URL`).toContain(host)
+            expect(compose.services[host], `${name} MQTT_URL`).toBeDefined()
+            expect(port, `${name} MQTT_URL`).toBe(broker.MQTT_PORT)
+          }
+          if (app === 'broker') expect(() => loadBrokerConfig(env), name).not.toThrow()
+          if (app === 'api') expect(() => loadApiConfig(env), name).not.toThrow()
+          if (app === 'drone-sim') {
+            const sim = loadSimConfig(service.command ?? [], env)
+            const demo = loadStartConfig({}).sim
+            expect([sim.drones, sim.stations, sim.timeScale], name).toEqual([
+              demo.SIM_DRONES,
+              demo.SIM_STATIONS,
+              demo.SIM_TIME_SCALE,
+            ])
+          }
         }
       }
-    }
-  })
+    },
+  )
 
   it("lets the map open the live stream from the host's browser, and from PUBLIC_ORIGIN", () => {
     const moved = { ...ONE_BROKER, HTTP_PORT: '8080', PUBLIC_ORIGIN: 'https://skyline.example' }
@@ -263,7 +280,7 @@ describe('docker-compose.yml', () => {
   })
 
   it('starts the api once Postgres is healthy, and waits only on services with a health check', () => {
-    const compose = loadCompose(CLUSTER)
+    const compose = loadCompose(FULL)
     const postgres = compose.services.postgres!
     expect([postgres.healthcheck?.test].flat().join(' ')).toMatch(/pg_isready/)
     expect(compose.services.api!.depends_on?.postgres?.condition).toBe('service_healthy')
@@ -310,20 +327,123 @@ describe('docker-compose.yml', () => {
     }
   })
 
+  it('with docker-compose.scale.yml runs replicas of the api behind http-lb, alone on HTTP_PORT', () => {
+    for (const vars of [SCALED, FULL]) {
+      const compose = loadCompose(vars)
+      const apiService = compose.services.api!
+      // No fixed host port for replicas to fight over: http-lb publishes the api's.
+      expect(apiService.ports ?? []).toEqual([])
+      expect(apiService.deploy?.replicas).toBeGreaterThanOrEqual(2)
+      const lb = compose.services['http-lb']!
+      expect(lb.image).toMatch(/^haproxy:/)
+      expect(portMappings(lb.ports)).toEqual([{ host: api.HTTP_PORT, container: api.HTTP_PORT }])
+      expect(lb.depends_on?.api?.condition).toBe('service_healthy')
+      const published = Object.values(compose.services).flatMap((s) => portMappings(s.ports))
+      const hostPorts = published.map((p) => p.host)
+      expect(new Set(hostPorts).size, `host ports ${hostPorts.join(' ')}`).toBe(hostPorts.length)
+    }
+    // Moved with HTTP_PORT, the map and the origins the live stream admits with it.
+    const moved = deploy({ ...SCALED, HTTP_PORT: '8080' })
+    expect(portMappings(moved.compose.services['http-lb']!.ports)).toEqual([
+      { host: 8080, container: api.HTTP_PORT },
+    ])
+    expect(liveOrigins(loadApiConfig(moved.env('api')), api.HTTP_PORT)).toContain(
+      'http://localhost:8080',
+    )
+    // Without it, exactly the single api of today.
+    for (const vars of [ONE_BROKER, CLUSTER]) {
+      const compose = loadCompose(vars)
+      expect(compose.services['http-lb'], 'no http-lb').toBeUndefined()
+      expect(compose.services.api!.deploy).toBeUndefined()
+      expect(portMappings(compose.services.api!.ports)).toEqual([
+        { host: api.HTTP_PORT, container: api.HTTP_PORT },
+      ])
+    }
+  })
+
+  it("sends http-lb to every replica of the api, by Docker's DNS, on the api's port", () => {
+    const compose = loadCompose(SCALED)
+    const lb = compose.services['http-lb']!
+    const [source, target] = lb.volumes![0]!.split(':')
+    expect([source, target]).toEqual([
+      './deploy/haproxy-http.cfg',
+      '/usr/local/etc/haproxy/haproxy.cfg',
+    ])
+    const config = readRepoFile('deploy/haproxy-http.cfg')
+    const binds = [...config.matchAll(/^\s*bind\s+:(\d+)/gm)].map((m) => Number(m[1]))
+    expect(binds).toEqual(portMappings(lb.ports).map((p) => p.container))
+    const template = /^\s*server-template\s+\S+\s+(\d+)\s+([^:\s]+):(\d+)\s*$/m.exec(config)
+    expect(template, 'a server-template line').not.toBeNull()
+    const [, slots, host, port] = template!
+    expect(host).toBe('api')
+    expect(Number(port)).toBe(api.HTTP_PORT)
+    expect(Number(slots)).toBeGreaterThanOrEqual(compose.services.api!.deploy!.replicas!)
+    // Resolved at run time, by Docker's embedded DNS, with no address needed at start.
+    expect(config).toMatch(/^\s*default-server .*\bresolvers docker\b.*\binit-addr none\b/m)
+    expect(config).toMatch(/^resolvers docker\n\s+nameserver \S+ 127\.0\.0\.11:53$/m)
+    // The same probe as the image's HEALTHCHECK: liveness, which needs no token.
+    const probe = finalStage('api').find((i) => i.keyword === 'HEALTHCHECK')!.args
+    const path = /^\s*option httpchk GET (\S+)$/m.exec(config)?.[1]
+    expect(path).toBe('/api/health')
+    expect(probe).toContain(`${path}\``)
+    // The live stream is a WebSocket: once upgraded, `timeout tunnel` governs it, and it
+    // must outlast the api's keepalive (a frame at least every 5 s).
+    const tunnel = /^\s*timeout tunnel (\d+)s$/m.exec(config)
+    expect(Number(tunnel?.[1])).toBeGreaterThan(15)
+  })
+
+  it.each([
+    ['deploy/haproxy.cfg', []],
+    ['deploy/haproxy-http.cfg', ['-dW']], // no warning at all: nothing to resolve at start
+  ])('%s is a configuration the real haproxy accepts', (file, flags) => {
+    const out = execFileSync(HAPROXY, [...flags, '-c', '-f', join(ROOT, file)], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    expect(out).toMatch(/Configuration file is valid/)
+  })
+
+  it('gives each api replica its own instance id, and behind http-lb the client its address', async () => {
+    for (const [, vars] of LAYOUTS) {
+      const env = deploy(vars).env('api')
+      // Unset: each replica takes its container's host name (its id), so no two share the
+      // leader lease's holder name or an MQTT command client id.
+      expect(env.API_INSTANCE_ID).toBeUndefined()
+    }
+    expect(defaultInstanceId().startsWith(`${hostname()}-`)).toBe(true)
+    expect(defaultInstanceId()).not.toBe(defaultInstanceId())
+
+    /** The address the api takes for a request from `peer` forwarding `client`. */
+    const clientOf = async (vars: Record<string, string>, peer: string, client: string) => {
+      const server = Fastify(serverOptions(loadApiConfig(deploy(vars).env('api'))))
+      server.get('/ip', (req) => req.ip)
+      onTestFinished(() => server.close())
+      const res = await server.inject({
+        url: '/ip',
+        remoteAddress: peer,
+        headers: { 'x-forwarded-for': client },
+      })
+      return res.body
+    }
+    // http-lb, at an address Docker picks in a private range, forwards the client's.
+    for (const peer of ['172.18.0.5', '192.168.16.3', '10.10.0.4']) {
+      expect(await clientOf(SCALED, peer, '203.0.113.7'), peer).toBe('203.0.113.7')
+    }
+    // The single api publishes its own port: whoever connects is the client, whatever it says.
+    expect(await clientOf(ONE_BROKER, '172.18.0.1', '203.0.113.7')).toBe('172.18.0.1')
+  })
+
   it('has every variable it uses listed in .env.example, and no other', () => {
-    const listed = Object.keys(envExample()).filter((v) => v !== 'COMPOSE_PROFILES')
+    const compose = ['COMPOSE_PROFILES', 'COMPOSE_FILE'] // docker compose's own
+    const listed = Object.keys(envExample()).filter((v) => !compose.includes(v))
     expect(listed.sort()).toEqual([...composeVariables()].sort())
-    // The cluster settings are variables it uses too.
-    for (const variable of Object.keys(envExampleCluster())) {
+    // The settings of each layout are variables it uses too.
+    for (const variable of Object.keys({ ...envExampleCluster(), ...envExampleScale() })) {
       expect(Object.keys(envExample())).toContain(variable)
     }
   })
 
-  it.each([
-    ['no .env at all', {}],
-    ['.env.example as it is', ONE_BROKER],
-    ['the cluster profile', CLUSTER],
-  ])(
+  it.each<readonly [string, Record<string, string>]>([['no .env at all', {}], ...LAYOUTS])(
     'needs no .env: the secrets are generated once, and each read from one file (%s)',
     (_, vars) => {
       expect(readRepoFile('docker-compose.yml')).not.toMatch(/\$\{\w+:?\?/) // nothing required

@@ -5,7 +5,8 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { parse } from 'yaml'
+import { YAMLMap, YAMLSeq, parse } from 'yaml'
+import type { Tags } from 'yaml'
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url))
 
@@ -19,6 +20,7 @@ export interface ComposeService {
   depends_on?: Record<string, { condition?: string }>
   healthcheck?: { test: string[] | string }
   profiles?: string[]
+  deploy?: { replicas?: number }
 }
 
 export interface Compose {
@@ -29,29 +31,93 @@ export interface Compose {
 /** The raw text of a file at the repository root. */
 export const readRepoFile = (path: string) => readFileSync(join(ROOT, path), 'utf8')
 
-/** Every `${VAR...}` docker-compose.yml refers to. */
+/** The Compose files docker compose reads when .env sets none (COMPOSE_FILE). */
+export const COMPOSE_FILES = ['docker-compose.yml', 'docker-compose.scale.yml']
+
+/** Every `${VAR...}` the Compose files refer to. */
 export function composeVariables(): Set<string> {
-  const names = [...readRepoFile('docker-compose.yml').matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)]
+  const text = COMPOSE_FILES.map(readRepoFile).join('\n')
+  const names = [...text.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)/g)]
   return new Set(names.map((m) => m[1]!))
 }
 
+/** Compose's merge tags (`!reset`, `!override`), read as markers for mergeCompose. */
+const RESET = Symbol('!reset')
+const OVERRIDE = Symbol('!override')
+const marked = (mark: symbol) => (value: unknown) => ({ [mark]: value })
+const MERGE_TAGS: Tags = [RESET, OVERRIDE].flatMap((mark): Tags => {
+  const tag = mark.description!
+  const resolve = marked(mark)
+  return [
+    { tag, resolve },
+    { tag, collection: 'seq', nodeClass: YAMLSeq, resolve },
+    { tag, collection: 'map', nodeClass: YAMLMap, resolve },
+  ]
+})
+
+const isObject = (v: unknown): v is Record<string | symbol, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v)
+
+/** A Compose path whose sequence the later file replaces instead of appending to. */
+const REPLACED = /^services\.[^.]+\.(command|entrypoint|healthcheck\.test)$/
+
 /**
- * docker-compose.yml as Compose sees it with `vars` (its .env): YAML merge keys
- * applied, `${VAR}`, `${VAR:-default}`, `${VAR:?error}` and `${VAR:+alt}` substituted
- * (`:` forms treat empty as unset), and only the services of the active profiles
+ * `over` merged onto `base` as Compose merges its files (the Compose Specification's
+ * "Merge"): mappings key by key, sequences appended (command, entrypoint and a health
+ * check's test replaced), scalars replaced; `!reset` removes a value, `!override`
+ * replaces it whole.
+ */
+function mergeCompose(base: unknown, over: unknown, path = ''): unknown {
+  if (isObject(over) && RESET in over) return undefined
+  if (isObject(over) && OVERRIDE in over) return toJs(over[OVERRIDE])
+  if (Array.isArray(base) && Array.isArray(over) && !REPLACED.test(path)) {
+    const [before, after] = [base as unknown[], over as unknown[]]
+    return [...before, ...after.filter((v) => !before.includes(v))]
+  }
+  if (!isObject(base) || !isObject(over)) return toJs(over)
+  const merged: Record<string, unknown> = { ...base }
+  for (const [key, value] of Object.entries(over)) {
+    const next = mergeCompose(base[key], value, path === '' ? key : `${path}.${key}`)
+    if (next === undefined) delete merged[key]
+    else merged[key] = next
+  }
+  return merged
+}
+
+/** A value with the merge markers left by a first file taken out. */
+function toJs(value: unknown): unknown {
+  if (isObject(value) && (RESET in value || OVERRIDE in value)) return undefined
+  if (Array.isArray(value)) return value.map(toJs)
+  if (isObject(value)) {
+    const entries = Object.entries(value).map(([k, v]) => [k, toJs(v)] as const)
+    return Object.fromEntries(entries.filter(([, v]) => v !== undefined))
+  }
+  return value
+}
+
+/**
+ * The Compose files of `vars` (its .env) as Compose sees them: COMPOSE_FILE's files
+ * (`:`-separated; default docker-compose.yml) merged in order, YAML merge keys applied,
+ * `${VAR}`, `${VAR:-default}`, `${VAR:?error}` and `${VAR:+alt}` substituted (`:` forms
+ * treat empty as unset), and only the services of the active profiles
  * (COMPOSE_PROFILES).
  */
 export function loadCompose(vars: Record<string, string>): Compose {
-  const doc = parse(readRepoFile('docker-compose.yml'), { merge: true }) as Compose
+  const files = (vars.COMPOSE_FILE || 'docker-compose.yml').split(':')
   const substitute = (value: unknown): unknown => {
     if (typeof value === 'string') return interpolate(value, vars)
     if (Array.isArray(value)) return value.map(substitute)
-    if (value !== null && typeof value === 'object') {
-      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v)]))
+    if (isObject(value)) {
+      const marks = Object.getOwnPropertySymbols(value).map((s) => [s, substitute(value[s])])
+      const entries = Object.entries(value).map(([k, v]) => [k, substitute(v)])
+      return Object.fromEntries([...entries, ...marks])
     }
     return value
   }
-  const compose = substitute(doc) as Compose
+  const docs = files.map((file) =>
+    substitute(parse(readRepoFile(file), { merge: true, customTags: MERGE_TAGS })),
+  )
+  const compose = docs.reduce((merged, doc) => mergeCompose(merged, doc), {}) as Compose
   const profiles = (vars.COMPOSE_PROFILES ?? '').split(',').filter(Boolean)
   compose.services = Object.fromEntries(
     Object.entries(compose.services).filter(
@@ -95,16 +161,31 @@ export function envExample(): Record<string, string> {
   )
 }
 
-/** The cluster settings .env.example gives in its comments (`#   KEY=value`). */
-export function envExampleCluster(): Record<string, string> {
-  const lines = readRepoFile('.env.example').split('\n')
-  return Object.fromEntries(
-    lines
-      .map((l) => /^#\s+([A-Z_][A-Z0-9_]*)=(\S+)$/.exec(l))
-      .filter((m) => m !== null)
-      .map((m) => [m[1]!, m[2]!]),
-  )
+/**
+ * The settings .env.example gives in its comments (`#   KEY=value`), each run of
+ * consecutive lines one group: what to set together for one layout.
+ */
+function envExampleGroups(): Record<string, string>[] {
+  const groups: Record<string, string>[] = [{}]
+  for (const line of readRepoFile('.env.example').split('\n')) {
+    const m = /^#\s+([A-Z_][A-Z0-9_]*)=(\S+)$/.exec(line)
+    if (m !== null) groups.at(-1)![m[1]!] = m[2]!
+    else if (Object.keys(groups.at(-1)!).length > 0) groups.push({})
+  }
+  return groups.filter((g) => Object.keys(g).length > 0)
 }
+
+const groupSetting = (variable: string) => {
+  const group = envExampleGroups().find((g) => variable in g)
+  if (group === undefined) throw new Error(`.env.example: no commented ${variable}=…`)
+  return group
+}
+
+/** The cluster profile's settings in .env.example (with COMPOSE_PROFILES). */
+export const envExampleCluster = () => groupSetting('COMPOSE_PROFILES')
+
+/** The settings of several api instances in .env.example (with COMPOSE_FILE). */
+export const envExampleScale = () => groupSetting('COMPOSE_FILE')
 
 export interface Instruction {
   keyword: string

@@ -11,6 +11,9 @@ export class ConfigError extends Error {
 
 const int = z.coerce.number().int()
 
+/** proxy-addr's named ranges (Fastify's trustProxy passes TRUST_PROXY to it). */
+const TRUST_PROXY_RANGES = ['loopback', 'linklocal', 'uniquelocal']
+
 /**
  * A comma-separated list of web origins (`scheme://host[:port]`), each normalised as a
  * browser writes its Origin header (lower-case host, no default port, no path).
@@ -153,10 +156,12 @@ const EnvSchema = withOidcClientRules(
        */
       PUBLIC_ORIGIN: origins.optional(),
       /**
-       * The reverse proxies in front of the api, comma-separated addresses or CIDR ranges
-       * (e.g. 10.0.0.0/8): a request from one of them is the client's named in its
-       * X-Forwarded-For. Default none: every request is its peer's (behind a proxy, all
-       * clients then share one address for the per-address limits).
+       * The reverse proxies in front of the api, comma-separated addresses, CIDR ranges
+       * (e.g. 10.0.0.0/8) or the names of proxy-addr's ranges (`loopback`, `linklocal`,
+       * `uniquelocal`: 10/8, 172.16/12, 192.168/16 and fc00::/7, a container network's
+       * proxy whose address Docker picks): a request from one of them is the client's
+       * named in its X-Forwarded-For. Default none: every request is its peer's (behind a
+       * proxy, all clients then share one address for the per-address limits).
        */
       TRUST_PROXY: z
         .string()
@@ -167,13 +172,17 @@ const EnvSchema = withOidcClientRules(
             .map((e) => e.trim())
             .filter((e) => e !== '')
           for (const e of entries) {
+            if (TRUST_PROXY_RANGES.includes(e)) continue
             const [address = '', prefix, ...rest] = e.split('/')
             const family = isIP(address)
             const bits = family === 6 ? 128 : 32
             const prefixOk =
               prefix === undefined || (/^\d+$/.test(prefix) && Number(prefix) <= bits)
             if (family === 0 || !prefixOk || rest.length > 0) {
-              ctx.addIssue({ code: 'custom', message: `${e} is not an address or a CIDR range` })
+              ctx.addIssue({
+                code: 'custom',
+                message: `${e} is not an address, a CIDR range or one of ${TRUST_PROXY_RANGES.join(', ')}`,
+              })
               return z.NEVER
             }
           }

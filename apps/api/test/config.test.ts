@@ -60,7 +60,7 @@ describe('the live stream limits', () => {
 })
 
 describe('TRUST_PROXY', () => {
-  it('takes addresses and CIDR ranges, and stops start-up naming itself on anything else', () => {
+  it('takes addresses, CIDR ranges and named ranges, and stops start-up naming itself on anything else', () => {
     expect(loadConfig({}).TRUST_PROXY).toEqual([])
     expect(loadConfig({ TRUST_PROXY: '127.0.0.1, 10.0.0.0/8,::1,fd00::/8' }).TRUST_PROXY).toEqual([
       '127.0.0.1',
@@ -68,7 +68,21 @@ describe('TRUST_PROXY', () => {
       '::1',
       'fd00::/8',
     ])
-    for (const value of ['proxy.local', '10.0.0.0/33', '10.0.0.1/8/2', '::1/129', '1.2.3'])
+    // proxy-addr's named ranges, as Fastify's trustProxy passes them on.
+    expect(loadConfig({ TRUST_PROXY: 'uniquelocal,loopback, linklocal' }).TRUST_PROXY).toEqual([
+      'uniquelocal',
+      'loopback',
+      'linklocal',
+    ])
+    for (const value of [
+      'private',
+      'Uniquelocal',
+      'proxy.local',
+      '10.0.0.0/33',
+      '10.0.0.1/8/2',
+      '::1/129',
+      '1.2.3',
+    ])
       expect(() => loadConfig({ TRUST_PROXY: value }), value).toThrow(/TRUST_PROXY/)
   })
 })

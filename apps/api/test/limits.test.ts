@@ -170,6 +170,8 @@ describe('failed sign-ins', () => {
       })
     for (const [env, otherClient] of [
       [{ TRUST_PROXY: '10.1.1.0/24' }, 200],
+      // A proxy in a container network, whose address Docker picks (docker-compose.scale.yml).
+      [{ TRUST_PROXY: 'uniquelocal' }, 200],
       [{}, 429], // every client is the proxy's address: one guesser blocks all
     ] as const) {
       const app = await start({ RATE_LIMIT_AUTH_FAILURES_PER_MIN: '2', ...env })

@@ -33,6 +33,14 @@ export interface Leadership {
 }
 
 /**
+ * An instance's name when API_INSTANCE_ID is unset: the host name (in a container, its
+ * id: the replicas of one compose service differ), the process id and a random suffix
+ * (new at each start). Its MQTT command connection's client id ends with it.
+ */
+export const defaultInstanceId = () =>
+  `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`
+
+/**
  * Which api instance leads (docs/architecture.md "Several api instances"): the leader
  * lease in the database (cluster/lease.ts), taken when the app is ready and given up when
  * it closes, so that another instance takes over at once; a leader that dies or loses the
@@ -42,8 +50,7 @@ export interface Leadership {
 export default fp(
   async (fastify) => {
     const { config, database, log } = fastify
-    const id =
-      config.API_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`
+    const id = config.API_INSTANCE_ID ?? defaultInstanceId()
     fastify.decorate('instanceId', id)
     const duties: { name: string; duty: Duty }[] = []
     // Changes of role one at a time: a duty never starts before its last stop is done.
