@@ -39,6 +39,8 @@ export class LeaderLease {
   private timer: NodeJS.Timeout | undefined
   private round: Promise<void> | undefined
   private readonly name: string
+  /** Longest a fenced transaction may wait for its next statement, ms (as text, for set_config). */
+  private readonly stallMs: string
   /** A round has answered: whether this instance leads is known. */
   decided = false
 
@@ -49,6 +51,7 @@ export class LeaderLease {
     private readonly listener: LeaseListener,
   ) {
     this.name = opts.name ?? 'leader'
+    this.stallMs = String(Math.max(1, Math.floor(opts.ttlMs / 2)))
   }
 
   get isLeader(): boolean {
@@ -109,13 +112,26 @@ export class LeaderLease {
    * Inside a transaction of the leader's: refuses it (LeaseLostError) unless this
    * instance holds the lease with its epoch. The row is share-locked until the
    * transaction ends, so no other instance can take the lease in between.
+   *
+   * A leader paused inside the transaction (SIGSTOP, a long GC, a frozen VM) would hold
+   * that lock, and so keep the lease from every other instance, for as long as it stays
+   * paused (issue 17). So the transaction also sets `idle_in_transaction_session_timeout`
+   * to half the lease: Postgres ends a session that waits that long for the leader's
+   * next statement, which rolls the transaction back and lets the lock go. It is the
+   * server that acts, which a paused process cannot, and only on a transaction that
+   * stalls. Half the lease keeps the takeover within the lease: the paused leader renewed
+   * at most a third of it before it stalled, so the lease lapses no sooner than two
+   * thirds of it after. The statements the leader sends when it resumes are refused
+   * (postgres.js ≥ 4 rejects what a transaction sends after its connection was lost;
+   * 3.4 sent it outside the transaction, unfenced).
    */
   async fence(tx: Tx): Promise<void> {
     const epoch = this.epoch
     if (epoch === undefined) throw new LeaseLostError('this instance does not lead')
     const rows = rowsOf(
       await tx.execute(sql`
-        SELECT 1 FROM leader_lease
+        SELECT set_config('idle_in_transaction_session_timeout', ${this.stallMs}, true)
+        FROM leader_lease
         WHERE name = ${this.name} AND holder = ${this.holder} AND epoch = ${epoch}
           AND expires_at > now()
         FOR SHARE`),

@@ -87,10 +87,17 @@ async function migrateLocked(
  */
 export async function openDatabase(opts: DatabaseOptions): Promise<Database> {
   if (opts.url !== undefined) {
+    // postgres.js 4: a transaction whose connection is lost rejects every statement it
+    // sends after, its COMMIT too. 3.4 sent them on whatever connection came next,
+    // outside the transaction (or inside another one), where a fenced write of a paused
+    // leader committed unfenced (issue 17; porsager/postgres#1155, #1215).
     const client = postgres(opts.url, {
       max: opts.poolSize ?? 10,
       connect_timeout: opts.connectTimeoutS ?? 5,
       backoff: reconnectBackoffS,
+      // Parameters typed from their JavaScript values, as 3.4 did (4 leaves it to the
+      // server): the queries were written and tested that way.
+      infer: true,
       onnotice: () => {},
     })
     const db = drizzlePostgres(client, { schema })
