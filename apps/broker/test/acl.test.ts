@@ -1,12 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { MqttClient } from 'mqtt'
-import {
-  mayLeaveWill,
-  mayPublish,
-  mayRetain,
-  maySubscribe,
-  publishAuthorizer,
-} from '../src/acl.ts'
+import { mayLeaveWill, mayPublish, mayRetain, maySubscribe, publishAuthorizer } from '../src/acl.ts'
 import type { DeviceClaims } from '@skyline/auth'
 import type { ClientIdentity } from '../src/client-identity.ts'
 import { identityKey } from '../src/identities.ts'

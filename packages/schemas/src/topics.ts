@@ -19,9 +19,7 @@ export type TopicAddress =
   | { kind: 'fleet'; fleetId: string; channel: FleetChannel }
 
 export type TopicKind =
-  | `drone/${DroneChannel}`
-  | `station/${StationChannel}`
-  | `fleet/${FleetChannel}`
+  `drone/${DroneChannel}` | `station/${StationChannel}` | `fleet/${FleetChannel}`
 
 export type QoS = 0 | 1 | 2
 
