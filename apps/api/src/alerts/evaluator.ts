@@ -87,7 +87,8 @@ export class AlertEvaluator {
       if (item.kind !== 'telemetry') continue
       const key = `${item.fleetId}/${item.droneId}`
       const before = this.pending.get(key)
-      const zones = [...(before?.zones ?? []), ...(zonesOf.get(key) ?? [])]
+      // Every zone any point was in since the last round: a breach between two points counts.
+      const zones = dedupe([...(before?.zones ?? []), ...(zonesOf.get(key) ?? [])])
       const newer = before === undefined || item.msg.ts >= before.ts
       const { msg } = item
       this.pending.set(
@@ -111,10 +112,7 @@ export class AlertEvaluator {
       this.pointsQueued = true
       this.enqueue(async () => {
         this.pointsQueued = false
-        const points = [...this.pending.values()].map((p) => ({
-          ...p,
-          zones: dedupe(p.zones),
-        }))
+        const points = [...this.pending.values()]
         this.pending = new Map()
         const open = points.flatMap((p) => this.alertsOfDrone(p.fleetId, p.droneId))
         await this.apply(judgePoints(points, open, this.o.battery))
