@@ -22,6 +22,7 @@ import { isDatabaseUnavailable } from './db/errors.ts'
 import { ApiError, RETRY_AFTER_S } from './errors.ts'
 import databasePlugin from './plugins/external/database.ts'
 import mqttPlugin from './plugins/external/mqtt.ts'
+import alertsPlugin from './plugins/app/alerts.ts'
 import deliveriesPlugin from './plugins/app/deliveries.ts'
 import dispatcher from './plugins/app/dispatcher.ts'
 import auth from './plugins/app/auth.ts'
@@ -36,6 +37,7 @@ import security from './plugins/app/security.ts'
 import web from './plugins/app/web.ts'
 import leadership from './plugins/app/leadership.ts'
 import changeFeed from './plugins/app/change-feed.ts'
+import alertsRoutes from './routes/api/alerts.ts'
 import authRoutes from './routes/api/auth.ts'
 import deliveriesRoutes from './routes/api/deliveries.ts'
 import drones from './routes/api/drones.ts'
@@ -230,6 +232,7 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
   await fastify.register(fleetRepository)
   await fastify.register(geofencesPlugin, { now: opts.now })
   await fastify.register(deliveriesPlugin, { now: opts.now })
+  await fastify.register(alertsPlugin, { now: opts.now })
   await fastify.register(auth, { authenticate: opts.authenticate })
   await fastify.register(live)
   await fastify.register(changeFeed)
@@ -244,6 +247,7 @@ async function app(fastify: FastifyInstance, opts: AppOptions): Promise<void> {
     stations,
     deliveriesRoutes,
     geofencesRoutes,
+    alertsRoutes,
     stats,
   ]) {
     await fastify.register(routes, { prefix: '/api' })

@@ -7,6 +7,7 @@ import type { WebSocket } from 'ws'
 import type { Database, Db } from '../src/db/client.ts'
 import { TelemetryPartitions } from '../src/db/partitions.ts'
 import {
+  alerts,
   deliveries,
   deliveryEvents,
   drones,
@@ -180,6 +181,10 @@ const OPERATIONS: Record<string, Kind> = {
   'POST /api/geofences': 'create',
   'PATCH /api/geofences/{id}': 'update',
   'DELETE /api/geofences/{id}': 'delete',
+  'GET /api/alerts': 'list',
+  'GET /api/alerts/{id}': 'one',
+  // Acknowledging again changes nothing and answers 200: one alert serves every caller.
+  'POST /api/alerts/{id}/ack': 'cancel',
   'GET /api/stats': 'list',
 }
 
@@ -191,6 +196,7 @@ function idFor(path: string, caller: Caller, method: string): string {
   if (path.startsWith('/api/drones/')) return 'fa-d1'
   if (path.startsWith('/api/stations/')) return 'fa-s1'
   if (path.startsWith('/api/deliveries/')) return 'fa-del'
+  if (path.startsWith('/api/alerts/')) return 'fa-alert'
   throw new Error(`${path}: say which seeded resource its {id} is (idFor)`)
 }
 
@@ -240,6 +246,18 @@ async function seed(db: Db, f: string): Promise<void> {
   await db
     .insert(geofences)
     .values([`${f}-zone`, ...CALLERS.map((c) => `${f}-zone-${c}`)].map(zone))
+  await db.insert(alerts).values({
+    id: `${f}-alert`,
+    fleetId: f,
+    kind: 'battery_low',
+    severity: 'warning',
+    state: 'open',
+    subjectKey: `drone:${f}-d1`,
+    droneId: `${f}-d1`,
+    openedAt: at,
+    updatedAt: at,
+    facts: { batteryPct: 12 },
+  })
   await new TelemetryPartitions(db).ensureFor([at])
   await db.insert(telemetry).values({
     fleetId: f,

@@ -167,3 +167,33 @@ describe('DATABASE_PASSWORD_FILE', () => {
     expect(loadConfig({}).DATABASE_URL).toBeUndefined()
   })
 })
+
+describe('the alerts variables', () => {
+  it('have defaults, and take a threshold per fleet', () => {
+    const config = loadConfig({ ALERT_BATTERY_LOW_PCT_BY_FLEET: 'f1:30, f-2:12.5,' })
+    expect(config.ALERT_BATTERY_LOW_PCT).toBe(20)
+    expect(config.ALERT_BATTERY_CLEAR_MARGIN_PCT).toBe(5)
+    expect(config.ALERT_STALE_S).toBe(30)
+    expect(config.ALERT_BATTERY_LOW_PCT_BY_FLEET).toEqual({ f1: 30, 'f-2': 12.5 })
+    expect(config.ALERT_WEBHOOK_URL).toBeUndefined()
+  })
+
+  it.each([
+    [{ ALERT_BATTERY_LOW_PCT: '101' }, 'ALERT_BATTERY_LOW_PCT'],
+    [{ ALERT_BATTERY_LOW_PCT_BY_FLEET: 'f1=30' }, 'ALERT_BATTERY_LOW_PCT_BY_FLEET'],
+    [{ ALERT_BATTERY_LOW_PCT_BY_FLEET: 'f/1:30' }, 'ALERT_BATTERY_LOW_PCT_BY_FLEET'],
+    [{ ALERT_BATTERY_LOW_PCT_BY_FLEET: 'f1:' }, 'ALERT_BATTERY_LOW_PCT_BY_FLEET'],
+    [{ ALERT_STALE_S: '0' }, 'ALERT_STALE_S'],
+    [{ ALERT_WEBHOOK_URL: 'ftp://hooks.example' }, 'ALERT_WEBHOOK_URL'],
+    [{ ALERT_WEBHOOK_URL: 'https://hooks.example/skyline' }, 'ALERT_WEBHOOK_SECRET'],
+    [{ ALERT_WEBHOOK_SECRET: 'a-secret-of-enough-length' }, 'ALERT_WEBHOOK_SECRET'],
+    [
+      { ALERT_WEBHOOK_URL: 'https://hooks.example', ALERT_WEBHOOK_SECRET: 'short' },
+      'ALERT_WEBHOOK_SECRET',
+    ],
+    [{ ALERT_WEBHOOK_MAX_ATTEMPTS: '0' }, 'ALERT_WEBHOOK_MAX_ATTEMPTS'],
+  ])('stops start-up on %j, naming %s', (env, name) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError)
+    expect(() => loadConfig(env)).toThrow(new RegExp(`${name}:`))
+  })
+})

@@ -24,6 +24,7 @@ interface Frame {
   type: string
   drones?: { id: string; fleetId: string; position?: { lat: number } | null }[]
   deliveries?: { id: string; status: string }[]
+  alerts?: { kind: string; state: string; subject: { droneId?: string } }[]
 }
 
 const url = process.env.DATABASE_URL
@@ -41,7 +42,7 @@ describe.runIf(url !== undefined && url !== '')(
       await broker?.close()
     })
 
-    it("shows the leader's drones and deliveries, read from the database", async () => {
+    it("shows the leader's drones, deliveries and alerts, read from the database", async () => {
       broker = await startBroker()
       const fresh = await freshPostgres(url!)
       databases.push(fresh)
@@ -95,6 +96,20 @@ describe.runIf(url !== undefined && url !== '')(
       await vi.waitFor(() => {
         const seen = frames.flatMap((f) => (f.type === 'changes' ? (f.deliveries ?? []) : []))
         expect(seen.find((d) => d.id === id)).toMatchObject({ status: 'requested' })
+      }, WAIT)
+
+      // An alert the leader opens (issue 18) reaches the follower's stream too.
+      const low = { ...telemetryAt(Date.now(), 2), batteryPct: 5 }
+      await drone.publishAsync('fleet/f1/drones/d-1/telemetry', JSON.stringify(low), { qos: 1 })
+      await vi.waitFor(() => {
+        const seen = frames.flatMap((f) => (f.type === 'changes' ? (f.alerts ?? []) : []))
+        expect(seen).toContainEqual(
+          expect.objectContaining({
+            kind: 'battery_low',
+            state: 'open',
+            subject: { droneId: 'd-1' },
+          }),
+        )
       }, WAIT)
       ws.terminate()
     })

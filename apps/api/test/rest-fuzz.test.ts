@@ -44,7 +44,7 @@ describe.each(DATABASES)('REST under hostile input on %s', (_name, open) => {
   let operator: string
   let operations: Operation[]
   const devices: MqttClient[] = []
-  const known = { deliveryId: '', cursor: '', geofenceId: '' }
+  const known = { deliveryId: '', cursor: '', geofenceId: '', alertId: '' }
   const now = Date.now()
 
   beforeAll(async () => {
@@ -122,6 +122,20 @@ describe.each(DATABASES)('REST under hostile input on %s', (_name, open) => {
     })
     expect(zone.statusCode, zone.body).toBe(201)
     known.geofenceId = zone.json<{ id: string }>().id
+    // An alert of a drone that sends nothing: it stays open (issue 18).
+    const { changed } = await api.alerts.service.apply({
+      open: [
+        {
+          fleetId: 'f1',
+          kind: 'battery_low',
+          severity: 'warning',
+          subject: { droneId: 'd9' },
+          facts: { batteryPct: 5 },
+        },
+      ],
+      resolve: [],
+    })
+    known.alertId = changed[0]!.id
   }
 
   /** A valid value for each parameter, so that one hostile value reaches the handler. */
@@ -132,6 +146,7 @@ describe.each(DATABASES)('REST under hostile input on %s', (_name, open) => {
       if (op.path.startsWith('/api/drones/')) return 'd1'
       if (op.path.startsWith('/api/stations/')) return 's1'
       if (op.path.startsWith('/api/geofences/')) return known.geofenceId
+      if (op.path.startsWith('/api/alerts/')) return known.alertId
       return known.deliveryId
     }
     const byName: Record<string, string> = {

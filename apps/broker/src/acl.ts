@@ -6,8 +6,16 @@ import type { ClientIdentity } from './client-identity.ts'
 // The authorization table of ARCHITECTURE.md ("Roles"). Pure functions, so that every
 // cell of the table is tested without a broker, and the broker only asks.
 
-function ownerOf(addr: TopicAddress): string {
-  return addr.kind === 'drone' ? addr.droneId : addr.stationId
+/** The device a topic belongs to; none for a fleet's own topic (its alerts). */
+function ownerOf(addr: TopicAddress): string | undefined {
+  switch (addr.kind) {
+    case 'drone':
+      return addr.droneId
+    case 'station':
+      return addr.stationId
+    case 'fleet':
+      return undefined
+  }
 }
 
 function isUnderFleets(filter: string): boolean {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { MqttClient } from 'mqtt'
-import { mayLeaveWill, mayPublish, maySubscribe, publishAuthorizer } from '../src/acl.ts'
+import { mayLeaveWill, mayPublish, mayRetain, maySubscribe, publishAuthorizer } from '../src/acl.ts'
 import type { DeviceClaims } from '@skyline/auth'
 import type { ClientIdentity } from '../src/client-identity.ts'
 import { identityKey } from '../src/identities.ts'
@@ -85,6 +85,26 @@ const ROWS: RoleRow[] = [
       other: 'fleet/f2/drones/v1/status',
       ownAllowed: false,
     },
+  },
+  // Alerts (issue 18): the api's service role publishes a fleet's alerts, the fleet's
+  // viewers read them, and a drone may do neither.
+  {
+    claims: { role: 'service', sub: 'api-f1', fleet: 'f1' },
+    publish: { own: 'fleet/f1/alerts', other: 'fleet/f2/alerts', ownAllowed: true },
+    subscribe: { own: 'fleet/f1/alerts', other: 'fleet/f2/alerts', ownAllowed: true },
+    will: { own: 'fleet/f1/alerts', other: 'fleet/f2/alerts', ownAllowed: false },
+  },
+  {
+    claims: { role: 'viewer', sub: 'v2', fleet: 'f1' },
+    publish: { own: 'fleet/f1/alerts', other: 'fleet/f2/alerts', ownAllowed: false },
+    subscribe: { own: 'fleet/f1/alerts', other: 'fleet/f2/alerts', ownAllowed: true },
+    will: { own: 'fleet/f1/alerts', other: 'fleet/f2/alerts', ownAllowed: false },
+  },
+  {
+    claims: { role: 'drone', sub: 'd3', fleet: 'f1' },
+    publish: { own: 'fleet/f1/alerts', other: 'fleet/f2/alerts', ownAllowed: false },
+    subscribe: { own: 'fleet/f1/alerts', other: 'fleet/f2/alerts', ownAllowed: false },
+    will: { own: 'fleet/f1/alerts', other: 'fleet/f2/alerts', ownAllowed: false },
   },
 ]
 
@@ -202,6 +222,11 @@ describe('acl rules', () => {
     expect(maySubscribe(service, 'fleet/+/drones/+/telemetry')).toBe(true)
     expect(maySubscribe(service, '$SYS/#')).toBe(false)
     expect(maySubscribe(service, '+/f1/#')).toBe(false)
+  })
+
+  it('lets no one retain an alert: the contract does not retain them', () => {
+    expect(mayRetain('fleet/f1/alerts')).toBe(false)
+    expect(mayRetain('fleet/f1/drones/d1/status')).toBe(true)
   })
 
   it('answers as mayPublish does when it remembers, past its bound too', () => {

@@ -79,13 +79,14 @@ const changes = (o: {
   drones: o.drones ?? [],
   stations: o.stations ?? [],
   deliveries: o.deliveries ?? [],
+  alerts: [],
 })
 
 describe('FleetStore', () => {
   it('replaces everything with a snapshot and reports a reset', () => {
     const store = new FleetStore()
     store.applySnapshot(snapshot({ drones: [drone('old')] }))
-    const c = store.apply({ type: 'snapshot', ...snapshot() })
+    const c = store.apply({ type: 'snapshot', ...snapshot(), alerts: [] })
     expect(c.reset).toBe(true)
     expect([...store.drones.keys()]).toEqual(['f1/d1', 'f1/d2'])
     expect(store.deliveryOf({ fleetId: 'f1', id: 'd1' })?.id).toBe('x1')

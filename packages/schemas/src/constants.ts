@@ -36,3 +36,22 @@ export type GeofenceKind = (typeof GEOFENCE_KINDS)[number]
 
 /** Vertices of one geofence at most, over all its rings (each ring's closing one counted). */
 export const MAX_GEOFENCE_VERTICES = 1_000
+
+/** docs/architecture.md "Alerts": what an alert is about. */
+export const ALERT_KINDS = [
+  'battery_low',
+  'drone_lost',
+  'geofence_breach',
+  'delivery_late',
+  'station_offline',
+  'route_blocked',
+] as const
+export type AlertKind = (typeof ALERT_KINDS)[number]
+
+/** How urgent an alert is. */
+export const ALERT_SEVERITIES = ['info', 'warning', 'critical'] as const
+export type AlertSeverity = (typeof ALERT_SEVERITIES)[number]
+
+/** An alert is open, then maybe acknowledged by an operator, then resolved when its condition clears. */
+export const ALERT_STATES = ['open', 'acknowledged', 'resolved'] as const
+export type AlertState = (typeof ALERT_STATES)[number]

@@ -1,4 +1,5 @@
 import type { z } from 'zod'
+import { AlertSchema, type Alert } from './alerts.ts'
 import {
   DeliveryRequestSchema,
   DroneCommandSchema,
@@ -23,6 +24,7 @@ export type PayloadByKind = {
   'drone/commands': DroneCommand
   'station/status': StationStatus
   'station/requests': DeliveryRequest
+  'fleet/alerts': Alert
 }
 
 // Keyed by TopicKind, so a kind without a schema (or a schema of the wrong type) fails to compile.
@@ -33,6 +35,7 @@ export const PAYLOAD_SCHEMAS: { readonly [K in TopicKind]: z.ZodType<PayloadByKi
   'drone/commands': DroneCommandSchema,
   'station/status': StationStatusSchema,
   'station/requests': DeliveryRequestSchema,
+  'fleet/alerts': AlertSchema,
 }
 
 export type DecodeResult<T> = { ok: true; value: T } | { ok: false; reason: string }

@@ -1,19 +1,25 @@
 import { isValidId } from './ids.ts'
 
-// The topic grammar of ARCHITECTURE.md: `fleet/{fleetId}/drones/{droneId}/{channel}` and
-// `fleet/{fleetId}/stations/{stationId}/{channel}`. Nothing else is a Skyline topic.
+// The topic grammar of ARCHITECTURE.md: `fleet/{fleetId}/drones/{droneId}/{channel}`,
+// `fleet/{fleetId}/stations/{stationId}/{channel}` and, for what concerns a whole fleet,
+// `fleet/{fleetId}/{channel}`. Nothing else is a Skyline topic.
 export const TOPIC_PREFIX = 'fleet'
 
 export const DRONE_CHANNELS = ['telemetry', 'status', 'events', 'commands'] as const
 export const STATION_CHANNELS = ['status', 'requests'] as const
+/** A fleet's own channels: its alerts (issue 18). */
+export const FLEET_CHANNELS = ['alerts'] as const
 export type DroneChannel = (typeof DRONE_CHANNELS)[number]
 export type StationChannel = (typeof STATION_CHANNELS)[number]
+export type FleetChannel = (typeof FLEET_CHANNELS)[number]
 
 export type TopicAddress =
   | { kind: 'drone'; fleetId: string; droneId: string; channel: DroneChannel }
   | { kind: 'station'; fleetId: string; stationId: string; channel: StationChannel }
+  | { kind: 'fleet'; fleetId: string; channel: FleetChannel }
 
-export type TopicKind = `drone/${DroneChannel}` | `station/${StationChannel}`
+export type TopicKind =
+  `drone/${DroneChannel}` | `station/${StationChannel}` | `fleet/${FleetChannel}`
 
 export type QoS = 0 | 1 | 2
 
@@ -35,6 +41,9 @@ export const TOPIC_SPECS: Readonly<Record<TopicKind, TopicSpec>> = {
   'drone/commands': { qos: 2, retain: false, publisher: 'service' },
   'station/status': { qos: 1, retain: true, publisher: 'station' },
   'station/requests': { qos: 1, retain: false, publisher: 'station' },
+  // The api's alerts: QoS 1 (each change reaches a subscriber at least once), not retained
+  // (a fleet has many alerts, and REST lists them; a retained one would be only the last).
+  'fleet/alerts': { qos: 1, retain: false, publisher: 'service' },
 }
 
 export type ApiSubscription = { readonly filter: string; readonly qos: QoS }
@@ -82,6 +91,11 @@ export function buildTopic(addr: TopicAddress): string {
         throw new TopicError(`unknown station channel ${JSON.stringify(addr.channel)}`)
       }
       return `${TOPIC_PREFIX}/${addr.fleetId}/stations/${addr.stationId}/${addr.channel}`
+    case 'fleet':
+      if (!isOneOf(FLEET_CHANNELS, addr.channel)) {
+        throw new TopicError(`unknown fleet channel ${JSON.stringify(addr.channel)}`)
+      }
+      return `${TOPIC_PREFIX}/${addr.fleetId}/${addr.channel}`
     default:
       return unreachable(addr)
   }
@@ -90,6 +104,12 @@ export function buildTopic(addr: TopicAddress): string {
 /** The address of a Skyline topic, or null for any topic outside the grammar. */
 export function parseTopic(topic: string): TopicAddress | null {
   const levels = topic.split('/')
+  if (levels.length === 3) {
+    const [prefix = '', fleetId = '', channel = ''] = levels
+    return prefix === TOPIC_PREFIX && isValidId(fleetId) && isOneOf(FLEET_CHANNELS, channel)
+      ? { kind: 'fleet', fleetId, channel }
+      : null
+  }
   if (levels.length !== 5) return null
   // The length is checked, so the defaults never apply; they only narrow away `undefined`.
   const [prefix = '', fleetId = '', collection = '', id = '', channel = ''] = levels
@@ -109,6 +129,8 @@ export function topicKind(addr: TopicAddress): TopicKind {
       return `drone/${addr.channel}`
     case 'station':
       return `station/${addr.channel}`
+    case 'fleet':
+      return `fleet/${addr.channel}`
     default:
       return unreachable(addr)
   }

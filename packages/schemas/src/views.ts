@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import type { Alert } from './alerts.ts'
 import { DELIVERY_STATUSES, DRONE_STATES, GEOFENCE_KINDS } from './constants.ts'
 import { GeofenceGeometrySchema } from './geofences.ts'
 
@@ -146,16 +147,18 @@ export type AuthConfig = z.infer<typeof AuthConfigSchema>
 export type DroneChange = Pick<DroneView, 'id' | 'fleetId'> & Partial<DroneView>
 
 /**
- * `/api/live` frames. The first is a snapshot (a FleetView); then at most one
- * `changes` frame every 250 ms. An `error` answers a message the server cannot read.
+ * `/api/live` frames. The first is a snapshot (a FleetView, and the alerts not resolved);
+ * then at most one `changes` frame every 250 ms, with the alerts opened, acknowledged or
+ * resolved since. An `error` answers a message the server cannot read.
  */
 export type LiveFrame =
-  | ({ type: 'snapshot' } & FleetView)
+  | ({ type: 'snapshot'; alerts: Alert[] } & FleetView)
   | {
       type: 'changes'
       at: string
       drones: DroneChange[]
       stations: StationView[]
       deliveries: DeliveryView[]
+      alerts: Alert[]
     }
   | { type: 'error'; message: string }

@@ -21,6 +21,7 @@ const FOLDER_KINDS: Record<string, TopicKind> = {
   'drone-command': 'drone/commands',
   'station-status': 'station/status',
   'delivery-request': 'station/requests',
+  alert: 'fleet/alerts',
 }
 
 const InvalidFixtureSchema = z.object({

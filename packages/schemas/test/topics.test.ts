@@ -3,6 +3,7 @@ import {
   API_SUBSCRIPTIONS,
   buildTopic,
   DRONE_CHANNELS,
+  FLEET_CHANNELS,
   parseTopic,
   STATION_CHANNELS,
   TOPIC_SPECS,
@@ -28,7 +29,19 @@ const ADDRESSES: TopicAddress[] = [
     stationId: 'st-9',
     channel,
   })),
+  ...FLEET_CHANNELS.map((channel) => ({ kind: 'fleet' as const, fleetId: 'f1', channel })),
 ]
+
+const topicOf = (addr: TopicAddress): string => {
+  switch (addr.kind) {
+    case 'drone':
+      return `fleet/f1/drones/${addr.droneId}/${addr.channel}`
+    case 'station':
+      return `fleet/f1/stations/${addr.stationId}/${addr.channel}`
+    case 'fleet':
+      return `fleet/f1/${addr.channel}`
+  }
+}
 
 // MQTT 3.1.1 §4.7: `+` matches exactly one level, `#` (last) matches the rest, parent included.
 function matches(filter: string, topic: string): boolean {
@@ -44,8 +57,7 @@ function matches(filter: string, topic: string): boolean {
 describe('buildTopic and parseTopic', () => {
   it.each(ADDRESSES)('round-trips $kind $channel', (addr) => {
     const topic = buildTopic(addr)
-    const id = addr.kind === 'drone' ? addr.droneId : addr.stationId
-    expect(topic).toBe(`fleet/f1/${addr.kind}s/${id}/${addr.channel}`)
+    expect(topic).toBe(topicOf(addr))
     expect(parseTopic(topic)).toEqual(addr)
   })
 
@@ -95,6 +107,12 @@ describe('parseTopic', () => {
     'fleet/f 1/drones/d1/status',
     'fleet/f1/drones/drön/status',
     `fleet/f1/drones/${'x'.repeat(65)}/status`,
+    'fleet/f1/telemetry',
+    'fleet/f1/Alerts',
+    'fleet/+/alerts',
+    'fleet/$SYS/alerts',
+    'fleet/f1/alerts/x',
+    'fleet/f1/drones/d1/alerts',
   ])('rejects %j', (topic) => {
     expect(parseTopic(topic)).toBeNull()
   })
@@ -120,6 +138,8 @@ describe('buildTopic', () => {
     expect(() => buildTopic(addr as TopicAddress)).toThrow(TopicError)
     const station = { kind: 'station', fleetId: 'f1', stationId: 's1', channel: 'commands' }
     expect(() => buildTopic(station as TopicAddress)).toThrow(TopicError)
+    const fleet = { kind: 'fleet', fleetId: 'f1', channel: 'status' }
+    expect(() => buildTopic(fleet as TopicAddress)).toThrow(TopicError)
   })
 
   it('throws TopicError for an unknown kind', () => {
@@ -137,6 +157,7 @@ describe('TOPIC_SPECS', () => {
       'drone/commands': { qos: 2, retain: false, publisher: 'service' },
       'station/status': { qos: 1, retain: true, publisher: 'station' },
       'station/requests': { qos: 1, retain: false, publisher: 'station' },
+      'fleet/alerts': { qos: 1, retain: false, publisher: 'service' },
     })
   })
 
@@ -176,9 +197,11 @@ describe('API_SUBSCRIPTIONS', () => {
     expect(kindsMatchedBy(filter)).toHaveLength(1)
   })
 
-  it('covers every kind except the commands the api itself publishes', () => {
+  it('covers every kind except the commands and alerts the api itself publishes', () => {
     const covered = API_SUBSCRIPTIONS.flatMap(({ filter }) => kindsMatchedBy(filter)).sort()
-    const expected = Object.keys(TOPIC_SPECS).filter((kind) => kind !== 'drone/commands')
+    const expected = Object.keys(TOPIC_SPECS).filter(
+      (kind) => kind !== 'drone/commands' && kind !== 'fleet/alerts',
+    )
     expect(covered).toEqual(expected.sort())
   })
 

@@ -21,6 +21,8 @@ export interface ChangeNotice {
   deliveries: string[]
   /** Fleets whose zones changed (geofence/service.ts): the others read them again. */
   geofences: string[]
+  /** Ids of alerts opened, acknowledged or resolved (alerts/service.ts). */
+  alerts: string[]
 }
 
 /**
@@ -32,6 +34,7 @@ export class ChangeCollector {
   private stations = new Set<string>()
   private deliveries = new Set<string>()
   private geofences = new Set<string>()
+  private alerts = new Set<string>()
 
   constructor(private readonly from: string) {}
 
@@ -58,11 +61,19 @@ export class ChangeCollector {
     this.geofences.add(fleetId)
   }
 
+  /** An alert changed. */
+  alert(id: string): void {
+    this.alerts.add(id)
+  }
+
   flush(): string[] {
     const payloads: string[] = []
     let notice = this.empty()
     let bytes = JSON.stringify(notice).length
-    const add = (field: 'drones' | 'stations' | 'deliveries' | 'geofences', value: string) => {
+    const add = (
+      field: 'drones' | 'stations' | 'deliveries' | 'geofences' | 'alerts',
+      value: string,
+    ) => {
       const size = value.length + 4 // quotes, comma, and room for an escaped character
       if (bytes + size > MAX_PAYLOAD_BYTES) {
         payloads.push(JSON.stringify(notice))
@@ -76,18 +87,27 @@ export class ChangeCollector {
     for (const key of this.stations) add('stations', key)
     for (const id of this.deliveries) add('deliveries', id)
     for (const fleetId of this.geofences) add('geofences', fleetId)
-    const { drones, stations, deliveries, geofences } = notice
-    if (drones.length + stations.length + deliveries.length + geofences.length > 0)
+    for (const id of this.alerts) add('alerts', id)
+    const { drones, stations, deliveries, geofences, alerts } = notice
+    if (drones.length + stations.length + deliveries.length + geofences.length + alerts.length > 0)
       payloads.push(JSON.stringify(notice))
     this.drones = new Set()
     this.stations = new Set()
     this.deliveries = new Set()
     this.geofences = new Set()
+    this.alerts = new Set()
     return payloads
   }
 
   private empty(): ChangeNotice {
-    return { from: this.from, drones: [], stations: [], deliveries: [], geofences: [] }
+    return {
+      from: this.from,
+      drones: [],
+      stations: [],
+      deliveries: [],
+      geofences: [],
+      alerts: [],
+    }
   }
 }
 
@@ -98,6 +118,8 @@ const ChangeNoticeSchema = z.object({
   deliveries: z.array(z.string()),
   // Absent from an instance of a version before zones: none changed.
   geofences: z.array(z.string()).default([]),
+  // Absent from an instance of a version before alerts: none changed.
+  alerts: z.array(z.string()).default([]),
 })
 
 /** A notice from another instance, or undefined for one of ours or one that is not a notice. */

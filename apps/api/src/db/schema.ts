@@ -13,7 +13,11 @@ import {
   timestamp,
   uniqueIndex,
 } from 'drizzle-orm/pg-core'
+import { sql } from 'drizzle-orm'
 import {
+  ALERT_KINDS,
+  ALERT_SEVERITIES,
+  ALERT_STATES,
   DELIVERY_STATUSES,
   GEOFENCE_KINDS,
   type DeliveryStatus,
@@ -264,4 +268,69 @@ export const geofences = pgTable(
     updatedAt: at('updated_at').notNull(),
   },
   (t) => [index('geofences_fleet').on(t.fleetId, t.id)],
+)
+
+/**
+ * Alerts (docs/architecture.md "Alerts"), one row per alert: opened by the leader's
+ * evaluation, acknowledged by an operator, resolved when its condition clears. Its subject
+ * is the ids it names (`subject_key` spells them once, `drone:d1/zone:z1`); at most one
+ * alert of a kind and subject is not resolved at a time (the partial unique index).
+ */
+export const alerts = pgTable(
+  'alerts',
+  {
+    id: text('id').primaryKey(),
+    fleetId: text('fleet_id').notNull(),
+    kind: text('kind', { enum: ALERT_KINDS }).notNull(),
+    severity: text('severity', { enum: ALERT_SEVERITIES }).notNull(),
+    state: text('state', { enum: ALERT_STATES }).notNull(),
+    subjectKey: text('subject_key').notNull(),
+    droneId: text('drone_id'),
+    stationId: text('station_id'),
+    deliveryId: text('delivery_id'),
+    zoneId: text('zone_id'),
+    openedAt: at('opened_at').notNull(),
+    acknowledgedAt: at('acknowledged_at'),
+    /** The `sub` of the operator who acknowledged it. */
+    acknowledgedBy: text('acknowledged_by'),
+    resolvedAt: at('resolved_at'),
+    /** When the row last changed (opened, acknowledged, resolved): the payload's `ts`. */
+    updatedAt: at('updated_at').notNull(),
+    facts: jsonb('facts').$type<Record<string, unknown>>().notNull(),
+  },
+  (t) => [
+    uniqueIndex('alerts_one_open')
+      .on(t.fleetId, t.kind, t.subjectKey)
+      .where(sql`${t.state} <> 'resolved'`),
+    index('alerts_fleet_opened').on(t.fleetId, t.openedAt, t.id),
+    index('alerts_opened').on(t.openedAt, t.id),
+  ],
+)
+
+/**
+ * The alerts' webhook outbox (ALERT_WEBHOOK_URL): one row per alert change to deliver,
+ * written in the change's transaction, so a change committed is a change sent, across a
+ * restart. A row is delivered (`delivered_at`), waiting for its next attempt
+ * (`next_attempt_at`), or dead (`dead_at`: the last attempt failed, `last_error` says why).
+ */
+export const alertWebhookOutbox = pgTable(
+  'alert_webhook_outbox',
+  {
+    id: bigserial('id', { mode: 'number' }).primaryKey(),
+    alertId: text('alert_id').notNull(),
+    fleetId: text('fleet_id').notNull(),
+    /** The request body, exactly as signed and sent (the Alert payload, JSON). */
+    body: text('body').notNull(),
+    attempts: integer('attempts').notNull().default(0),
+    nextAttemptAt: at('next_attempt_at').notNull(),
+    lastError: text('last_error'),
+    createdAt: at('created_at').notNull(),
+    deliveredAt: at('delivered_at'),
+    deadAt: at('dead_at'),
+  },
+  (t) => [
+    index('alert_webhook_outbox_due')
+      .on(t.nextAttemptAt, t.id)
+      .where(sql`${t.deliveredAt} IS NULL AND ${t.deadAt} IS NULL`),
+  ],
 )

@@ -99,6 +99,9 @@ export class Ingest {
       case 'drone/commands':
         // The api sends commands; one coming back is not ingested.
         return reject('unexpected_topic: commands are not ingested')
+      case 'fleet/alerts':
+        // The api publishes alerts (it does not subscribe there); one would not be ingested.
+        return reject('unexpected_topic: alerts are not ingested')
       default: {
         const unhandled: never = kind
         return reject(`unknown_topic: ${String(unhandled)}`)

@@ -46,6 +46,7 @@ export default fp(
     })
     const unsubscribe = lifecycle.changes.subscribe((id) => collector.delivery(id))
     const unsubscribeZones = geofences.onChange((fleetId) => collector.geofence(fleetId))
+    const unsubscribeAlerts = fastify.alerts.service.onChange((alert) => collector.alert(alert.id))
     let telling: Promise<unknown> = Promise.resolve()
     const tell = () => {
       const payloads = collector.flush()
@@ -69,6 +70,7 @@ export default fp(
       clearInterval(timer)
       unsubscribe()
       unsubscribeZones()
+      unsubscribeAlerts()
       tell()
       await telling
       await unlisten().catch(() => {})
@@ -76,6 +78,6 @@ export default fp(
   },
   {
     name: 'change-feed',
-    dependencies: ['database', 'leadership', 'live', 'deliveries', 'geofences'],
+    dependencies: ['database', 'leadership', 'live', 'deliveries', 'geofences', 'alerts'],
   },
 )

@@ -45,6 +45,7 @@ export default fp(
           m.buffered.set(batcher.buffered)
           fastify.live.committed(items)
           fastify.changeFeed.committed(items)
+          fastify.alerts.committed(items)
           for (const id of deliveriesIn(items)) lifecycle.changes.emit(id)
         },
         failed: (err, attempt) => {
@@ -114,6 +115,7 @@ export default fp(
       'live',
       'leadership',
       'change-feed',
+      'alerts',
     ],
   },
 )

@@ -4,6 +4,8 @@ import type { WebSocket } from '@fastify/websocket'
 import fp from 'fastify-plugin'
 import { z } from 'zod'
 import { DEFAULT_CLOCK_TOLERANCE_S, oidcOptions } from '@skyline/auth'
+import type { Alert } from '@skyline/schemas'
+import { alertOf } from '../../alerts/repository.ts'
 import { inScope, scopeKey } from '../../auth/principal.ts'
 import type { FleetScope, Principal } from '../../auth/principal.ts'
 import { liveOrigins } from '../../config.ts'
@@ -83,6 +85,10 @@ export class LiveHub {
   private deliveryIds = new Set<string>()
   /** Drones another instance changed (`fleetId/id`): read whole from the database. */
   private dronesToRead = new Set<string>()
+  /** Alerts this instance changed, as they are now (the latest change of each). */
+  private alerts = new Map<string, Alert>()
+  /** Alerts another instance changed: read from the database. */
+  private alertsToRead = new Set<string>()
   private lastSentAt = Date.now()
   private pingSeq = 0
   /**
@@ -146,12 +152,23 @@ export class LiveHub {
     if (this.clients.size > 0) this.deliveryIds.add(id)
   }
 
-  /** Another instance committed these: drones and stations by `fleetId/id`, deliveries. */
-  toldByPeer(notice: { drones: string[]; stations: string[]; deliveries: string[] }): void {
+  /** An alert this instance opened, acknowledged or resolved (alerts/service.ts). */
+  alertChanged(alert: Alert): void {
+    if (this.clients.size > 0) this.alerts.set(alert.id, alert)
+  }
+
+  /** Another instance committed these: drones and stations by `fleetId/id`, deliveries, alerts. */
+  toldByPeer(notice: {
+    drones: string[]
+    stations: string[]
+    deliveries: string[]
+    alerts: string[]
+  }): void {
     if (this.clients.size === 0) return
     for (const key of notice.drones) this.dronesToRead.add(key)
     for (const key of notice.stations) this.stations.add(key)
     for (const id of notice.deliveries) this.deliveryIds.add(id)
+    for (const id of notice.alerts) this.alertsToRead.add(id)
   }
 
   get version(): number {
@@ -231,20 +248,31 @@ export class LiveHub {
     dronesToRead: string[]
     stations: string[]
     deliveryIds: string[]
+    alerts: Alert[]
+    alertsToRead: string[]
   } {
     const out = {
       drones: [...this.drones.values()],
       dronesToRead: [...this.dronesToRead].filter((key) => !this.drones.has(key)),
       stations: [...this.stations],
       deliveryIds: [...this.deliveryIds],
+      alerts: [...this.alerts.values()],
+      alertsToRead: [...this.alertsToRead].filter((id) => !this.alerts.has(id)),
     }
     const n =
-      out.drones.length + out.dronesToRead.length + out.stations.length + out.deliveryIds.length
+      out.drones.length +
+      out.dronesToRead.length +
+      out.stations.length +
+      out.deliveryIds.length +
+      out.alerts.length +
+      out.alertsToRead.length
     if (n > 0) this.versionNo++
     this.drones = new Map()
     this.dronesToRead = new Set()
     this.stations = new Set()
     this.deliveryIds = new Set()
+    this.alerts = new Map()
+    this.alertsToRead = new Set()
     return out
   }
 
@@ -368,13 +396,14 @@ export class LiveHub {
   }
 }
 
-/** A changes frame: drones' changed fields, stations' and deliveries' whole views. */
+/** A changes frame: drones' changed fields, stations', deliveries' and alerts' whole views. */
 interface Frame {
   type: 'changes'
   at: string
   drones: DroneChange[]
   stations: { fleetId: string }[]
   deliveries: { fleetId: string }[]
+  alerts: { fleetId: string }[]
 }
 
 function onlyFleets(frame: Frame, fleets: FleetScope): Frame {
@@ -384,6 +413,7 @@ function onlyFleets(frame: Frame, fleets: FleetScope): Frame {
     drones: frame.drones.filter(mine),
     stations: frame.stations.filter(mine),
     deliveries: frame.deliveries.filter(mine),
+    alerts: frame.alerts.filter(mine),
   }
 }
 
@@ -442,15 +472,17 @@ export default fp(
     )
     fastify.decorate('live', hub)
     const unsubscribe = fastify.lifecycle.changes.subscribe((id) => hub.deliveryChanged(id))
+    const unsubscribeAlerts = fastify.alerts.service.onChange((alert) => hub.alertChanged(alert))
     await fastify.register(websocket, { options: { maxPayload: 4096 } })
 
     const snapshots = new SnapshotCache(async (fleets) => {
       metrics.liveSnapshots.inc()
       const now = new Date()
-      const [drones, stations, unfinished] = await Promise.all([
+      const [drones, stations, unfinished, alerts] = await Promise.all([
         fastify.fleet.listDrones(fleets),
         fastify.fleet.listStations(fleets),
         fastify.deliveries.unfinished(fleets),
+        fastify.alerts.service.repository.unresolved(fleets),
       ])
       const snapshot = {
         type: 'snapshot',
@@ -458,6 +490,7 @@ export default fp(
         drones: drones.map((d) => droneView(d, now, config.STALE_AFTER_S)),
         stations: stations.map(stationView),
         deliveries: unfinished.map(deliveryView),
+        alerts: alerts.map(alertOf),
       }
       return Buffer.from(JSON.stringify(snapshot))
     }, FRAME_MS)
@@ -577,7 +610,9 @@ export default fp(
         changes.drones.length +
         changes.dronesToRead.length +
         changes.stations.length +
-        changes.deliveryIds.length
+        changes.deliveryIds.length +
+        changes.alerts.length +
+        changes.alertsToRead.length
       if (n === 0) {
         if (hub.quietTooLong) {
           hub.send({
@@ -586,16 +621,18 @@ export default fp(
             drones: [],
             stations: [],
             deliveries: [],
+            alerts: [],
           })
         }
         return
       }
-      const [stationRows, deliveryRows, droneRows] = await Promise.all([
+      const [stationRows, deliveryRows, droneRows, alertRows] = await Promise.all([
         changes.stations.length > 0 ? fastify.fleet.listStations('*') : Promise.resolve([]),
         fastify.deliveries.byIds(changes.deliveryIds),
         changes.dronesToRead.length > 0
           ? fastify.fleet.dronesByKeys(changes.dronesToRead)
           : Promise.resolve([]),
+        fastify.alerts.service.repository.byIds(changes.alertsToRead),
       ])
       const wanted = new Set(changes.stations)
       const now = new Date()
@@ -608,6 +645,7 @@ export default fp(
         ],
         stations: stationRows.filter((s) => wanted.has(`${s.fleetId}/${s.id}`)).map(stationView),
         deliveries: deliveryRows.map(deliveryView),
+        alerts: [...changes.alerts, ...alertRows.map(alertOf)],
       })
     }
     // Each frame is scheduled when the last is out: never two within FRAME_MS, even
@@ -628,12 +666,13 @@ export default fp(
     loop()
     fastify.addHook('onClose', async () => {
       unsubscribe()
+      unsubscribeAlerts()
       closed = true
       clearTimeout(timer)
     })
   },
   {
     name: 'live',
-    dependencies: ['fleet-repository', 'deliveries', 'metrics', 'limits'],
+    dependencies: ['fleet-repository', 'deliveries', 'metrics', 'limits', 'alerts'],
   },
 )

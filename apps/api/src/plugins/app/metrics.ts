@@ -104,6 +104,39 @@ export class ApiMetrics {
     registers: [this.registry],
   })
 
+  readonly alertsOpened = new Counter({
+    name: 'skyline_alerts_opened_total',
+    help: 'Alerts opened, by kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  })
+  readonly alertsResolved = new Counter({
+    name: 'skyline_alerts_resolved_total',
+    help: 'Alerts resolved (their condition cleared), by kind',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  })
+  readonly alertPublishFailures = new Counter({
+    name: 'skyline_alert_publish_failures_total',
+    help: 'Alert changes not acknowledged by the broker on fleet/{f}/alerts in time (QoS 1)',
+    registers: [this.registry],
+  })
+  readonly webhookDelivered = new Counter({
+    name: 'skyline_alert_webhook_delivered_total',
+    help: 'Alert changes the webhook receiver took (2xx)',
+    registers: [this.registry],
+  })
+  readonly webhookRetries = new Counter({
+    name: 'skyline_alert_webhook_retries_total',
+    help: 'Webhook attempts that failed and will be tried again',
+    registers: [this.registry],
+  })
+  readonly webhookDeadLetters = new Counter({
+    name: 'skyline_alert_webhook_dead_letters_total',
+    help: 'Alert changes given up after ALERT_WEBHOOK_MAX_ATTEMPTS (dead letters in alert_webhook_outbox)',
+    registers: [this.registry],
+  })
+
   constructor() {
     collectDefaultMetrics({ register: this.registry })
   }

@@ -4,7 +4,7 @@ import type { MqttClient } from 'mqtt'
 import type { FastifyBaseLogger } from 'fastify'
 import { generate } from 'mqtt-packet'
 import { API_SUBSCRIPTIONS } from '@skyline/schemas'
-import type { DroneCommand } from '@skyline/schemas'
+import type { Alert, DroneCommand } from '@skyline/schemas'
 import { keepRenewed } from '@skyline/auth'
 import { mqttCredentials } from '../../auth/mqtt-credentials.ts'
 import { AckWriter } from '../../ingest/acks.ts'
@@ -39,6 +39,8 @@ export interface MqttConnection {
   readonly listeningSince: Date | undefined
   /** Publishes a command to a drone at QoS 2: resolves on PUBCOMP, rejects after 5 s. */
   sendCommand(topic: string, command: DroneCommand): Promise<void>
+  /** Publishes an alert on its fleet's topic at QoS 1: resolves on PUBACK, rejects after 5 s. */
+  publishAlert(topic: string, alert: Alert): Promise<void>
   /** Who takes the messages; set once, before the app is ready. */
   consume(consumer: Consumer): void
   /** Opens the ingest's persistent session (the leading instance does). */
@@ -137,7 +139,9 @@ export default fp(
       get listeningSince() {
         return session?.listeningSince
       },
-      sendCommand: (topic, command) => publishQos2(commands, topic, command, COMMAND_TIMEOUT_MS),
+      sendCommand: (topic, command) =>
+        publishAcked(commands, topic, command, 2, COMMAND_TIMEOUT_MS),
+      publishAlert: (topic, alert) => publishAcked(commands, topic, alert, 1, COMMAND_TIMEOUT_MS),
       consume(c) {
         if (consumer !== undefined) throw new Error('the MQTT connection has a consumer already')
         consumer = c
@@ -266,21 +270,25 @@ async function endClient(client: MqttClient): Promise<void> {
 }
 
 /**
- * Publishes at QoS 2 and resolves on PUBCOMP, or rejects after `timeoutMs` (the broker
- * may be away: mqtt.js keeps the message and sends it on reconnect).
+ * Publishes at QoS 1 or 2 and resolves on PUBACK or PUBCOMP, or rejects after `timeoutMs`
+ * (the broker may be away: mqtt.js keeps the message and sends it on reconnect).
  */
-function publishQos2(
+function publishAcked(
   client: MqttClient,
   topic: string,
   payload: object,
+  qos: 1 | 2,
   timeoutMs: number,
 ): Promise<void> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(
-      () => reject(new Error(`no PUBCOMP for ${topic} within ${timeoutMs} ms`)),
+      () =>
+        reject(
+          new Error(`no ${qos === 2 ? 'PUBCOMP' : 'PUBACK'} for ${topic} within ${timeoutMs} ms`),
+        ),
       timeoutMs,
     )
-    client.publishAsync(topic, JSON.stringify(payload), { qos: 2 }).then(
+    client.publishAsync(topic, JSON.stringify(payload), { qos }).then(
       () => {
         clearTimeout(timer)
         resolve()
