@@ -176,6 +176,7 @@ const EnvSchema = withAlertRules(
               .map((e) => e.trim())
               .filter((e) => e !== '')
             for (const e of entries) {
+              if (TRUST_PROXY_RANGES.includes(e)) continue
               const [address = '', prefix, ...rest] = e.split('/')
               const family = isIP(address)
               const bits = family === 6 ? 128 : 32

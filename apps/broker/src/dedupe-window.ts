@@ -11,10 +11,13 @@ type Delivering = Client & {
 export const DEDUPE_WINDOW = 256
 
 /** aedes's high-water mark, made to let everything through: `(duplicates[id] || 0) < counter`. */
-const noHighWaterMark: Record<string, number> = new Proxy({}, {
-  get: () => undefined,
-  set: () => true,
-})
+const noHighWaterMark: Record<string, number> = new Proxy(
+  {},
+  {
+    get: () => undefined,
+    set: () => true,
+  },
+)
 
 /**
  * A message reaches a client once, even when several of its subscriptions match it,
@@ -49,11 +52,22 @@ export function dedupeWindow(client: Client): void {
     if (recent.size > DEDUPE_WINDOW) recent.delete(recent.values().next().value as string)
     return true
   }
-  for (const name of ['deliver0', 'deliverQoS'] as const) {
-    const deliver = c[name]
-    c[name] = (packet, done) => {
-      if (firstTime(packet)) deliver(packet, done)
-      else setImmediate(done)
+  const deliver0 = c.deliver0
+  const deliverQoS = c.deliverQoS
+  // aedes's deliverQoS hands a QoS 0 message on to the client's deliver0 (this one):
+  // that is the same delivery, not a second copy.
+  let handingOn = false
+  c.deliverQoS = (packet, done) => {
+    if (!firstTime(packet)) return void setImmediate(done)
+    handingOn = true
+    try {
+      deliverQoS(packet, done)
+    } finally {
+      handingOn = false
     }
+  }
+  c.deliver0 = (packet, done) => {
+    if (!handingOn && !firstTime(packet)) return void setImmediate(done)
+    deliver0(packet, done)
   }
 }

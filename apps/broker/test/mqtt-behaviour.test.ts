@@ -92,6 +92,20 @@ describe.each(targets)('standard MQTT against %s', (_name, start) => {
     expect(got.packet.qos).toBe(1)
   })
 
+  it('delivers a QoS 0 publish to a QoS 1 subscription, at QoS 0', async () => {
+    // The lesser of the two QoS [MQTT-3.8.4-6]; on persistent and clean sessions alike.
+    for (const clean of [true, false]) {
+      const sub = await connect(service(`sub-q0-${clean}`), { clean })
+      await sub.subscribeAsync(`fleet/${fleet}/drones/+/telemetry`, { qos: 1 })
+      const pub = await connect(drone(`q0-${clean}`))
+      const arrival = nextMessage(sub)
+      pub.publish(`fleet/${fleet}/drones/q0-${clean}/telemetry`, 't1', { qos: 0 })
+      const got = await arrival
+      expect(got.payload).toBe('t1')
+      expect(got.packet.qos).toBe(0)
+    }
+  })
+
   it('delivers QoS 2 exactly once each, in order', async () => {
     const sub = await connect(service('sub-q2'))
     await sub.subscribeAsync(`fleet/${fleet}/drones/+/commands`, { qos: 2 })
