@@ -81,6 +81,8 @@ export class LiveHub {
   private drones = new Map<string, DroneChange>()
   private stations = new Set<string>()
   private deliveryIds = new Set<string>()
+  /** Fleets whose zones changed (here or told by a peer): the map reads them again. */
+  private geofenceFleets = new Set<string>()
   /** Drones another instance changed (`fleetId/id`): read whole from the database. */
   private dronesToRead = new Set<string>()
   private lastSentAt = Date.now()
@@ -146,12 +148,26 @@ export class LiveHub {
     if (this.clients.size > 0) this.deliveryIds.add(id)
   }
 
-  /** Another instance committed these: drones and stations by `fleetId/id`, deliveries. */
-  toldByPeer(notice: { drones: string[]; stations: string[]; deliveries: string[] }): void {
+  /** A fleet's zones changed (created, changed or deleted; geofence/service.ts). */
+  geofencesChanged(fleetId: string): void {
+    if (this.clients.size > 0) this.geofenceFleets.add(fleetId)
+  }
+
+  /**
+   * Another instance committed these: drones and stations by `fleetId/id`, deliveries,
+   * fleets whose zones changed.
+   */
+  toldByPeer(notice: {
+    drones: string[]
+    stations: string[]
+    deliveries: string[]
+    geofences: string[]
+  }): void {
     if (this.clients.size === 0) return
     for (const key of notice.drones) this.dronesToRead.add(key)
     for (const key of notice.stations) this.stations.add(key)
     for (const id of notice.deliveries) this.deliveryIds.add(id)
+    for (const fleetId of notice.geofences) this.geofenceFleets.add(fleetId)
   }
 
   get version(): number {
@@ -231,13 +247,16 @@ export class LiveHub {
     dronesToRead: string[]
     stations: string[]
     deliveryIds: string[]
+    geofences: string[]
   } {
     const out = {
       drones: [...this.drones.values()],
       dronesToRead: [...this.dronesToRead].filter((key) => !this.drones.has(key)),
       stations: [...this.stations],
       deliveryIds: [...this.deliveryIds],
+      geofences: [...this.geofenceFleets],
     }
+    // Zones are not in the snapshot: a notice about them leaves a snapshot good.
     const n =
       out.drones.length + out.dronesToRead.length + out.stations.length + out.deliveryIds.length
     if (n > 0) this.versionNo++
@@ -245,6 +264,7 @@ export class LiveHub {
     this.dronesToRead = new Set()
     this.stations = new Set()
     this.deliveryIds = new Set()
+    this.geofenceFleets = new Set()
     return out
   }
 
@@ -368,22 +388,29 @@ export class LiveHub {
   }
 }
 
-/** A changes frame: drones' changed fields, stations' and deliveries' whole views. */
+/**
+ * A changes frame: drones' changed fields, stations' and deliveries' whole views, and
+ * (only when any) the fleets whose zones changed.
+ */
 interface Frame {
   type: 'changes'
   at: string
   drones: DroneChange[]
   stations: { fleetId: string }[]
   deliveries: { fleetId: string }[]
+  geofences?: string[]
 }
 
 function onlyFleets(frame: Frame, fleets: FleetScope): Frame {
   const mine = (x: { fleetId: string }) => inScope(fleets, x.fleetId)
+  const { geofences, ...rest } = frame
+  const zones = geofences?.filter((f) => inScope(fleets, f)) ?? []
   return {
-    ...frame,
+    ...rest,
     drones: frame.drones.filter(mine),
     stations: frame.stations.filter(mine),
     deliveries: frame.deliveries.filter(mine),
+    ...(zones.length > 0 && { geofences: zones }),
   }
 }
 
@@ -442,6 +469,7 @@ export default fp(
     )
     fastify.decorate('live', hub)
     const unsubscribe = fastify.lifecycle.changes.subscribe((id) => hub.deliveryChanged(id))
+    const unsubscribeZones = fastify.geofences.onChange((fleetId) => hub.geofencesChanged(fleetId))
     await fastify.register(websocket, { options: { maxPayload: 4096 } })
 
     const snapshots = new SnapshotCache(async (fleets) => {
@@ -577,7 +605,8 @@ export default fp(
         changes.drones.length +
         changes.dronesToRead.length +
         changes.stations.length +
-        changes.deliveryIds.length
+        changes.deliveryIds.length +
+        changes.geofences.length
       if (n === 0) {
         if (hub.quietTooLong) {
           hub.send({
@@ -608,6 +637,7 @@ export default fp(
         ],
         stations: stationRows.filter((s) => wanted.has(`${s.fleetId}/${s.id}`)).map(stationView),
         deliveries: deliveryRows.map(deliveryView),
+        ...(changes.geofences.length > 0 && { geofences: changes.geofences }),
       })
     }
     // Each frame is scheduled when the last is out: never two within FRAME_MS, even
@@ -628,12 +658,13 @@ export default fp(
     loop()
     fastify.addHook('onClose', async () => {
       unsubscribe()
+      unsubscribeZones()
       closed = true
       clearTimeout(timer)
     })
   },
   {
     name: 'live',
-    dependencies: ['fleet-repository', 'deliveries', 'metrics', 'limits'],
+    dependencies: ['fleet-repository', 'deliveries', 'geofences', 'metrics', 'limits'],
   },
 )
