@@ -99,24 +99,25 @@ export class ZoneEditor {
   }
 
   private created(polygon: L.Polygon): void {
-    this.draft?.remove()
-    this.draft = polygon
+    // Opening the form gives up one still open, and its drawing: then this one is the draft.
     this.form.open(
       { fleets: this.fleets() },
       {
         save: async (fields) => {
           const zone = await createGeofence({ ...fields, geometry: geometryOf(polygon) })
-          this.dropDraft()
+          this.drop(polygon)
           this.zones.put(zone)
         },
-        cancel: () => this.dropDraft(),
+        cancel: () => this.drop(polygon),
       },
     )
+    this.draft = polygon
   }
 
-  private dropDraft(): void {
-    this.draft?.remove()
-    this.draft = undefined
+  /** A drawing saved (the zone takes its place) or given up. */
+  private drop(polygon: L.Polygon): void {
+    polygon.remove()
+    if (this.draft === polygon) this.draft = undefined
   }
 
   /** A zone's polygon: its edits (vertices moved, dragged) are saved; a click opens its form. */
@@ -158,7 +159,10 @@ export class ZoneEditor {
   }
 
   private async removed(removed: L.Layer): Promise<void> {
-    if (removed === this.draft) return void this.form.close()
+    if (removed === this.draft) {
+      this.draft = undefined
+      return this.form.close()
+    }
     const zone = this.layer.zoneOf(removed)
     if (zone === undefined) return
     try {
