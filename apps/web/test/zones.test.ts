@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import type { Browser, Page } from 'playwright-core'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { GeofenceView } from '@skyline/schemas'
 import { Fleet } from '@skyline/drone-sim'
 import type { Database } from '../../api/src/db/client.ts'
@@ -133,6 +133,11 @@ async function mapAtRest(page: Page): Promise<void> {
 }
 
 describe('zones on the map', () => {
+  // Each test starts with no zone, whatever the last one left.
+  afterEach(async () => {
+    for (const zone of await zones()) await rest('DELETE', `/api/geofences/${zone.id}`)
+  })
+
   it('draws zones made over REST under the drones, faded outside their window, named in a tooltip, and follows their changes live; a viewer has no drawing tools', async () => {
     const noFly = await createZone({
       name: 'Stadium',
@@ -267,7 +272,37 @@ describe('zones on the map', () => {
     await page.mouse.click(box.x + box.width * 0.3, box.y + box.height * 0.3)
     expect(await page.isVisible('#zone-form')).toBe(false)
     expect(errors).toEqual([])
-    for (const zone of [noFly, later, park]) await rest('DELETE', `/api/geofences/${zone.id}`)
+    await page.close()
+  })
+
+  it('turns a zone active when its window opens, on the page clock, with no word from the api', async () => {
+    const opens = Date.now() + 3_600_000
+    const soon = await createZone({
+      name: 'Parade',
+      kind: 'no_fly',
+      geometry: { type: 'Polygon', coordinates: [square(CENTRE.lat, CENTRE.lon, 0.004)] },
+      activeFrom: new Date(opens).toISOString(),
+    })
+    const { page, errors } = await openPage(browser, signedIn(viewer))
+    // The page's clock held 3 s before the window opens: its timers fire only as the test
+    // moves it on (the live stream's watchdog, 15 s, stays quiet; frames still come).
+    await page.clock.install({ time: opens - 4_000 })
+    await page.clock.pauseAt(opens - 3_000)
+    // The page reads the zones twice: at start, and on the live stream's snapshot.
+    let reads = 0
+    page.on('response', (r) => void (r.url().endsWith('/api/geofences') && reads++))
+    await page.reload()
+    await expect.poll(() => page.textContent('#connection'), { timeout: 15_000 }).toBe('live')
+    await expect.poll(() => reads, { timeout: 5_000 }).toBe(2)
+    // Attached, not visible: the map is fitted to the fleet at an animation frame, held too.
+    await zonePath(page, soon.id).waitFor({ state: 'attached' })
+    expect(await zonePath(page, soon.id).getAttribute('class')).toContain('zone-inactive')
+    // From here on, a read of the zones never comes back: what turns the zone active can
+    // only be the page's own timer.
+    await page.route('**/api/geofences', () => undefined)
+    await page.clock.runFor(3_100)
+    expect(await zonePath(page, soon.id).getAttribute('class')).not.toContain('zone-inactive')
+    expect(errors).toEqual([])
     await page.close()
   })
 
