@@ -166,6 +166,7 @@ const OPERATIONS: Record<string, Kind> = {
   'GET /api/health': 'public',
   'GET /api/ready': 'public',
   'GET /api/auth/config': 'public',
+  'GET /api/auth/me': 'list',
   'GET /api/fleet': 'list',
   'GET /api/drones': 'list',
   'GET /api/drones/{id}': 'one',

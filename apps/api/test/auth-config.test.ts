@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { apiPerTest } from './helpers.ts'
+import { apiPerTest, bearer, operatorOfEveryFleet } from './helpers.ts'
 
 // Issue 16, item 4: the map learns where to sign in before it has a token.
 
@@ -42,5 +42,28 @@ describe('GET /api/auth/config', () => {
       },
     })
     expect(res.body).not.toContain('secret')
+  })
+})
+
+// Issue 18: the map offers the drawing of zones to the tokens the api lets draw them.
+describe('GET /api/auth/me', () => {
+  it("names the token's role and fleets, and whether it operates them", async () => {
+    const api = await start()
+    const me = async (authorization?: string) =>
+      api.inject({
+        method: 'GET',
+        url: '/api/auth/me',
+        ...(authorization !== undefined && { headers: { authorization } }),
+      })
+    const viewer = await me(await bearer({ role: 'viewer', sub: 'v1', fleet: 'fa' }))
+    expect(viewer.statusCode).toBe(200)
+    expect(viewer.json()).toEqual({ sub: 'v1', role: 'viewer', fleets: ['fa'], operates: false })
+    const ops = await me(await bearer({ role: 'service', sub: 'ops', fleet: 'fa' }))
+    expect(ops.json()).toEqual({ sub: 'ops', role: 'service', fleets: ['fa'], operates: true })
+    const everyFleet = await me(await operatorOfEveryFleet())
+    expect(everyFleet.json()).toMatchObject({ fleets: '*', operates: true })
+    // No token, and a device's: as every read.
+    expect((await me()).statusCode).toBe(401)
+    expect((await me(await bearer({ role: 'drone', sub: 'd1', fleet: 'fa' }))).statusCode).toBe(403)
   })
 })

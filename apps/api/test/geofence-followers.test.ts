@@ -6,6 +6,7 @@ import {
   WAIT,
   buildApi,
   freshPostgres,
+  liveAuth,
   operatorOfEveryFleet,
   square,
   startBroker,
@@ -41,6 +42,23 @@ describe.runIf(url !== undefined && url !== '')(
       apis.push(follower)
       expect(follower.leadership.role).toBe('follower')
       const authorization = await operatorOfEveryFleet()
+      // The leader's live stream: its map is told of a change made on the follower.
+      const told: string[][] = []
+      let snapshot = false
+      const ws = await leader.injectWS(
+        '/api/live',
+        {},
+        {
+          onInit: (socket) =>
+            socket.on('message', (data: Buffer) => {
+              const frame = JSON.parse(data.toString()) as { type: string; geofences?: string[] }
+              if (frame.type === 'snapshot') snapshot = true
+              if (frame.geofences !== undefined) told.push(frame.geofences)
+            }),
+        },
+      )
+      ws.send(await liveAuth(authorization))
+      await vi.waitFor(() => expect(snapshot).toBe(true), WAIT)
       const inside = (api: FastifyInstance, lat: number) =>
         api.geofences.index.zonesAt('f1', lat, 2.355, new Date()).map((z) => z.id)
 
@@ -60,6 +78,8 @@ describe.runIf(url !== undefined && url !== '')(
       const { id } = created.json<{ id: string }>()
       expect(inside(follower, 48.855)).toEqual([id])
       await vi.waitFor(() => expect(inside(leader, 48.855)).toEqual([id]), WAIT)
+      await vi.waitFor(() => expect(told).toEqual([['f1']]), WAIT)
+      ws.terminate()
 
       const moved = await leader.inject({
         method: 'PATCH',

@@ -1,11 +1,11 @@
 // No-fly zones and areas over REST (issue 18, item 1): create, read, change and delete
 // them on a real database, scoped to the caller's fleets, bad input answered 400, and the
 // index the ingest and the dispatcher ask kept up with every change.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import type { GeofenceView } from '@skyline/schemas'
 import type { Database } from '../src/db/client.ts'
-import { DATABASES, bearer, buildApi, square, startBroker } from './helpers.ts'
+import { DATABASES, WAIT, bearer, buildApi, liveAuth, square, startBroker } from './helpers.ts'
 import type { TestBroker } from './helpers.ts'
 
 const polygon = (lat: number, lon: number, d = 0.01) => ({
@@ -235,5 +235,56 @@ describe.each(DATABASES)('geofences on %s', (_name, open) => {
     }>().geofences
     expect(stored.filter((z) => z.name === 'Bad').map((z) => z.id)).toEqual([zone.id])
     expect((await call('GET', `/api/geofences/${zone.id}`, viewer)).json()).toEqual(zone)
+  })
+
+  it("tells the live stream's clients of the fleet, and them only, that its zones changed", async () => {
+    interface Frame {
+      type: string
+      at: string
+      geofences?: string[]
+    }
+    const listen = async (authorization: string) => {
+      const frames: Frame[] = []
+      const ws = await api.injectWS(
+        '/api/live',
+        {},
+        {
+          onInit: (socket) =>
+            socket.on('message', (data: Buffer) =>
+              frames.push(JSON.parse(data.toString()) as Frame),
+            ),
+        },
+      )
+      ws.send(await liveAuth(authorization))
+      await vi.waitFor(() => expect(frames[0]?.type).toBe('snapshot'), WAIT)
+      return { ws, frames }
+    }
+    const mine = await listen(viewer)
+    const theirs = await listen(otherOperator)
+    const told = (frames: Frame[]) => frames.filter((f) => f.geofences !== undefined)
+
+    const zone = await create({
+      fleet: 'fa',
+      name: 'Fair',
+      kind: 'area',
+      geometry: polygon(48.6, 2.1),
+    })
+    await vi.waitFor(() => expect(told(mine.frames)).toHaveLength(1), WAIT)
+    const [notice] = told(mine.frames)
+    expect(notice).toMatchObject({ type: 'changes', geofences: ['fa'] })
+    // The other fleet's client had the same frame, without the notice.
+    await vi.waitFor(() => expect(theirs.frames.some((f) => f.at === notice!.at)).toBe(true), WAIT)
+    expect(told(theirs.frames)).toEqual([])
+
+    // A change and a delete are told too.
+    expect(
+      (await call('PATCH', `/api/geofences/${zone.id}`, operator, { name: 'Fair 2' })).statusCode,
+    ).toBe(200)
+    await vi.waitFor(() => expect(told(mine.frames)).toHaveLength(2), WAIT)
+    expect((await call('DELETE', `/api/geofences/${zone.id}`, operator)).statusCode).toBe(204)
+    await vi.waitFor(() => expect(told(mine.frames)).toHaveLength(3), WAIT)
+    expect(told(theirs.frames)).toEqual([])
+    mine.ws.terminate()
+    theirs.ws.terminate()
   })
 })

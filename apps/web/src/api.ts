@@ -4,7 +4,11 @@ import type {
   DeliveryStatus,
   DeliveryView,
   FleetView,
+  GeofenceCreate,
+  GeofencePatch,
+  GeofenceView,
   TrackPointView,
+  WhoAmI,
 } from '@skyline/schemas'
 import { refuse, token } from './session.ts'
 
@@ -27,7 +31,8 @@ async function call<T>(path: string, init: RequestInit = {}): Promise<T> {
   const t = token()
   if (t !== null && path.startsWith('/api/')) headers.set('authorization', `Bearer ${t}`)
   const res = await fetch(path, { ...init, headers })
-  const body: unknown = await res.json().catch(() => null)
+  // A 204 (a zone deleted) has no body.
+  const body: unknown = res.status === 204 ? null : await res.json().catch(() => null)
   if (!res.ok) {
     const error = (body as { error?: { code?: string; message?: string } } | null)?.error
     const message = error?.message ?? res.statusText
@@ -48,6 +53,35 @@ export const getConfig = () => call<PageConfig>('/config.json')
 export const getAuthConfig = () => call<AuthConfig>('/api/auth/config')
 
 export const getFleet = () => call<FleetView>('/api/fleet')
+
+/** Who the token names: its fleets, and whether it may draw zones (GET /api/auth/me). */
+export const getMe = () => call<WhoAmI>('/api/auth/me')
+
+/** The zones of the token's fleets (no-fly zones and areas). */
+export const listGeofences = () =>
+  call<{ geofences: GeofenceView[] }>('/api/geofences').then((r) => r.geofences)
+
+const json = (method: string, body: unknown): RequestInit => ({
+  method,
+  headers: { 'content-type': 'application/json' },
+  body: JSON.stringify(body),
+})
+
+/** The fields a form or a drawing gives, before the api's defaults. */
+export type GeofenceInput = Omit<
+  GeofenceCreate,
+  'activeFrom' | 'activeUntil' | 'notifyOnEnterLeave'
+> &
+  Partial<Pick<GeofenceCreate, 'activeFrom' | 'activeUntil' | 'notifyOnEnterLeave'>>
+
+export const createGeofence = (body: GeofenceInput) =>
+  call<GeofenceView>('/api/geofences', json('POST', body))
+
+export const updateGeofence = (id: string, patch: GeofencePatch) =>
+  call<GeofenceView>(`/api/geofences/${encodeURIComponent(id)}`, json('PATCH', patch))
+
+export const deleteGeofence = (id: string) =>
+  call<null>(`/api/geofences/${encodeURIComponent(id)}`, { method: 'DELETE' })
 
 export function listDeliveries(q: {
   status?: DeliveryStatus | ''

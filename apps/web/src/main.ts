@@ -3,24 +3,29 @@ import 'leaflet/dist/leaflet.css'
 import './styles.css'
 import type { DroneViewState } from '@skyline/schemas'
 import { DRONE_STATES } from '@skyline/schemas/constants'
-import { getConfig, getFleet } from './api.ts'
+import { getConfig, getFleet, getMe, listGeofences } from './api.ts'
 import { LiveConnection } from './live.ts'
 import { DroneLayer } from './map/drone-layer.ts'
 import { DroneTrack } from './map/drone-track.ts'
 import { TrackReplay } from './map/replay.ts'
 import { StationLayer } from './map/stations.ts'
+import { ZoneLayer } from './map/zone-layer.ts'
 import { DeliveriesTab } from './panel/deliveries.ts'
 import { DispatchForm } from './panel/dispatch.ts'
 import { DroneDetails } from './panel/drone-details.ts'
 import { FleetList } from './panel/fleet-list.ts'
+import { ZoneForm } from './panel/zone-form.ts'
 import type { Changes } from './store.ts'
 import { FleetStore } from './store.ts'
 import { onRenewed, token } from './session.ts'
 import { SignIn } from './signin.ts'
 import { measure } from './timing.ts'
+import { ZoneStore } from './zones.ts'
 
 // Wires the page: the store, fed by GET /api/fleet then /api/live, and the views
-// that draw it (map layers, fleet list, deliveries, dispatch form).
+// that draw it (map layers, fleet list, deliveries, dispatch form); the zones, read from
+// GET /api/geofences whenever the live stream says they changed, drawn under the drones,
+// and for an operator drawn and edited with Leaflet-Geoman (map/zone-editor.ts).
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T
 
@@ -31,6 +36,8 @@ const store = new FleetStore()
 const map = L.map('map', { preferCanvas: true, worldCopyJump: true, zoomControl: true })
 map.setView([20, 0], 2)
 L.control.scale({ imperial: false }).addTo(map)
+const zones = new ZoneStore(listGeofences, (message) => showError(message))
+const zoneLayer = new ZoneLayer(map, zones)
 const drones = new DroneLayer(store).addTo(map)
 const stations = new StationLayer(map, store, (key) => select(key))
 const list = new FleetList($('fleet-list'), store, $('fleet-head'))
@@ -185,6 +192,39 @@ function fitToFleet(): boolean {
   return true
 }
 
+/** The zone editor, for a token that operates its fleets: loaded only then (Geoman's size). */
+async function startZoneEditor(): Promise<void> {
+  const me = await getMe()
+  if (!me.operates) return
+  const { ZoneEditor } = await import('./map/zone-editor.ts')
+  const form = new ZoneForm({
+    form: $('zone-form'),
+    title: $('zone-form-title'),
+    name: $('zone-name'),
+    kind: $('zone-kind'),
+    fleet: $('zone-fleet'),
+    from: $('zone-from'),
+    until: $('zone-until'),
+    save: $('zone-save'),
+    cancel: $('zone-cancel'),
+    remove: $('zone-delete'),
+    error: $('zone-error'),
+  })
+  const message = $('zone-message')
+  const seenFleets = () =>
+    [
+      ...new Set([
+        ...[...store.drones.values()].map((d) => d.fleetId),
+        ...[...store.stations.values()].map((s) => s.fleetId),
+        ...zones.fleets(),
+      ]),
+    ].sort()
+  new ZoneEditor(map, zones, zoneLayer, form, me, seenFleets, (text) => {
+    message.textContent = text
+    message.hidden = text === ''
+  })
+}
+
 function showError(message: string): void {
   console.warn(message)
   connection.title = message
@@ -208,6 +248,8 @@ async function start(): Promise<void> {
       referrerPolicy: 'strict-origin',
     }).addTo(map)
   }
+  void zones.load()
+  startZoneEditor().catch((err: unknown) => showError(`zone editor: ${(err as Error).message}`))
   try {
     changed(store.applySnapshot(await getFleet()))
   } catch (err) {
@@ -220,6 +262,10 @@ async function start(): Promise<void> {
     onRefused: (reason) => void signIn.refuse(`The live stream refused the token: ${reason}`),
     onFrame: (frame) => {
       const started = performance.now()
+      // Zones are read again when they changed, and after a reconnection (a notice may
+      // have been missed meanwhile).
+      if (frame.type === 'snapshot' || (frame.type === 'changes' && frame.geofences?.length))
+        void zones.load()
       changed(store.apply(frame))
       measure('skyline:apply', started)
     },

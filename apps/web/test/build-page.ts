@@ -37,6 +37,16 @@ export async function servePage(
   server.get('/config.json', async () => ({ tileUrl: null, tileAttribution: '' }))
   server.get('/api/auth/config', async () => ({ oidc: null }))
   server.get('/api/fleet', async () => fleet)
+  // A viewer of the fleet's fleets, with no zones, unless the test says otherwise.
+  if (!server.hasRoute({ method: 'GET', url: '/api/auth/me' }))
+    server.get('/api/auth/me', async () => ({
+      sub: 'watcher',
+      role: 'viewer',
+      fleets: [...new Set(fleet.drones.map((d) => d.fleetId))],
+      operates: false,
+    }))
+  if (!server.hasRoute({ method: 'GET', url: '/api/geofences' }))
+    server.get('/api/geofences', async () => ({ geofences: [] }))
   await server.listen({ host: '127.0.0.1', port: 0 })
   const address = server.server.address()
   if (address === null || typeof address === 'string') throw new Error('not listening')

@@ -143,6 +143,23 @@ export const AuthConfigSchema = z.object({
 })
 export type AuthConfig = z.infer<typeof AuthConfigSchema>
 
+/**
+ * `GET /api/auth/me`: who the page's token names, so that the map offers what the api
+ * would take from it (issue 18: drawing zones for a `service` or `admin` token) and
+ * names its fleets. The api judges every request anyway: this only spares a person
+ * controls that would answer 403.
+ */
+export const WhoAmISchema = z.object({
+  sub: z.string(),
+  /** `viewer`, `service` or `admin` (packages/auth's roles that read). */
+  role: z.string(),
+  /** The fleets it reads (and, when `operates`, writes): `*` for every fleet. */
+  fleets: z.union([z.literal('*'), z.array(z.string())]),
+  /** Whether it may dispatch, cancel, and create, change and delete zones. */
+  operates: z.boolean(),
+})
+export type WhoAmI = z.infer<typeof WhoAmISchema>
+
 /** A drone's change in a live frame: only what changed, keyed by fleetId and id. */
 export type DroneChange = Pick<DroneView, 'id' | 'fleetId'> & Partial<DroneView>
 
@@ -160,5 +177,10 @@ export type LiveFrame =
       stations: StationView[]
       deliveries: DeliveryView[]
       alerts: Alert[]
+      /**
+       * Present when zones changed: the fleets whose zones were created, changed or
+       * deleted since the last frame (GET /api/geofences has them).
+       */
+      geofences?: string[]
     }
   | { type: 'error'; message: string }

@@ -83,6 +83,8 @@ export class LiveHub {
   private drones = new Map<string, DroneChange>()
   private stations = new Set<string>()
   private deliveryIds = new Set<string>()
+  /** Fleets whose zones changed (here or told by a peer): the map reads them again. */
+  private geofenceFleets = new Set<string>()
   /** Drones another instance changed (`fleetId/id`): read whole from the database. */
   private dronesToRead = new Set<string>()
   /** Alerts this instance changed, as they are now (the latest change of each). */
@@ -157,18 +159,28 @@ export class LiveHub {
     if (this.clients.size > 0) this.alerts.set(alert.id, alert)
   }
 
-  /** Another instance committed these: drones and stations by `fleetId/id`, deliveries, alerts. */
+  /** A fleet's zones changed (created, changed or deleted; geofence/service.ts). */
+  geofencesChanged(fleetId: string): void {
+    if (this.clients.size > 0) this.geofenceFleets.add(fleetId)
+  }
+
+  /**
+   * Another instance committed these: drones and stations by `fleetId/id`, deliveries,
+   * alerts, fleets whose zones changed.
+   */
   toldByPeer(notice: {
     drones: string[]
     stations: string[]
     deliveries: string[]
     alerts: string[]
+    geofences: string[]
   }): void {
     if (this.clients.size === 0) return
     for (const key of notice.drones) this.dronesToRead.add(key)
     for (const key of notice.stations) this.stations.add(key)
     for (const id of notice.deliveries) this.deliveryIds.add(id)
     for (const id of notice.alerts) this.alertsToRead.add(id)
+    for (const fleetId of notice.geofences) this.geofenceFleets.add(fleetId)
   }
 
   get version(): number {
@@ -250,6 +262,7 @@ export class LiveHub {
     deliveryIds: string[]
     alerts: Alert[]
     alertsToRead: string[]
+    geofences: string[]
   } {
     const out = {
       drones: [...this.drones.values()],
@@ -258,7 +271,9 @@ export class LiveHub {
       deliveryIds: [...this.deliveryIds],
       alerts: [...this.alerts.values()],
       alertsToRead: [...this.alertsToRead].filter((id) => !this.alerts.has(id)),
+      geofences: [...this.geofenceFleets],
     }
+    // Zones are not in the snapshot: a notice about them leaves a snapshot good.
     const n =
       out.drones.length +
       out.dronesToRead.length +
@@ -273,6 +288,7 @@ export class LiveHub {
     this.deliveryIds = new Set()
     this.alerts = new Map()
     this.alertsToRead = new Set()
+    this.geofenceFleets = new Set()
     return out
   }
 
@@ -396,7 +412,10 @@ export class LiveHub {
   }
 }
 
-/** A changes frame: drones' changed fields, stations', deliveries' and alerts' whole views. */
+/**
+ * A changes frame: drones' changed fields, stations', deliveries' and alerts' whole views,
+ * and (only when any) the fleets whose zones changed.
+ */
 interface Frame {
   type: 'changes'
   at: string
@@ -404,16 +423,20 @@ interface Frame {
   stations: { fleetId: string }[]
   deliveries: { fleetId: string }[]
   alerts: { fleetId: string }[]
+  geofences?: string[]
 }
 
 function onlyFleets(frame: Frame, fleets: FleetScope): Frame {
   const mine = (x: { fleetId: string }) => inScope(fleets, x.fleetId)
+  const { geofences, ...rest } = frame
+  const zones = geofences?.filter((f) => inScope(fleets, f)) ?? []
   return {
-    ...frame,
+    ...rest,
     drones: frame.drones.filter(mine),
     stations: frame.stations.filter(mine),
     deliveries: frame.deliveries.filter(mine),
     alerts: frame.alerts.filter(mine),
+    ...(zones.length > 0 && { geofences: zones }),
   }
 }
 
@@ -473,6 +496,7 @@ export default fp(
     fastify.decorate('live', hub)
     const unsubscribe = fastify.lifecycle.changes.subscribe((id) => hub.deliveryChanged(id))
     const unsubscribeAlerts = fastify.alerts.service.onChange((alert) => hub.alertChanged(alert))
+    const unsubscribeZones = fastify.geofences.onChange((fleetId) => hub.geofencesChanged(fleetId))
     await fastify.register(websocket, { options: { maxPayload: 4096 } })
 
     const snapshots = new SnapshotCache(async (fleets) => {
@@ -612,7 +636,8 @@ export default fp(
         changes.stations.length +
         changes.deliveryIds.length +
         changes.alerts.length +
-        changes.alertsToRead.length
+        changes.alertsToRead.length +
+        changes.geofences.length
       if (n === 0) {
         if (hub.quietTooLong) {
           hub.send({
@@ -646,6 +671,7 @@ export default fp(
         stations: stationRows.filter((s) => wanted.has(`${s.fleetId}/${s.id}`)).map(stationView),
         deliveries: deliveryRows.map(deliveryView),
         alerts: [...changes.alerts, ...alertRows.map(alertOf)],
+        ...(changes.geofences.length > 0 && { geofences: changes.geofences }),
       })
     }
     // Each frame is scheduled when the last is out: never two within FRAME_MS, even
@@ -667,12 +693,13 @@ export default fp(
     fastify.addHook('onClose', async () => {
       unsubscribe()
       unsubscribeAlerts()
+      unsubscribeZones()
       closed = true
       clearTimeout(timer)
     })
   },
   {
     name: 'live',
-    dependencies: ['fleet-repository', 'deliveries', 'metrics', 'limits', 'alerts'],
+    dependencies: ['fleet-repository', 'deliveries', 'geofences', 'metrics', 'limits', 'alerts'],
   },
 )

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod'
-import { AuthConfigSchema } from '@skyline/schemas'
-import type { AuthConfig } from '@skyline/schemas'
+import { AuthConfigSchema, WhoAmISchema } from '@skyline/schemas'
+import type { AuthConfig, WhoAmI } from '@skyline/schemas'
+import { canOperate } from '../../auth/principal.ts'
 
 const auth: FastifyPluginAsyncZod = async (fastify) => {
   const { OIDC_ISSUER, OIDC_AUDIENCE, OIDC_WEB_CLIENT_ID, OIDC_WEB_SCOPE } = fastify.config
@@ -25,6 +26,23 @@ const auth: FastifyPluginAsyncZod = async (fastify) => {
       response: { 200: AuthConfigSchema },
     },
     handler: async () => body,
+  })
+
+  // The map asks what to offer (issue 18: drawing zones is for operators); any reader may.
+  fastify.get('/auth/me', {
+    schema: {
+      summary: 'Who the token names: its role, its fleets, whether it operates them',
+      response: { 200: WhoAmISchema },
+    },
+    handler: async (req): Promise<WhoAmI> => {
+      const { sub, role, fleets } = req.principal
+      return {
+        sub,
+        role,
+        fleets: fleets === '*' ? '*' : [...fleets],
+        operates: canOperate(req.principal),
+      }
+    },
   })
 }
 
