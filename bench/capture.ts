@@ -2,16 +2,12 @@
 // counting every byte a transport puts on the wire: IP and TCP headers, the handshake
 // and teardown segments, TLS records. Only TCP on the given ports is kept (a capture
 // filter, so the kernel drops the rest before tshark sees it).
-import { execFile, spawn } from 'node:child_process'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
 import { connect, createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { setTimeout as delay } from 'node:timers/promises'
-import { promisify } from 'node:util'
 
 const TSHARK = 'tshark'
 /**
@@ -162,11 +158,9 @@ export function totals(segments: Segment[]): Totals {
 }
 
 export interface Capture {
-  /** Connections seen so far (from tshark's live output). */
-  seen(): TcpConnection[]
   /**
-   * Waits until every connection on the captured ports is closed, stops tshark and
-   * reads the written file back. The probe port's connections are left out.
+   * Waits until tshark has seen every connection on the captured ports closed, stops
+   * it and resolves with what it saw, the probe port's connections left out.
    */
   stop(): Promise<Segment[]>
   /** Stops tshark without reading (for errors). */
@@ -179,15 +173,17 @@ export interface Capture {
  */
 export async function startCapture(ports: number[]): Promise<Capture> {
   const probePort = await closedPort()
-  const dir = mkdtempSync(join(tmpdir(), 'skyline-wire-'))
-  const file = join(dir, 'capture.pcapng')
-  const filter = [...ports, probePort].map((p) => `tcp port ${p}`).join(' or ')
-  // -w writes every packet to the file; -P -l also prints each one as it comes, which
-  // tells when tshark is capturing and when the last teardown has been seen.
+  // IPv4 only: the bench connects to 127.0.0.1, and ::1 on the same ports is not ours.
+  const filter = `ip and tcp and (${[...ports, probePort].map((p) => `port ${p}`).join(' or ')})`
+  // -l prints each packet's fields as it comes (no file to flush and read back with a
+  // second tshark): that tells when tshark is capturing, and when it has seen the last
+  // teardown. -n: no name lookups.
   const child = spawn(
     TSHARK,
-    ['-i', 'lo', '-f', filter, '-w', file, '-P', '-l', '-n', '-T', 'fields', ...fieldArgs],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    ['-i', 'lo', '-f', filter, '-l', '-n', '-T', 'fields', ...fieldArgs],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
   )
   const stderr: string[] = []
   createInterface({ input: child.stderr }).on('line', (line) => stderr.push(line))
@@ -202,8 +198,13 @@ export async function startCapture(ports: number[]): Promise<Capture> {
   failed.catch(() => {})
   const live: Segment[] = []
   let changed: () => void = () => {}
+  let unreadable: Error | undefined
   createInterface({ input: child.stdout }).on('line', (line) => {
-    live.push(...parseSegments(line))
+    try {
+      live.push(...parseSegments(line))
+    } catch (err) {
+      unreadable ??= err as Error
+    }
     changed()
   })
   const next = () => new Promise<void>((resolve) => (changed = resolve))
@@ -217,7 +218,6 @@ export async function startCapture(ports: number[]): Promise<Capture> {
   }
   const abort = () => {
     if (child.exitCode === null) child.kill('SIGKILL')
-    rmSync(dir, { recursive: true, force: true })
   }
   const probeSeen = () => live.some((s) => s.dstPort === probePort)
   try {
@@ -235,7 +235,6 @@ export async function startCapture(ports: number[]): Promise<Capture> {
   }
   const ours = (c: TcpConnection) => c.serverPort !== probePort
   return {
-    seen: () => connections(live).filter(ours),
     abort,
     async stop() {
       try {
@@ -253,20 +252,20 @@ export async function startCapture(ports: number[]): Promise<Capture> {
           SETTLE_TIMEOUT_MS,
           'every connection closed',
         )
+        if (unreadable) throw unreadable
+        // SIGINT: tshark prints what it still holds and its counts, then exits.
         child.kill('SIGINT')
-        await Promise.race([once(child, 'exit'), failed.catch(() => {})])
-        const { stdout } = await promisify(execFile)(
-          TSHARK,
-          ['-r', file, '-n', '-T', 'fields', ...fieldArgs],
-          { maxBuffer: 1 << 28 },
+        await Promise.race([once(child, 'close'), failed.catch(() => {})])
+        const dropped = stderr.find(
+          (line) => /dropped/i.test(line) && !/\b0 packets? dropped/.test(line),
         )
-        const segments = parseSegments(stdout)
+        if (dropped !== undefined) throw new Error(`${TSHARK}: ${dropped}`)
         const keep = new Set(
-          connections(segments)
+          connections(live)
             .filter(ours)
             .map((c) => c.stream),
         )
-        return segments.filter((s) => keep.has(s.stream))
+        return live.filter((s) => keep.has(s.stream))
       } finally {
         abort()
       }

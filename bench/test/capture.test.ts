@@ -11,8 +11,7 @@ import {
   startCapture,
   totals,
 } from '../capture.ts'
-import type { Segment, TcpConnection } from '../capture.ts'
-import { wireRow } from '../wire.ts'
+import { conn, seg } from './segments.ts'
 
 describe('loopback capture', () => {
   it('counts every segment of a connection: handshake, data and teardown', async () => {
@@ -63,36 +62,7 @@ describe('loopback capture', () => {
   })
 })
 
-const seg = (stream: number, src: number, dst: number, len: number, flags = ''): string =>
-  [
-    stream,
-    src,
-    dst,
-    14 + 52 + len,
-    52 + len,
-    len,
-    flags.includes('S') ? 1 : 0,
-    flags.includes('A') ? 1 : 0,
-    flags.includes('F') ? 1 : 0,
-    flags.includes('R') ? 1 : 0,
-  ].join('\t')
-
-/** A connection from `client` to 1883 with `data` bytes each way and a clean close. */
-function conn(stream: number, client: number, data: number[]): string[] {
-  return [
-    seg(stream, client, 1883, 0, 'S'),
-    seg(stream, 1883, client, 0, 'SA'),
-    seg(stream, client, 1883, 0, 'A'),
-    ...data.map((len, i) =>
-      i % 2 ? seg(stream, 1883, client, len, 'A') : seg(stream, client, 1883, len, 'A'),
-    ),
-    seg(stream, client, 1883, 0, 'AF'),
-    seg(stream, 1883, client, 0, 'AF'),
-    seg(stream, client, 1883, 0, 'A'),
-  ]
-}
-
-describe('wire arithmetic', () => {
+describe('reading a capture', () => {
   it("reads tshark's fields, either spelling of its booleans", () => {
     const [a, b] = parseSegments(
       `${seg(0, 40000, 1883, 0, 'S')}\n0\t1883\t40000\t74\t60\t0\tTrue\tTrue\tFalse\tFalse\n`,
@@ -119,29 +89,4 @@ describe('wire arithmetic', () => {
       bytesAtMtu1500: 3_156,
     })
   })
-
-  it('amortises the carrying connections over the messages and takes the median empty session', () => {
-    const lines = [
-      ...conn(0, 40000, [100, 4, 100, 4]), // 2 messages, on the message connection
-      ...conn(1, 40001, [300]), // warm-up session, left out
-      ...conn(2, 40002, [50]),
-      ...conn(3, 40003, [10]),
-      ...conn(4, 40004, [90]),
-      ...conn(5, 50000, [999]).map((l) => l.replaceAll('1883', '8883')), // another port
-    ]
-    const captured: TcpConnection[] = connections(parseSegments(lines.join('\n')))
-    const row = wireRow({ transport: 't', to: { port: 1883 }, warmSessions: 1 }, 1, captured, 2)
-    const headers = 52 * 10 // 3 to open, 4 with data, 3 to close
-    expect(row.connections).toBe(1)
-    expect(row.total.packets).toBe(10)
-    expect(row.bytesPerMsg).toBe((headers + 208) / 2)
-    expect(row.packetsPerMsg).toBe(5)
-    expect(row.payloadBytesPerMsg).toBe(104)
-    expect(row.newConnection).toMatchObject({ packets: 7, payloadBytes: 50, bytes: 52 * 7 + 50 })
-    expect(() => wireRow({ transport: 't', to: { port: 1883 } }, 9, captured, 2)).toThrow(
-      /5 connections captured, expected 9/,
-    )
-  })
 })
-
-export type { Segment }
