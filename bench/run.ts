@@ -1,4 +1,5 @@
-// Entry point of `npm run bench [-- --quick]`: runs the benchmarks, prints one table on
+// Entry point of `npm run bench [-- --quick] [names]`: runs the benchmarks (all, or the ones
+// named: broker, sim, web, e2e, wire, history), prints one table on
 // stdout (progress goes to stderr) and keeps the raw runs in bench/results/<time>.json.
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
@@ -42,43 +43,52 @@ function interrupt(signal: NodeJS.Signals): void {
 process.once('SIGINT', interrupt)
 process.once('SIGTERM', interrupt)
 
+/** The benchmarks in the order they run; `npm run bench -- wire history` runs only those. */
+const BENCHES = ['broker', 'sim', 'web', 'e2e', 'wire', 'history'] as const
+type BenchName = (typeof BENCHES)[number]
+
 async function main(signal: AbortSignal): Promise<void> {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } })
+  const { values, positionals } = parseArgs({
+    options: { quick: { type: 'boolean', default: false } },
+    allowPositionals: true,
+  })
   const quick = values.quick ?? false
+  const unknown = positionals.filter((p) => !(BENCHES as readonly string[]).includes(p))
+  if (unknown.length > 0)
+    throw new Error(`unknown bench ${unknown.join(', ')}: choose from ${BENCHES.join(', ')}`)
+  const selected = (name: BenchName) => positionals.length === 0 || positionals.includes(name)
+  const log = (line: string) => console.error(line)
+  const run = async <S, R>(
+    name: BenchName,
+    label: string,
+    settingsFor: (quick: boolean) => S,
+    bench: (s: S, signal: AbortSignal, log: (line: string) => void) => Promise<R>,
+  ): Promise<R | undefined> => {
+    if (!selected(name)) return undefined
+    const settings = settingsFor(quick)
+    console.error(`${label}${quick ? ' (quick)' : ''}: ${JSON.stringify(settings)}`)
+    return bench(settings, signal, log)
+  }
   const startedAt = new Date()
   const machine = machineInfo()
   const brokerRevision = revision()
-  const settings = settingsFor(quick)
-  console.error(`broker bench${quick ? ' (quick)' : ''}: ${JSON.stringify(settings)}`)
-  const brokers = await benchBrokers(settings, signal, (line) => console.error(line))
-  const simSettings = simSettingsFor(quick)
-  console.error(`sim bench${quick ? ' (quick)' : ''}: ${JSON.stringify(simSettings)}`)
-  const sim = await benchSim(simSettings, signal, (line) => console.error(line))
-  const webSettings = webSettingsFor(quick)
-  console.error(`web bench${quick ? ' (quick)' : ''}: ${JSON.stringify(webSettings)}`)
-  const web = await benchWeb(webSettings, signal, (line) => console.error(line))
-  const e2eSettings = endToEndSettingsFor(quick)
-  console.error(`end-to-end bench${quick ? ' (quick)' : ''}: ${JSON.stringify(e2eSettings)}`)
-  const e2e = await benchEndToEnd(e2eSettings, signal, (line) => console.error(line))
-  const wireSettings = wireSettingsFor(quick)
-  console.error(`wire bench${quick ? ' (quick)' : ''}: ${JSON.stringify(wireSettings)}`)
-  const wire = await benchWire(wireSettings, signal, (line) => console.error(line))
-  const historySettings = historySettingsFor(quick)
-  console.error(`history bench${quick ? ' (quick)' : ''}: ${JSON.stringify(historySettings)}`)
-  const history = await benchHistory(historySettings, signal, (line) => console.error(line))
+  const brokers = await run('broker', 'broker bench', settingsFor, benchBrokers)
+  const sim = await run('sim', 'sim bench', simSettingsFor, benchSim)
+  const web = await run('web', 'web bench', webSettingsFor, benchWeb)
+  const e2e = await run('e2e', 'end-to-end bench', endToEndSettingsFor, benchEndToEnd)
+  const wire = await run('wire', 'wire bench', wireSettingsFor, benchWire)
+  const history = await run('history', 'history bench', historySettingsFor, benchHistory)
 
-  console.log(brokerTable(brokers, machine, brokerRevision))
-  console.log('')
-  console.log(simTable(sim))
-  console.log('')
-  console.log(webTable(web))
-  console.log('')
-  console.log(endToEndTable(e2e))
-  console.log('')
-  if (e2e.live !== undefined) console.log(liveTable(e2e.live) + '\n')
-  console.log(wireTable(wire))
-  console.log('')
-  console.log(historyTable(history))
+  const tables = [
+    brokers && brokerTable(brokers, machine, brokerRevision),
+    sim && simTable(sim),
+    web && webTable(web),
+    e2e && endToEndTable(e2e),
+    e2e?.live && liveTable(e2e.live),
+    wire && wireTable(wire),
+    history && historyTable(history),
+  ]
+  console.log(tables.filter((t) => t !== undefined).join('\n\n'))
   mkdirSync(RESULTS_DIR, { recursive: true })
   const file = new URL(`${fileTimestamp(startedAt)}.json`, RESULTS_DIR)
   writeFileSync(
