@@ -1,6 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { readFileSync } from 'node:fs'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { eq, sql } from 'drizzle-orm'
 import { MAX_TS } from '@skyline/schemas'
@@ -16,6 +14,7 @@ import {
   buildApi,
   connectDrone,
   freshPostgres,
+  pgliteDataDir,
   startBroker,
   telemetryAt,
 } from './helpers.ts'
@@ -136,7 +135,7 @@ describe('migration 0004 on a database from before the rule', () => {
     [
       'PGlite',
       async () => {
-        const dataDir = mkdtempSync(join(tmpdir(), 'skyline-clock-'))
+        const dataDir = await pgliteDataDir()
         return [await openDatabase({ dataDir }), () => openDatabase({ dataDir })]
       },
     ],

@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto'
-import { cpSync, mkdtempSync } from 'node:fs'
+import { cpSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import Fastify from 'fastify'
-import { afterAll, afterEach, beforeAll, expect, vi } from 'vitest'
+import { afterAll, afterEach, beforeAll, expect, inject, vi } from 'vitest'
 import type { FastifyInstance } from 'fastify'
 import { connectAsync } from 'mqtt'
 import mqttPacket from 'mqtt-packet'
@@ -29,38 +29,61 @@ import { rowsOf } from '../src/db/partitions.ts'
 import { DeliveryChanges } from '../src/delivery/changes.ts'
 import { DeliveryLifecycle } from '../src/delivery/lifecycle.ts'
 import type { SendCommand } from '../src/delivery/lifecycle.ts'
+// The keys inject() reads here are declared where they are provided.
+import type {} from './database-templates.ts'
 
 export const SECRET = 'api-test-secret-at-least-32-characters'
 
-/** The databases every api test runs against: PGlite always, Postgres when DATABASE_URL is set. */
-let pgliteTemplate: Promise<string> | undefined
-
 /**
- * A new, empty PGlite database: a copy of one migrated once per test process. Creating
- * and migrating one takes about 6 s, copying and opening a migrated one under 1 s.
+ * A new data directory holding an empty, migrated PGlite database: a copy of the template
+ * the project's globalSetup made once for the run (database-templates.ts). Creating and
+ * migrating one takes about 6 s, copying and opening a migrated one about 1 s. In a
+ * project without that globalSetup, each test process migrates a template of its own.
  */
+export async function pgliteDataDir(): Promise<string> {
+  const template = inject('pgliteTemplate') ?? (await ownPgliteTemplate())
+  const dataDir = mkdtempSync(join(tmpdir(), 'skyline-api-'))
+  cpSync(template, dataDir, { recursive: true })
+  return dataDir
+}
+
+/** A new, empty PGlite database (pgliteDataDir), removed again on close. */
 export async function freshPglite(): Promise<Database> {
-  pgliteTemplate ??= (async () => {
+  const dataDir = await pgliteDataDir()
+  const database = await openDatabase({ dataDir })
+  return {
+    ...database,
+    async close() {
+      await database.close()
+      rmSync(dataDir, { recursive: true, force: true })
+    },
+  }
+}
+
+let pgliteTemplate: Promise<string> | undefined
+const ownPgliteTemplate = () =>
+  (pgliteTemplate ??= (async () => {
     const dir = mkdtempSync(join(tmpdir(), 'skyline-pglite-template-'))
     await (await openDatabase({ dataDir: dir })).close()
     return dir
-  })()
-  const dataDir = mkdtempSync(join(tmpdir(), 'skyline-api-'))
-  cpSync(await pgliteTemplate, dataDir, { recursive: true })
-  return openDatabase({ dataDir })
-}
+  })())
 
+/** The databases every api test runs against: PGlite always, Postgres when DATABASE_URL is set. */
 export const DATABASES: [string, () => Promise<Database>][] = [['PGlite', () => freshPglite()]]
 const url = process.env.DATABASE_URL
 if (url !== undefined && url !== '') DATABASES.push(['Postgres', () => freshPostgres(url)])
 
-/** A new, empty database on the Postgres server, dropped again on close. */
+/**
+ * A new, empty database on the Postgres server, dropped again on close: a copy of the
+ * migrated template of the run (database-templates.ts) where there is one, else migrated.
+ */
 export async function freshPostgres(
   serverUrl: string,
 ): Promise<Database & { name: string; url: string }> {
   const name = `skyline_test_${randomBytes(5).toString('hex')}`
+  const template = inject('postgresTemplate') ?? ''
   const admin = postgres(serverUrl, { max: 1, onnotice: () => {} })
-  await admin.unsafe(`CREATE DATABASE ${name}`)
+  await admin.unsafe(`CREATE DATABASE ${name}${template === '' ? '' : ` TEMPLATE ${template}`}`)
   const dbUrl = new URL(serverUrl)
   dbUrl.pathname = `/${name}`
   let database: Database

@@ -1,5 +1,4 @@
-import { mkdirSync, mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
@@ -7,9 +6,15 @@ import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { signDeviceToken } from '@skyline/auth'
 import { Fleet } from '@skyline/drone-sim'
-import { openDatabase } from '../../api/src/db/client.ts'
 import type { Database } from '../../api/src/db/client.ts'
-import { SECRET, buildApi, get, startBroker, testFleet } from '../../api/test/helpers.ts'
+import {
+  SECRET,
+  buildApi,
+  freshPglite,
+  get,
+  startBroker,
+  testFleet,
+} from '../../api/test/helpers.ts'
 import type { TestBroker } from '../../api/test/helpers.ts'
 import { WEB_DIST } from './build-page.ts'
 import { launchChromium, openPage } from './browser.ts'
@@ -38,7 +43,7 @@ let signedIn: string
 beforeAll(async () => {
   mkdirSync(OUTPUT, { recursive: true })
   broker = await startBroker()
-  database = await openDatabase({ dataDir: mkdtempSync(join(tmpdir(), 'skyline-web-')) })
+  database = await freshPglite()
   api = await buildApi(broker.url, database, {
     WEB_DIR: WEB_DIST,
     MAP_TILE_URL: `http://${NO_TILES}/{z}/{x}/{y}.png`,

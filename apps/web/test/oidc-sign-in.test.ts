@@ -1,13 +1,9 @@
-import { mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import type { Browser, Page, WebSocket } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { Fleet } from '@skyline/drone-sim'
-import { openDatabase } from '../../api/src/db/client.ts'
 import type { Database } from '../../api/src/db/client.ts'
-import { buildApi, startBroker, testFleet } from '../../api/test/helpers.ts'
+import { buildApi, freshPglite, startBroker, testFleet } from '../../api/test/helpers.ts'
 import type { TestBroker } from '../../api/test/helpers.ts'
 import { TEST_AUDIENCE, startTestIssuer } from '../../../packages/auth/test/issuer.ts'
 import type { TestIssuer } from '../../../packages/auth/test/issuer.ts'
@@ -35,7 +31,7 @@ let base: string
 beforeAll(async () => {
   issuer = await startTestIssuer([], { logins: true })
   broker = await startBroker()
-  database = await openDatabase({ dataDir: mkdtempSync(join(tmpdir(), 'skyline-web-oidc-')) })
+  database = await freshPglite()
   api = await buildApi(broker.url, database, {
     WEB_DIR: WEB_DIST,
     MAP_TILE_URL: 'none',
