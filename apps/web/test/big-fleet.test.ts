@@ -1,9 +1,9 @@
-import type { DroneView, FleetView } from '@skyline/schemas'
 import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ALL_ROWS_MAX, ROW_PX } from '../src/panel/fleet-list.ts'
 import { servePage } from './build-page.ts'
 import { launchChromium, openPage } from './browser.ts'
+import { droneView, fleetOf } from './fleet-views.ts'
 
 // The fleet list past ALL_ROWS_MAX drones: only the rows in view are in the page. The
 // page is served as built; the api's fleet and live stream are played by the test, so
@@ -11,32 +11,17 @@ import { launchChromium, openPage } from './browser.ts'
 
 const DRONES = 3_000
 
-const drone = (n: number): DroneView => ({
-  id: `drone-${n}`,
-  fleetId: 'big',
-  online: true,
-  state: n % 3 === 0 ? 'en_route' : 'idle',
-  stationId: null,
-  model: null,
-  firmware: null,
-  position: { lat: 48.8 + (n % 100) / 1000, lon: 2.3 + Math.floor(n / 100) / 1000, altM: 50 },
-  speedMps: 10,
-  headingDeg: n % 360,
-  batteryPct: 80,
-  deliveryId: null,
-  lastSeq: 1,
-  positionAt: new Date().toISOString(),
-  lastSeenAt: new Date().toISOString(),
-  onlineChangedAt: null,
-  offlineReason: null,
-})
+const drone = (n: number) =>
+  droneView({
+    id: `drone-${n}`,
+    fleetId: 'big',
+    state: n % 3 === 0 ? 'en_route' : 'idle',
+    position: { lat: 48.8 + (n % 100) / 1000, lon: 2.3 + Math.floor(n / 100) / 1000, altM: 50 },
+    speedMps: 10,
+    headingDeg: n % 360,
+  })
 
-const fleet: FleetView = {
-  at: new Date().toISOString(),
-  drones: Array.from({ length: DRONES }, (_, i) => drone(i + 1)),
-  stations: [],
-  deliveries: [],
-}
+const fleet = fleetOf(Array.from({ length: DRONES }, (_, i) => drone(i + 1)))
 
 let served: { base: string; close(): Promise<void> } | undefined
 let browser: Browser

@@ -1,11 +1,11 @@
 import { mkdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { DroneView, FleetView } from '@skyline/schemas'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { servePage } from './build-page.ts'
 import { launchChromium, openPage } from './browser.ts'
+import { droneView, fleetOf } from './fleet-views.ts'
 
 // Issue 18: at low zoom a fleet of thousands is drawn as groups with a count
 // (supercluster), and a group is a button that zooms in to where it splits. The page is
@@ -16,35 +16,19 @@ const OUTPUT = fileURLToPath(new URL('../test-results', import.meta.url))
 const DRONES = 3_000
 
 /** Two crowds 300 km apart (around Paris and Lyon), each about 2 km across. */
-const drone = (n: number): DroneView => {
+const drone = (n: number) => {
   const [lat, lon] = n % 2 === 0 ? [48.85, 2.35] : [45.76, 4.84]
-  return {
+  return droneView({
     id: `drone-${n}`,
     fleetId: 'big',
-    online: true,
     state: n % 3 === 0 ? 'en_route' : 'idle',
-    stationId: null,
-    model: null,
-    firmware: null,
     position: { lat: lat + ((n * 7) % 100) / 5_000, lon: lon + ((n * 13) % 100) / 4_000, altM: 50 },
     speedMps: 10,
     headingDeg: n % 360,
-    batteryPct: 80,
-    deliveryId: null,
-    lastSeq: 1,
-    positionAt: new Date().toISOString(),
-    lastSeenAt: new Date().toISOString(),
-    onlineChangedAt: null,
-    offlineReason: null,
-  }
+  })
 }
 
-const fleet: FleetView = {
-  at: new Date().toISOString(),
-  drones: Array.from({ length: DRONES }, (_, i) => drone(i + 1)),
-  stations: [],
-  deliveries: [],
-}
+const fleet = fleetOf(Array.from({ length: DRONES }, (_, i) => drone(i + 1)))
 
 let served: { base: string; close(): Promise<void> } | undefined
 let browser: Browser

@@ -1,40 +1,17 @@
-import type { DroneView, FleetView } from '@skyline/schemas'
+import type { FleetView } from '@skyline/schemas'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { servePage } from './build-page.ts'
 import { launchChromium, openPage } from './browser.ts'
+import { droneView, fleetOf } from './fleet-views.ts'
 
 // Issue 16: ids are unique within a fleet only. A reader of two fleets saw their two
 // `drone-1`s as two identical rows; the list shows a fleet column when the drones are of
 // more than one fleet, and none with one. The api and its live stream are played by the
 // test, as in big-fleet.test.ts.
 
-const drone = (fleetId: string, id: string, n: number): DroneView => ({
-  id,
-  fleetId,
-  online: true,
-  state: 'idle',
-  stationId: null,
-  model: null,
-  firmware: null,
-  position: { lat: 48.85 + n / 100, lon: 2.35 + n / 100, altM: 50 },
-  speedMps: 0,
-  headingDeg: 0,
-  batteryPct: 80,
-  deliveryId: null,
-  lastSeq: 1,
-  positionAt: new Date().toISOString(),
-  lastSeenAt: new Date().toISOString(),
-  onlineChangedAt: null,
-  offlineReason: null,
-})
-
-const fleetOf = (drones: DroneView[]): FleetView => ({
-  at: new Date().toISOString(),
-  drones,
-  stations: [],
-  deliveries: [],
-})
+const drone = (fleetId: string, id: string, n: number) =>
+  droneView({ id, fleetId, position: { lat: 48.85 + n / 100, lon: 2.35 + n / 100, altM: 50 } })
 
 const TWO = fleetOf([
   drone('north', 'drone-1', 1),
