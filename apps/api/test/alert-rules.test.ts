@@ -2,13 +2,20 @@
 // injected clock: which alerts open, which resolve, and why.
 import { describe, expect, it } from 'vitest'
 import {
+  judgeLate,
   judgeLost,
   judgePoints,
   judgeRoutes,
   judgeStations,
   subjectKey,
 } from '../src/alerts/rules.ts'
-import type { DroneOfDelivery, DronePoint, OpenAlert, ZoneRef } from '../src/alerts/rules.ts'
+import type {
+  DroneOfDelivery,
+  DronePoint,
+  OpenAlert,
+  PromisedDelivery,
+  ZoneRef,
+} from '../src/alerts/rules.ts'
 import { backoffMs, sign } from '../src/alerts/webhook.ts'
 import { createHmac } from 'node:crypto'
 
@@ -218,6 +225,118 @@ describe('route_blocked', () => {
     expect(judgeRoutes([route({ crossing: [], alerted: true })], open).resolve).toMatchObject([
       { id: 'r1', facts: { resolution: 'route_clear' } },
     ])
+  })
+})
+
+describe('delivery_late', () => {
+  const at = (s: number) => new Date(T0.getTime() + s * 1000)
+  // Promised for T0 + 600 s; the drone's clock is the api's (heard just now).
+  const promised = (o: Partial<PromisedDelivery> = {}): PromisedDelivery => ({
+    fleetId: 'f1',
+    deliveryId: 'x1',
+    status: 'en_route',
+    droneId: 'd1',
+    promisedAt: at(600),
+    etaAt: at(600),
+    arrivedAt: null,
+    positionAt: T0,
+    lastSeenAt: T0,
+    ...o,
+  })
+  const rule = { now: T0, marginS: 120 }
+  const lateAlert = alert('l1', { kind: 'delivery_late', subject: { deliveryId: 'x1' } })
+
+  it('opens when the ETA has slipped past the promise by more than the margin, not within it', () => {
+    expect(judgeLate([promised({ etaAt: at(720) })], [], rule).open).toEqual([])
+    const d = judgeLate([promised({ etaAt: at(721) })], [], rule)
+    expect(d.open).toEqual([
+      {
+        fleetId: 'f1',
+        kind: 'delivery_late',
+        severity: 'warning',
+        subject: { deliveryId: 'x1' },
+        facts: {
+          promisedAt: at(600).toISOString(),
+          etaAt: at(721).toISOString(),
+          latenessS: 121,
+          marginS: 120,
+          deliveryStatus: 'en_route',
+          droneId: 'd1',
+        },
+      },
+    ])
+  })
+
+  it('opens when the delivery is still in flight past the promise and the margin, by the clock', () => {
+    // Not yet departed: no ETA at all; or an ETA left behind in the past.
+    const rows = [
+      promised({ status: 'to_pickup', etaAt: null }),
+      promised({ deliveryId: 'x2', etaAt: at(500) }),
+    ]
+    const judged = (s: number) =>
+      judgeLate(
+        rows.map((r) => ({ ...r, positionAt: at(s), lastSeenAt: at(s) })),
+        [],
+        { ...rule, now: at(s) },
+      )
+    expect(judged(720).open).toEqual([])
+    expect(judged(721).open.map((o) => [o.subject.deliveryId, o.facts.latenessS])).toEqual([
+      ['x1', 121],
+      ['x2', 121],
+    ])
+  })
+
+  it("judges by the drone's clock: a time-scaled drone's points run ahead of the api's", () => {
+    // Its last point, heard 2 s ago by the api, was at T0 + 700 s of its own time: 102 s
+    // late on its clock (the api's says 0 s: nothing would ever open).
+    const ahead = promised({ etaAt: null, positionAt: at(700), lastSeenAt: at(-2) })
+    expect(judgeLate([ahead], [], rule).open).toEqual([])
+    expect(judgeLate([ahead], [], { ...rule, now: at(19) }).open[0]?.facts.latenessS).toBe(121)
+  })
+
+  it('stays open until the ETA is back within half the margin (hysteresis)', () => {
+    expect(judgeLate([promised({ etaAt: at(661) })], [lateAlert], rule)).toEqual({
+      open: [],
+      resolve: [],
+    })
+    expect(judgeLate([promised({ etaAt: at(660) })], [lateAlert], rule).resolve).toEqual([
+      {
+        id: 'l1',
+        kind: 'delivery_late',
+        facts: { resolution: 'back_on_time', deliveryStatus: 'en_route', latenessS: 60 },
+      },
+    ])
+  })
+
+  it('resolves when the delivery completes, fails, is cancelled or goes back to the queue', () => {
+    const cases = [
+      ['completed', 'delivered'],
+      ['failed', 'delivery_failed'],
+      ['cancelled', 'delivery_cancelled'],
+      ['requested', 'delivery_requeued'],
+    ] as const
+    for (const [status, resolution] of cases) {
+      const d = judgeLate([promised({ status, etaAt: at(9_999) })], [lateAlert], rule)
+      expect(d.open).toEqual([])
+      expect(
+        d.resolve.map((r) => r.facts.resolution),
+        status,
+      ).toEqual([resolution])
+    }
+    // Not read any more (gone): resolved too.
+    expect(judgeLate([], [lateAlert], rule).resolve[0]?.facts.resolution).toBe('delivery_gone')
+  })
+
+  it('judges an arrived delivery by its arrival, not by the time it waits docked', () => {
+    const docked = promised({ status: 'arrived', arrivedAt: at(650), etaAt: at(650) })
+    expect(judgeLate([docked], [], { ...rule, now: at(3_600) }).open).toEqual([])
+    const late = { ...docked, arrivedAt: at(800) }
+    expect(judgeLate([late], [], { ...rule, now: at(3_600) }).open).toHaveLength(1)
+  })
+
+  it('leaves a delivery with no promise alone (assigned before promises were kept)', () => {
+    const d = judgeLate([promised({ promisedAt: null, etaAt: at(9_999) })], [], rule)
+    expect(d).toEqual({ open: [], resolve: [] })
   })
 })
 

@@ -1,4 +1,5 @@
 import type { AlertKind, AlertSeverity, AlertSubject, DeliveryStatus } from '@skyline/schemas'
+import { droneClockAt } from '../delivery/promise.ts'
 
 // The alert rules (docs/architecture.md "Alerts"): pure functions from what is true now
 // to the alerts to open and to resolve. Level-triggered: each rule says which subjects'
@@ -334,6 +335,105 @@ export function judgeRoutes(
     holding,
     open.filter((a) => a.kind === 'route_blocked' && known.has(a.subject.deliveryId ?? '')),
     () => ({ resolution: 'route_clear' }),
+  )
+}
+
+/** A delivery with its promise: in flight, or named by an open `delivery_late` alert. */
+export interface PromisedDelivery {
+  fleetId: string
+  deliveryId: string
+  status: DeliveryStatus
+  droneId: string | null
+  /** The ETA promised at assignment, and the ETA now, on the drone's clock (null: none). */
+  promisedAt: Date | null
+  etaAt: Date | null
+  /** Its arrival over the drop-off (the event's `ts`): an `arrived` one is late by it. */
+  arrivedAt: Date | null
+  /** Its drone's newest point's `ts`, and when the api last heard it: the drone's clock. */
+  positionAt: Date | null
+  lastSeenAt: Date | null
+}
+
+export interface LateRule {
+  now: Date
+  /** Later than the promise by more than this is late, s (ALERT_LATE_MARGIN_S). */
+  marginS: number
+}
+
+/**
+ * How late a delivery in flight stands now, s (negative: ahead of its promise): an
+ * arrived one by its arrival; otherwise by the later of its ETA and the drone's clock,
+ * since it cannot arrive before now (an ETA left in the past, or none yet, is no excuse).
+ */
+export function latenessS(d: PromisedDelivery, now: Date): number | undefined {
+  if (d.promisedAt === null) return undefined
+  const clock = droneClockAt(now, d.positionAt, d.lastSeenAt)
+  const expected =
+    d.status === 'arrived' && d.arrivedAt !== null
+      ? d.arrivedAt.getTime()
+      : Math.max(d.etaAt?.getTime() ?? clock, clock)
+  return (expected - d.promisedAt.getTime()) / 1000
+}
+
+/** Why a `delivery_late` alert of a delivery no longer in flight resolves. */
+const SETTLED: Partial<Record<DeliveryStatus, string>> = {
+  completed: 'delivered',
+  failed: 'delivery_failed',
+  cancelled: 'delivery_cancelled',
+  requested: 'delivery_requeued',
+}
+
+/**
+ * `delivery_late`: a delivery in flight stands later than the time promised at its
+ * assignment by more than ALERT_LATE_MARGIN_S: its ETA has slipped past the promise (a
+ * slip is measured against the promise: one alert per delivery, not one per jump of the
+ * ETA), or it is still in flight past the promise (judged on the drone's clock, on which
+ * the promise and the ETA are). Once open it holds until it is back within half the margin
+ * (`back_on_time`: no flapping on an ETA that wavers around the margin), or the delivery
+ * completes, fails, is cancelled or is given back to the queue. `rows` are every
+ * delivery in flight with a promise, and those of open alerts.
+ */
+export function judgeLate(
+  rows: readonly PromisedDelivery[],
+  open: readonly OpenAlert[],
+  rule: LateRule,
+): Decisions {
+  const openIds = new Set(
+    open.filter((a) => a.kind === 'delivery_late').map((a) => a.subject.deliveryId),
+  )
+  const holding: Opening[] = []
+  const why = new Map<string, Record<string, unknown>>()
+  for (const d of rows) {
+    const lateS = latenessS(d, rule.now)
+    const facts = {
+      promisedAt: d.promisedAt?.toISOString() ?? null,
+      etaAt: d.etaAt?.toISOString() ?? null,
+      latenessS: lateS === undefined ? null : Math.round(lateS),
+      marginS: rule.marginS,
+      deliveryStatus: d.status,
+      droneId: d.droneId,
+    }
+    const bar = openIds.has(d.deliveryId) ? rule.marginS / 2 : rule.marginS
+    if (IN_FLIGHT.includes(d.status) && lateS !== undefined && lateS > bar)
+      holding.push({
+        fleetId: d.fleetId,
+        kind: 'delivery_late',
+        severity: 'warning',
+        subject: { deliveryId: d.deliveryId },
+        facts,
+      })
+    else
+      why.set(d.deliveryId, {
+        resolution: SETTLED[d.status] ?? 'back_on_time',
+        deliveryStatus: d.status,
+        latenessS: facts.latenessS,
+      })
+  }
+  return settle(
+    ['delivery_late'],
+    holding,
+    open,
+    (a) => why.get(a.subject.deliveryId ?? '') ?? { resolution: 'delivery_gone' },
   )
 }
 
