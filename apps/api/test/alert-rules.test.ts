@@ -20,6 +20,8 @@ import { backoffMs, sign } from '../src/alerts/webhook.ts'
 import { createHmac } from 'node:crypto'
 
 const T0 = new Date('2026-05-01T10:00:00Z')
+/** T0 + `s` seconds. */
+const at = (s: number) => new Date(T0.getTime() + s * 1000)
 const battery = { lowPct: (f: string) => (f === 'strict' ? 40 : 20), clearMarginPct: 5 }
 const NO_FLY: ZoneRef = { id: 'z1', name: 'Stadium', kind: 'no_fly', notifyOnEnterLeave: false }
 const AREA: ZoneRef = { id: 'a1', name: 'Park', kind: 'area', notifyOnEnterLeave: true }
@@ -116,11 +118,13 @@ describe('drone_lost', () => {
     online: true,
     lastSeenAt: T0,
     offlineReason: null,
+    onlineChangedAt: T0,
     ...o,
   })
   const rule = (nowS: number) => ({
     now: new Date(T0.getTime() + nowS * 1000),
     staleAfterS: 30,
+    offlineGraceS: 10,
     listeningSince: new Date(T0.getTime() - 3_600_000),
   })
   const lostAlert = alert('l1', {
@@ -128,8 +132,10 @@ describe('drone_lost', () => {
     subject: { droneId: 'd1', deliveryId: 'x1' },
   })
 
-  it('opens when the drone of a delivery in flight goes offline, at once', () => {
-    const d = judgeLost([row({ online: false, offlineReason: 'connection_lost' })], [], rule(1))
+  it('opens when the drone of a delivery in flight has been offline for ALERT_OFFLINE_GRACE_S', () => {
+    const off = row({ online: false, offlineReason: 'connection_lost' })
+    expect(judgeLost([off], [], rule(9.9)).open).toEqual([])
+    const d = judgeLost([off], [], rule(10))
     expect(d.open).toMatchObject([
       {
         kind: 'drone_lost',
@@ -137,6 +143,17 @@ describe('drone_lost', () => {
         facts: { offlineReason: 'connection_lost' },
       },
     ])
+  })
+
+  it('opens nothing for a connection dropped and back within the grace', () => {
+    // The will at T0: sweeps while it is away open nothing…
+    const off = row({ online: false, offlineReason: 'connection_lost' })
+    for (const s of [0, 2, 5.9]) expect(judgeLost([off], [], rule(s)).open).toEqual([])
+    // …and back online 6 s later and heard since, nothing opens after either.
+    const back = row({ online: true, onlineChangedAt: at(6), lastSeenAt: at(11) })
+    for (const s of [12, 20]) expect(judgeLost([back], [], rule(s)).open).toEqual([])
+    // With no grace, the will alone opens it (at once).
+    expect(judgeLost([off], [], { ...rule(0), offlineGraceS: 0 }).open).toHaveLength(1)
   })
 
   it('opens when the drone has not been heard for ALERT_STALE_S, not before', () => {
@@ -183,16 +200,28 @@ describe('drone_lost', () => {
 })
 
 describe('station_offline', () => {
-  it('opens for an offline station and resolves once it is back', () => {
-    const off = { fleetId: 'f1', stationId: 's1', online: false, onlineChangedAt: T0 }
-    expect(judgeStations([off], []).open).toMatchObject([
+  const rule = (s: number) => ({ now: at(s), offlineGraceS: 10 })
+  const off = { fleetId: 'f1', stationId: 's1', online: false, onlineChangedAt: T0 }
+
+  it('opens for a station offline for the grace and resolves once it is back', () => {
+    expect(judgeStations([off], [], rule(10)).open).toMatchObject([
       { kind: 'station_offline', subject: { stationId: 's1' } },
     ])
     const open = [alert('s', { kind: 'station_offline', subject: { stationId: 's1' } })]
-    expect(judgeStations([off], open)).toEqual({ open: [], resolve: [] })
-    expect(judgeStations([], open).resolve).toMatchObject([
+    expect(judgeStations([off], open, rule(11))).toEqual({ open: [], resolve: [] })
+    expect(judgeStations([], open, rule(12)).resolve).toMatchObject([
       { id: 's', facts: { resolution: 'station_online' } },
     ])
+  })
+
+  it('opens nothing for a station offline within the grace (back before it ends)', () => {
+    expect(judgeStations([off], [], rule(9.9))).toEqual({ open: [], resolve: [] })
+    // Back at 5 s: not among the offline ones any more, nothing to open or resolve.
+    expect(judgeStations([], [], rule(12))).toEqual({ open: [], resolve: [] })
+    // Offline again at 20 s: the grace counts from then.
+    const again = { ...off, onlineChangedAt: at(20) }
+    expect(judgeStations([again], [], rule(29)).open).toEqual([])
+    expect(judgeStations([again], [], rule(30)).open).toHaveLength(1)
   })
 })
 
@@ -229,7 +258,6 @@ describe('route_blocked', () => {
 })
 
 describe('delivery_late', () => {
-  const at = (s: number) => new Date(T0.getTime() + s * 1000)
   // Promised for T0 + 600 s; the drone's clock is the api's (heard just now).
   const promised = (o: Partial<PromisedDelivery> = {}): PromisedDelivery => ({
     fleetId: 'f1',

@@ -36,6 +36,12 @@ export const ALERT_ENV = {
   /** A drone with a delivery in flight not heard this long is lost, s (`drone_lost`). Default 30. */
   ALERT_STALE_S: int.min(1).max(86_400).default(30),
   /**
+   * A drone or station offline (its will, or its own status) opens `drone_lost` or
+   * `station_offline` only once it has been offline this long, s: a connection dropped and
+   * back within it opens nothing. Default 10.
+   */
+  ALERT_OFFLINE_GRACE_S: int.min(0).max(3_600).default(10),
+  /**
    * A delivery whose ETA (or the clock) stands later than the time promised at its
    * assignment by more than this is late, s (`delivery_late`). Default 120.
    */

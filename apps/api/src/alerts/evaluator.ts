@@ -13,6 +13,8 @@ export interface EvaluatorOptions {
   battery: BatteryRule
   /** ALERT_STALE_S. */
   staleAfterS: number
+  /** ALERT_OFFLINE_GRACE_S. */
+  offlineGraceS: number
   /** ALERT_LATE_MARGIN_S. */
   lateMarginS: number
   /** How often the sweep runs, ms (ALERT_SWEEP_MS). */
@@ -170,9 +172,10 @@ export class AlertEvaluator {
         judgeLost(pairs, lostOpen, {
           now,
           staleAfterS: this.o.staleAfterS,
+          offlineGraceS: this.o.offlineGraceS,
           listeningSince: this.o.listeningSince(),
         }),
-        judgeStations(offline, open),
+        judgeStations(offline, open, { now, offlineGraceS: this.o.offlineGraceS }),
         judgeRoutes(routes, routesOpen),
         judgeLate(promised, lateOpen, { now, marginS: this.o.lateMarginS }),
       ),

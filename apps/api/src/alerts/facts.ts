@@ -38,6 +38,7 @@ export class AlertFacts {
         online: drones.online,
         lastSeenAt: drones.lastSeenAt,
         offlineReason: drones.offlineReason,
+        onlineChangedAt: drones.onlineChangedAt,
       })
       .from(deliveries)
       .leftJoin(
@@ -84,6 +85,7 @@ export class AlertFacts {
         online: drone?.online ?? null,
         lastSeenAt: drone?.lastSeenAt ?? null,
         offlineReason: drone?.offlineReason ?? null,
+        onlineChangedAt: drone?.onlineChangedAt ?? null,
       })
     }
     return rows

@@ -192,12 +192,31 @@ export interface DroneOfDelivery {
   online: boolean | null
   lastSeenAt: Date | null
   offlineReason: string | null
+  /** When `online` last changed (the api's clock: the will's or the status's arrival). */
+  onlineChangedAt: Date | null
+}
+
+/**
+ * Whether a device offline at `now` has been so for the grace (ALERT_OFFLINE_GRACE_S): a
+ * connection dropped and back within it (a network blip, the simulator's chaos) opens no
+ * alert. Since when not known: as long as can be.
+ */
+export function offlinePastGrace(
+  online: boolean | null,
+  onlineChangedAt: Date | null,
+  now: Date,
+  graceS: number,
+): boolean {
+  if (online !== false) return false
+  return onlineChangedAt === null || now.getTime() - onlineChangedAt.getTime() >= graceS * 1000
 }
 
 export interface LostRule {
   now: Date
   /** A drone not heard this long is lost, s (ALERT_STALE_S). */
   staleAfterS: number
+  /** An offline drone is lost once it has been offline this long, s (ALERT_OFFLINE_GRACE_S). */
+  offlineGraceS: number
   /**
    * Since when the api has heard the broker without a break: a drone's silence over a
    * time nobody listened is not its own (after a restart of the api).
@@ -206,8 +225,8 @@ export interface LostRule {
 }
 
 /**
- * `drone_lost`: a drone with a delivery in flight is offline, or has not been heard for
- * ALERT_STALE_S. It stays open while the drone is not heard again and the delivery is
+ * `drone_lost`: a drone with a delivery in flight is offline (for ALERT_OFFLINE_GRACE_S),
+ * or has not been heard for ALERT_STALE_S. It stays open while the drone is not heard again and the delivery is
  * still its own (in flight, or failed without it); it resolves when the drone is heard,
  * or the delivery is finished otherwise or given to another drone.
  */
@@ -220,7 +239,7 @@ export function judgeLost(
   const canJudgeSilence =
     rule.listeningSince !== undefined && rule.listeningSince.getTime() <= cutoff
   const lost = (r: DroneOfDelivery) =>
-    r.online === false ||
+    offlinePastGrace(r.online, r.onlineChangedAt, rule.now, rule.offlineGraceS) ||
     (canJudgeSilence && (r.lastSeenAt === null || r.lastSeenAt.getTime() < cutoff))
   const openKeys = new Set(open.map(alertKey))
   const holding: Opening[] = []
@@ -269,15 +288,26 @@ export interface StationPresence {
 }
 
 /**
- * `station_offline`: a station is offline (its last will, or its own status). `stations`
- * are every station offline now: an open alert of any other is resolved.
+ * `station_offline`: a station is offline (its last will, or its own status) for
+ * ALERT_OFFLINE_GRACE_S. `stations` are every station offline now: an open alert of any
+ * other is resolved; one of a station offline within the grace is left open.
  */
 export function judgeStations(
   stations: readonly StationPresence[],
   open: readonly OpenAlert[],
+  rule: { now: Date; offlineGraceS: number },
 ): Decisions {
+  const openIds = new Set(
+    open
+      .filter((a) => a.kind === 'station_offline')
+      .map((a) => `${a.fleetId}/${a.subject.stationId}`),
+  )
   const holding = stations
-    .filter((s) => !s.online)
+    .filter(
+      (s) =>
+        openIds.has(`${s.fleetId}/${s.stationId}`) ||
+        offlinePastGrace(s.online, s.onlineChangedAt, rule.now, rule.offlineGraceS),
+    )
     .map((s): Opening => ({
       fleetId: s.fleetId,
       kind: 'station_offline',
