@@ -75,6 +75,7 @@ export const deliveryView = (d: DeliveryRow): DeliveryView => ({
   routeBlockedSince: isoOrNull(d.routeBlockedSince),
   etaAt: isoOrNull(d.etaAt),
   etaErrorS: d.etaErrorS,
+  promisedAt: isoOrNull(d.promisedAt),
 })
 
 export const geofenceView = (g: GeofenceRow): GeofenceView => ({

@@ -84,7 +84,7 @@ async function authorizationOf(caller: Caller): Promise<string | undefined> {
  * fleet's resource is a 404, like one that does not exist; a list of another fleet's is
  * empty (checked below: no `fa-` id in it).
  */
-type Kind = 'public' | 'list' | 'one' | 'create' | 'cancel' | 'update' | 'delete'
+type Kind = 'public' | 'list' | 'operatorList' | 'one' | 'create' | 'cancel' | 'update' | 'delete'
 const EXPECTED: Record<Kind, Record<Caller, number>> = {
   public: {
     none: 200,
@@ -102,6 +102,17 @@ const EXPECTED: Record<Kind, Record<Caller, number>> = {
     drone: 403,
     viewerOwn: 200,
     viewerOther: 200,
+    serviceOwn: 200,
+    serviceOther: 200,
+    admin: 200,
+  },
+  // A list only operators read (the webhook's dead letters): a viewer's token gets 403.
+  operatorList: {
+    none: 401,
+    forged: 401,
+    drone: 403,
+    viewerOwn: 403,
+    viewerOther: 403,
     serviceOwn: 200,
     serviceOther: 200,
     admin: 200,
@@ -186,6 +197,7 @@ const OPERATIONS: Record<string, Kind> = {
   'GET /api/alerts/{id}': 'one',
   // Acknowledging again changes nothing and answers 200: one alert serves every caller.
   'POST /api/alerts/{id}/ack': 'cancel',
+  'GET /api/alerts/webhook/dead-letters': 'operatorList',
   'GET /api/stats': 'list',
 }
 
@@ -399,7 +411,7 @@ describe.each(DATABASES)('access on %s', (_name, open) => {
     for (const op of operations.filter((o) => o.fleetQuery)) {
       for (const caller of ['viewerOther', 'serviceOther'] as const) {
         const res = await call(op, caller, `?fleet=${OWN}`)
-        const want = op.kind === 'one' ? 404 : 200
+        const want = op.kind === 'one' ? 404 : EXPECTED[op.kind][caller] === 403 ? 403 : 200
         if (res.statusCode !== want || (res.statusCode === 200 && res.body.includes('fa-')))
           wrong.push(
             `${op.path}?fleet=${OWN} as ${caller}: ${res.statusCode} ${res.body.slice(0, 200)}`,

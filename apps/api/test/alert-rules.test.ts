@@ -2,17 +2,26 @@
 // injected clock: which alerts open, which resolve, and why.
 import { describe, expect, it } from 'vitest'
 import {
+  judgeLate,
   judgeLost,
   judgePoints,
   judgeRoutes,
   judgeStations,
   subjectKey,
 } from '../src/alerts/rules.ts'
-import type { DroneOfDelivery, DronePoint, OpenAlert, ZoneRef } from '../src/alerts/rules.ts'
+import type {
+  DroneOfDelivery,
+  DronePoint,
+  OpenAlert,
+  PromisedDelivery,
+  ZoneRef,
+} from '../src/alerts/rules.ts'
 import { backoffMs, sign } from '../src/alerts/webhook.ts'
 import { createHmac } from 'node:crypto'
 
 const T0 = new Date('2026-05-01T10:00:00Z')
+/** T0 + `s` seconds. */
+const at = (s: number) => new Date(T0.getTime() + s * 1000)
 const battery = { lowPct: (f: string) => (f === 'strict' ? 40 : 20), clearMarginPct: 5 }
 const NO_FLY: ZoneRef = { id: 'z1', name: 'Stadium', kind: 'no_fly', notifyOnEnterLeave: false }
 const AREA: ZoneRef = { id: 'a1', name: 'Park', kind: 'area', notifyOnEnterLeave: true }
@@ -109,11 +118,13 @@ describe('drone_lost', () => {
     online: true,
     lastSeenAt: T0,
     offlineReason: null,
+    onlineChangedAt: T0,
     ...o,
   })
   const rule = (nowS: number) => ({
     now: new Date(T0.getTime() + nowS * 1000),
     staleAfterS: 30,
+    offlineGraceS: 10,
     listeningSince: new Date(T0.getTime() - 3_600_000),
   })
   const lostAlert = alert('l1', {
@@ -121,8 +132,10 @@ describe('drone_lost', () => {
     subject: { droneId: 'd1', deliveryId: 'x1' },
   })
 
-  it('opens when the drone of a delivery in flight goes offline, at once', () => {
-    const d = judgeLost([row({ online: false, offlineReason: 'connection_lost' })], [], rule(1))
+  it('opens when the drone of a delivery in flight has been offline for ALERT_OFFLINE_GRACE_S', () => {
+    const off = row({ online: false, offlineReason: 'connection_lost' })
+    expect(judgeLost([off], [], rule(9.9)).open).toEqual([])
+    const d = judgeLost([off], [], rule(10))
     expect(d.open).toMatchObject([
       {
         kind: 'drone_lost',
@@ -130,6 +143,17 @@ describe('drone_lost', () => {
         facts: { offlineReason: 'connection_lost' },
       },
     ])
+  })
+
+  it('opens nothing for a connection dropped and back within the grace', () => {
+    // The will at T0: sweeps while it is away open nothing…
+    const off = row({ online: false, offlineReason: 'connection_lost' })
+    for (const s of [0, 2, 5.9]) expect(judgeLost([off], [], rule(s)).open).toEqual([])
+    // …and back online 6 s later and heard since, nothing opens after either.
+    const back = row({ online: true, onlineChangedAt: at(6), lastSeenAt: at(11) })
+    for (const s of [12, 20]) expect(judgeLost([back], [], rule(s)).open).toEqual([])
+    // With no grace, the will alone opens it (at once).
+    expect(judgeLost([off], [], { ...rule(0), offlineGraceS: 0 }).open).toHaveLength(1)
   })
 
   it('opens when the drone has not been heard for ALERT_STALE_S, not before', () => {
@@ -176,16 +200,28 @@ describe('drone_lost', () => {
 })
 
 describe('station_offline', () => {
-  it('opens for an offline station and resolves once it is back', () => {
-    const off = { fleetId: 'f1', stationId: 's1', online: false, onlineChangedAt: T0 }
-    expect(judgeStations([off], []).open).toMatchObject([
+  const rule = (s: number) => ({ now: at(s), offlineGraceS: 10 })
+  const off = { fleetId: 'f1', stationId: 's1', online: false, onlineChangedAt: T0 }
+
+  it('opens for a station offline for the grace and resolves once it is back', () => {
+    expect(judgeStations([off], [], rule(10)).open).toMatchObject([
       { kind: 'station_offline', subject: { stationId: 's1' } },
     ])
     const open = [alert('s', { kind: 'station_offline', subject: { stationId: 's1' } })]
-    expect(judgeStations([off], open)).toEqual({ open: [], resolve: [] })
-    expect(judgeStations([], open).resolve).toMatchObject([
+    expect(judgeStations([off], open, rule(11))).toEqual({ open: [], resolve: [] })
+    expect(judgeStations([], open, rule(12)).resolve).toMatchObject([
       { id: 's', facts: { resolution: 'station_online' } },
     ])
+  })
+
+  it('opens nothing for a station offline within the grace (back before it ends)', () => {
+    expect(judgeStations([off], [], rule(9.9))).toEqual({ open: [], resolve: [] })
+    // Back at 5 s: not among the offline ones any more, nothing to open or resolve.
+    expect(judgeStations([], [], rule(12))).toEqual({ open: [], resolve: [] })
+    // Offline again at 20 s: the grace counts from then.
+    const again = { ...off, onlineChangedAt: at(20) }
+    expect(judgeStations([again], [], rule(29)).open).toEqual([])
+    expect(judgeStations([again], [], rule(30)).open).toHaveLength(1)
   })
 })
 
@@ -218,6 +254,117 @@ describe('route_blocked', () => {
     expect(judgeRoutes([route({ crossing: [], alerted: true })], open).resolve).toMatchObject([
       { id: 'r1', facts: { resolution: 'route_clear' } },
     ])
+  })
+})
+
+describe('delivery_late', () => {
+  // Promised for T0 + 600 s; the drone's clock is the api's (heard just now).
+  const promised = (o: Partial<PromisedDelivery> = {}): PromisedDelivery => ({
+    fleetId: 'f1',
+    deliveryId: 'x1',
+    status: 'en_route',
+    droneId: 'd1',
+    promisedAt: at(600),
+    etaAt: at(600),
+    arrivedAt: null,
+    positionAt: T0,
+    lastSeenAt: T0,
+    ...o,
+  })
+  const rule = { now: T0, marginS: 120 }
+  const lateAlert = alert('l1', { kind: 'delivery_late', subject: { deliveryId: 'x1' } })
+
+  it('opens when the ETA has slipped past the promise by more than the margin, not within it', () => {
+    expect(judgeLate([promised({ etaAt: at(720) })], [], rule).open).toEqual([])
+    const d = judgeLate([promised({ etaAt: at(721) })], [], rule)
+    expect(d.open).toEqual([
+      {
+        fleetId: 'f1',
+        kind: 'delivery_late',
+        severity: 'warning',
+        subject: { deliveryId: 'x1' },
+        facts: {
+          promisedAt: at(600).toISOString(),
+          etaAt: at(721).toISOString(),
+          latenessS: 121,
+          marginS: 120,
+          deliveryStatus: 'en_route',
+          droneId: 'd1',
+        },
+      },
+    ])
+  })
+
+  it('opens when the delivery is still in flight past the promise and the margin, by the clock', () => {
+    // Not yet departed: no ETA at all; or an ETA left behind in the past.
+    const rows = [
+      promised({ status: 'to_pickup', etaAt: null }),
+      promised({ deliveryId: 'x2', etaAt: at(500) }),
+    ]
+    const judged = (s: number) =>
+      judgeLate(
+        rows.map((r) => ({ ...r, positionAt: at(s), lastSeenAt: at(s) })),
+        [],
+        { ...rule, now: at(s) },
+      )
+    expect(judged(720).open).toEqual([])
+    expect(judged(721).open.map((o) => [o.subject.deliveryId, o.facts.latenessS])).toEqual([
+      ['x1', 121],
+      ['x2', 121],
+    ])
+  })
+
+  it("judges by the drone's clock: a time-scaled drone's points run ahead of the api's", () => {
+    // Its last point, heard 2 s ago by the api, was at T0 + 700 s of its own time: 102 s
+    // late on its clock (the api's says 0 s: nothing would ever open).
+    const ahead = promised({ etaAt: null, positionAt: at(700), lastSeenAt: at(-2) })
+    expect(judgeLate([ahead], [], rule).open).toEqual([])
+    expect(judgeLate([ahead], [], { ...rule, now: at(19) }).open[0]?.facts.latenessS).toBe(121)
+  })
+
+  it('stays open until the ETA is back within half the margin (hysteresis)', () => {
+    expect(judgeLate([promised({ etaAt: at(661) })], [lateAlert], rule)).toEqual({
+      open: [],
+      resolve: [],
+    })
+    expect(judgeLate([promised({ etaAt: at(660) })], [lateAlert], rule).resolve).toEqual([
+      {
+        id: 'l1',
+        kind: 'delivery_late',
+        facts: { resolution: 'back_on_time', deliveryStatus: 'en_route', latenessS: 60 },
+      },
+    ])
+  })
+
+  it('resolves when the delivery completes, fails, is cancelled or goes back to the queue', () => {
+    const cases = [
+      ['completed', 'delivered'],
+      ['failed', 'delivery_failed'],
+      ['cancelled', 'delivery_cancelled'],
+      ['requested', 'delivery_requeued'],
+    ] as const
+    for (const [status, resolution] of cases) {
+      const d = judgeLate([promised({ status, etaAt: at(9_999) })], [lateAlert], rule)
+      expect(d.open).toEqual([])
+      expect(
+        d.resolve.map((r) => r.facts.resolution),
+        status,
+      ).toEqual([resolution])
+    }
+    // Not read any more (gone): resolved too.
+    expect(judgeLate([], [lateAlert], rule).resolve[0]?.facts.resolution).toBe('delivery_gone')
+  })
+
+  it('judges an arrived delivery by its arrival, not by the time it waits docked', () => {
+    const docked = promised({ status: 'arrived', arrivedAt: at(650), etaAt: at(650) })
+    expect(judgeLate([docked], [], { ...rule, now: at(3_600) }).open).toEqual([])
+    const late = { ...docked, arrivedAt: at(800) }
+    expect(judgeLate([late], [], { ...rule, now: at(3_600) }).open).toHaveLength(1)
+  })
+
+  it('leaves a delivery with no promise alone (assigned before promises were kept)', () => {
+    const d = judgeLate([promised({ promisedAt: null, etaAt: at(9_999) })], [], rule)
+    expect(d).toEqual({ open: [], resolve: [] })
   })
 })
 

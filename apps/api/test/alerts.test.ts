@@ -107,6 +107,8 @@ describe(`alerts on ${dbName}`, () => {
       ALERT_WEBHOOK_BACKOFF_MS: '50',
       ALERT_WEBHOOK_MAX_ATTEMPTS: '5',
       ALERT_SWEEP_MS: '200',
+      // The killed drone's will opens drone_lost once it has stood this long (s).
+      ALERT_OFFLINE_GRACE_S: '1',
       ROUTE_BLOCKED_TIMEOUT_S: '0',
       // The test's own process runs the simulator, the api and PGlite: its pongs may be late.
       LIVE_MAX_LAG_MS: '60000',

@@ -174,6 +174,9 @@ describe('the alerts variables', () => {
     expect(config.ALERT_BATTERY_LOW_PCT).toBe(20)
     expect(config.ALERT_BATTERY_CLEAR_MARGIN_PCT).toBe(5)
     expect(config.ALERT_STALE_S).toBe(30)
+    expect(config.ALERT_LATE_MARGIN_S).toBe(120)
+    expect(config.ALERT_OFFLINE_GRACE_S).toBe(10)
+    expect(loadConfig({ ALERT_LATE_MARGIN_S: '0' }).ALERT_LATE_MARGIN_S).toBe(0)
     expect(config.ALERT_BATTERY_LOW_PCT_BY_FLEET).toEqual({ f1: 30, 'f-2': 12.5 })
     expect(config.ALERT_WEBHOOK_URL).toBeUndefined()
   })
@@ -184,6 +187,11 @@ describe('the alerts variables', () => {
     [{ ALERT_BATTERY_LOW_PCT_BY_FLEET: 'f/1:30' }, 'ALERT_BATTERY_LOW_PCT_BY_FLEET'],
     [{ ALERT_BATTERY_LOW_PCT_BY_FLEET: 'f1:' }, 'ALERT_BATTERY_LOW_PCT_BY_FLEET'],
     [{ ALERT_STALE_S: '0' }, 'ALERT_STALE_S'],
+    [{ ALERT_LATE_MARGIN_S: '-1' }, 'ALERT_LATE_MARGIN_S'],
+    [{ ALERT_OFFLINE_GRACE_S: '3601' }, 'ALERT_OFFLINE_GRACE_S'],
+    [{ ALERT_OFFLINE_GRACE_S: 'ten' }, 'ALERT_OFFLINE_GRACE_S'],
+    [{ ALERT_LATE_MARGIN_S: '2m' }, 'ALERT_LATE_MARGIN_S'],
+    [{ ALERT_LATE_MARGIN_S: '86401' }, 'ALERT_LATE_MARGIN_S'],
     [{ ALERT_WEBHOOK_URL: 'ftp://hooks.example' }, 'ALERT_WEBHOOK_URL'],
     [{ ALERT_WEBHOOK_URL: 'https://hooks.example/skyline' }, 'ALERT_WEBHOOK_SECRET'],
     [{ ALERT_WEBHOOK_SECRET: 'a-secret-of-enough-length' }, 'ALERT_WEBHOOK_SECRET'],

@@ -126,7 +126,12 @@ describe.each(DATABASES)('the leader lease, %s', (_name, open) => {
     }, WAIT)
     const stop = (id: string, lat: number) => ({ id, lat, lon: 2.35 })
     await expect(
-      lifecycle.assign(d, 'drone-1', stop('s1', 48.85), stop('s2', 48.86)),
+      lifecycle.assign(
+        d,
+        { id: 'drone-1', lat: null, lon: null, positionAt: null, lastSeenAt: null },
+        stop('s1', 48.85),
+        stop('s2', 48.86),
+      ),
     ).rejects.toThrow(LeaseLostError)
     expect(sent).toEqual([])
     const [row] = await database.db.select().from(deliveries)

@@ -155,7 +155,11 @@ describe.each(DATABASES)('REST under hostile input on %s', (_name, open) => {
       stationId: 's1',
       from: anHourAgo,
       to: inAnHour,
-      cursor: known.cursor,
+      // The dead letters page by their outbox row's id: a cursor as that page writes one
+      // (there are none to page here).
+      cursor: op.path.endsWith('/dead-letters')
+        ? Buffer.from(`${new Date(now).toISOString()}|1`).toString('base64url')
+        : known.cursor,
       authorization: operator,
     }
     const value = byName[p.name] ?? (p.schema?.enum?.[0] as string | undefined) ?? p.schema?.minimum

@@ -43,3 +43,22 @@ export const AlertSchema = z.object({
   facts: z.record(z.string(), z.unknown()),
 })
 export type Alert = z.infer<typeof AlertSchema>
+
+/**
+ * A change the webhook gave up on (docs/architecture.md "Alerts", "The webhook"): after
+ * ALERT_WEBHOOK_MAX_ATTEMPTS it stays in the outbox, shown to operators on REST.
+ */
+export const WebhookDeadLetterSchema = z.object({
+  /** The outbox row's id: the `Skyline-Delivery` header every attempt carried. */
+  id: z.int().positive(),
+  alertId: IdSchema,
+  fleetId: IdSchema,
+  attempts: z.int().nonnegative(),
+  /** Why the last attempt failed (`HTTP 503`, a timeout, a refused connection...). */
+  lastError: z.string().nullable(),
+  createdAt: iso,
+  deadAt: iso,
+  /** The body as it was signed and sent. */
+  alert: AlertSchema,
+})
+export type WebhookDeadLetter = z.infer<typeof WebhookDeadLetterSchema>

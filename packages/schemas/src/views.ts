@@ -88,6 +88,11 @@ export const DeliveryViewSchema = z.object({
   routeBlockedSince: iso.nullable().optional(),
   etaAt: iso.nullable(),
   etaErrorS: z.number().nullable(),
+  /**
+   * The ETA promised at assignment, on the drone's clock as `etaAt`; null before (and once
+   * given back to the queue). The api always sends it (optional for clients' older fixtures).
+   */
+  promisedAt: iso.nullable().optional(),
 })
 export type DeliveryView = z.infer<typeof DeliveryViewSchema>
 

@@ -35,7 +35,18 @@ export const ALERT_ENV = {
   ALERT_BATTERY_CLEAR_MARGIN_PCT: z.coerce.number().min(0).max(50).default(5),
   /** A drone with a delivery in flight not heard this long is lost, s (`drone_lost`). Default 30. */
   ALERT_STALE_S: int.min(1).max(86_400).default(30),
-  /** How often drone_lost, station_offline and route_blocked are judged, ms. Default 2,000. */
+  /**
+   * A drone or station offline (its will, or its own status) opens `drone_lost` or
+   * `station_offline` only once it has been offline this long, s: a connection dropped and
+   * back within it opens nothing. Default 10.
+   */
+  ALERT_OFFLINE_GRACE_S: int.min(0).max(3_600).default(10),
+  /**
+   * A delivery whose ETA (or the clock) stands later than the time promised at its
+   * assignment by more than this is late, s (`delivery_late`). Default 120.
+   */
+  ALERT_LATE_MARGIN_S: int.min(0).max(86_400).default(120),
+  /** How often drone_lost, station_offline, route_blocked and delivery_late are judged, ms. Default 2,000. */
   ALERT_SWEEP_MS: int.min(50).max(600_000).default(2_000),
   /** Where alerts are POSTed (JSON, signed); default none: no webhook. */
   ALERT_WEBHOOK_URL: z.url({ protocol: /^https?$/ }).optional(),

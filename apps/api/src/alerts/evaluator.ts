@@ -2,7 +2,7 @@ import type { GeofenceIndex } from '../geofence/index.ts'
 import type { IngestItem } from '../ingest/items.ts'
 import type { AlertFacts } from './facts.ts'
 import type { AlertRepository } from './repository.ts'
-import { judgeLost, judgePoints, judgeRoutes, judgeStations, merge } from './rules.ts'
+import { judgeLate, judgeLost, judgePoints, judgeRoutes, judgeStations, merge } from './rules.ts'
 import type { BatteryRule, Decisions, DronePoint, OpenAlert } from './rules.ts'
 import type { AlertService } from './service.ts'
 
@@ -13,6 +13,10 @@ export interface EvaluatorOptions {
   battery: BatteryRule
   /** ALERT_STALE_S. */
   staleAfterS: number
+  /** ALERT_OFFLINE_GRACE_S. */
+  offlineGraceS: number
+  /** ALERT_LATE_MARGIN_S. */
+  lateMarginS: number
   /** How often the sweep runs, ms (ALERT_SWEEP_MS). */
   sweepMs: number
   /** Since when the ingest has heard the broker without a break (mqtt.listeningSince). */
@@ -30,8 +34,8 @@ export interface EvaluatorOptions {
  *   `battery_low` and `geofence_breach`. The batch's work here is a map per drone; the
  *   rules run off the ingest's path, on the next round, against the alerts held open in
  *   memory, and write only when something changes;
- * - every ALERT_SWEEP_MS and when asked (`sweepSoon`): `drone_lost`, `station_offline` and
- *   `route_blocked`, judged on the database's state.
+ * - every ALERT_SWEEP_MS and when asked (`sweepSoon`): `drone_lost`, `station_offline`,
+ *   `route_blocked` and `delivery_late`, judged on the database's state.
  *
  * It holds the alerts not resolved in memory while it leads (read at start): only the
  * leader opens and resolves (an acknowledgement changes neither).
@@ -140,7 +144,8 @@ export class AlertEvaluator {
     const open = [...this.open.values()]
     const lostOpen = open.filter((a) => a.kind === 'drone_lost')
     const routesOpen = open.filter((a) => a.kind === 'route_blocked')
-    const [pairs, offline, failed] = await Promise.all([
+    const lateOpen = open.filter((a) => a.kind === 'delivery_late')
+    const [pairs, offline, failed, promised] = await Promise.all([
       this.facts.dronesOfDeliveries(
         lostOpen.map((a) => ({ deliveryId: a.subject.deliveryId!, droneId: a.subject.droneId! })),
       ),
@@ -149,6 +154,7 @@ export class AlertEvaluator {
         new Date(now.getTime() - ROUTE_LOOKBACK_MS),
         routesOpen.map((a) => a.subject.deliveryId!),
       ),
+      this.facts.promisedDeliveries(lateOpen.map((a) => a.subject.deliveryId!)),
     ])
     const alerted = await this.repository.routeBlockedAlerted(failed.map((f) => f.deliveryId))
     const routes = failed.map((f) => ({
@@ -166,10 +172,12 @@ export class AlertEvaluator {
         judgeLost(pairs, lostOpen, {
           now,
           staleAfterS: this.o.staleAfterS,
+          offlineGraceS: this.o.offlineGraceS,
           listeningSince: this.o.listeningSince(),
         }),
-        judgeStations(offline, open),
+        judgeStations(offline, open, { now, offlineGraceS: this.o.offlineGraceS }),
         judgeRoutes(routes, routesOpen),
+        judgeLate(promised, lateOpen, { now, marginS: this.o.lateMarginS }),
       ),
     )
   }

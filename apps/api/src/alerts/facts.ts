@@ -1,7 +1,7 @@
-import { and, eq, gte, inArray, or } from 'drizzle-orm'
+import { and, eq, gte, inArray, isNotNull, or } from 'drizzle-orm'
 import type { Db } from '../db/client.ts'
 import { deliveries, drones, stations } from '../db/schema.ts'
-import type { DroneOfDelivery, StationPresence } from './rules.ts'
+import type { DroneOfDelivery, PromisedDelivery, StationPresence } from './rules.ts'
 import { IN_FLIGHT } from './rules.ts'
 
 /** A delivery failed `route_blocked`, with its stops' positions. */
@@ -38,6 +38,7 @@ export class AlertFacts {
         online: drones.online,
         lastSeenAt: drones.lastSeenAt,
         offlineReason: drones.offlineReason,
+        onlineChangedAt: drones.onlineChangedAt,
       })
       .from(deliveries)
       .leftJoin(
@@ -84,9 +85,39 @@ export class AlertFacts {
         online: drone?.online ?? null,
         lastSeenAt: drone?.lastSeenAt ?? null,
         offlineReason: drone?.offlineReason ?? null,
+        onlineChangedAt: drone?.onlineChangedAt ?? null,
       })
     }
     return rows
+  }
+
+  /**
+   * Every delivery in flight with a promise, and the deliveries `alsoIds` (named by open
+   * `delivery_late` alerts, in any status), each with its drone's clock.
+   */
+  promisedDeliveries(alsoIds: readonly string[]): Promise<PromisedDelivery[]> {
+    const inFlight = and(
+      inArray(deliveries.status, [...IN_FLIGHT]),
+      isNotNull(deliveries.promisedAt),
+    )
+    return this.db
+      .select({
+        fleetId: deliveries.fleetId,
+        deliveryId: deliveries.id,
+        status: deliveries.status,
+        droneId: deliveries.droneId,
+        promisedAt: deliveries.promisedAt,
+        etaAt: deliveries.etaAt,
+        arrivedAt: deliveries.arrivedAt,
+        positionAt: drones.positionAt,
+        lastSeenAt: drones.lastSeenAt,
+      })
+      .from(deliveries)
+      .leftJoin(
+        drones,
+        and(eq(drones.fleetId, deliveries.fleetId), eq(drones.id, deliveries.droneId)),
+      )
+      .where(alsoIds.length > 0 ? or(inFlight, inArray(deliveries.id, [...alsoIds])) : inFlight)
   }
 
   /** Every station offline now. */

@@ -1,4 +1,4 @@
-import { and, desc, eq, gt, inArray, isNull, lt, lte, ne, or, sql } from 'drizzle-orm'
+import { and, desc, eq, gt, inArray, isNotNull, isNull, lt, lte, ne, or, sql } from 'drizzle-orm'
 import type { Alert, AlertKind, AlertState } from '@skyline/schemas'
 import type { FleetScope } from '../auth/principal.ts'
 import type { Db } from '../db/client.ts'
@@ -278,6 +278,42 @@ export class AlertRepository {
       .from(alertWebhookOutbox)
       .where(eq(alertWebhookOutbox.alertId, alertId))
       .orderBy(alertWebhookOutbox.id)
+  }
+
+  /**
+   * The dead letters of `fleets`: rows the webhook gave up on, the latest given up first, a
+   * page at a time (`after`: the last of the previous page, by `dead_at` and id). Rare, and
+   * the outbox is pruned of what was delivered: no index of their own.
+   */
+  async deadLetters(f: {
+    fleets: FleetScope
+    limit: number
+    after?: { at: Date; id: number }
+  }): Promise<{ rows: OutboxRow[]; next: { at: Date; id: number } | null }> {
+    const { after } = f
+    const rows = await this.db
+      .select()
+      .from(alertWebhookOutbox)
+      .where(
+        and(
+          isNotNull(alertWebhookOutbox.deadAt),
+          fleetIn(alertWebhookOutbox.fleetId, f.fleets),
+          after !== undefined
+            ? or(
+                lt(alertWebhookOutbox.deadAt, after.at),
+                and(eq(alertWebhookOutbox.deadAt, after.at), lt(alertWebhookOutbox.id, after.id)),
+              )
+            : undefined,
+        ),
+      )
+      .orderBy(desc(alertWebhookOutbox.deadAt), desc(alertWebhookOutbox.id))
+      .limit(f.limit + 1)
+    const page = rows.slice(0, f.limit)
+    const last = page.at(-1)
+    return {
+      rows: page,
+      next: rows.length > f.limit && last?.deadAt != null ? { at: last.deadAt, id: last.id } : null,
+    }
   }
 
   /** Delivered rows older than `before` go (the outbox is not a log). */

@@ -1,4 +1,5 @@
 import type { AlertKind, AlertSeverity, AlertSubject, DeliveryStatus } from '@skyline/schemas'
+import { droneClockAt } from '../delivery/promise.ts'
 
 // The alert rules (docs/architecture.md "Alerts"): pure functions from what is true now
 // to the alerts to open and to resolve. Level-triggered: each rule says which subjects'
@@ -191,12 +192,31 @@ export interface DroneOfDelivery {
   online: boolean | null
   lastSeenAt: Date | null
   offlineReason: string | null
+  /** When `online` last changed (the api's clock: the will's or the status's arrival). */
+  onlineChangedAt: Date | null
+}
+
+/**
+ * Whether a device offline at `now` has been so for the grace (ALERT_OFFLINE_GRACE_S): a
+ * connection dropped and back within it (a network blip, the simulator's chaos) opens no
+ * alert. Since when not known: as long as can be.
+ */
+export function offlinePastGrace(
+  online: boolean | null,
+  onlineChangedAt: Date | null,
+  now: Date,
+  graceS: number,
+): boolean {
+  if (online !== false) return false
+  return onlineChangedAt === null || now.getTime() - onlineChangedAt.getTime() >= graceS * 1000
 }
 
 export interface LostRule {
   now: Date
   /** A drone not heard this long is lost, s (ALERT_STALE_S). */
   staleAfterS: number
+  /** An offline drone is lost once it has been offline this long, s (ALERT_OFFLINE_GRACE_S). */
+  offlineGraceS: number
   /**
    * Since when the api has heard the broker without a break: a drone's silence over a
    * time nobody listened is not its own (after a restart of the api).
@@ -205,8 +225,8 @@ export interface LostRule {
 }
 
 /**
- * `drone_lost`: a drone with a delivery in flight is offline, or has not been heard for
- * ALERT_STALE_S. It stays open while the drone is not heard again and the delivery is
+ * `drone_lost`: a drone with a delivery in flight is offline (for ALERT_OFFLINE_GRACE_S),
+ * or has not been heard for ALERT_STALE_S. It stays open while the drone is not heard again and the delivery is
  * still its own (in flight, or failed without it); it resolves when the drone is heard,
  * or the delivery is finished otherwise or given to another drone.
  */
@@ -219,7 +239,7 @@ export function judgeLost(
   const canJudgeSilence =
     rule.listeningSince !== undefined && rule.listeningSince.getTime() <= cutoff
   const lost = (r: DroneOfDelivery) =>
-    r.online === false ||
+    offlinePastGrace(r.online, r.onlineChangedAt, rule.now, rule.offlineGraceS) ||
     (canJudgeSilence && (r.lastSeenAt === null || r.lastSeenAt.getTime() < cutoff))
   const openKeys = new Set(open.map(alertKey))
   const holding: Opening[] = []
@@ -268,15 +288,26 @@ export interface StationPresence {
 }
 
 /**
- * `station_offline`: a station is offline (its last will, or its own status). `stations`
- * are every station offline now: an open alert of any other is resolved.
+ * `station_offline`: a station is offline (its last will, or its own status) for
+ * ALERT_OFFLINE_GRACE_S. `stations` are every station offline now: an open alert of any
+ * other is resolved; one of a station offline within the grace is left open.
  */
 export function judgeStations(
   stations: readonly StationPresence[],
   open: readonly OpenAlert[],
+  rule: { now: Date; offlineGraceS: number },
 ): Decisions {
+  const openIds = new Set(
+    open
+      .filter((a) => a.kind === 'station_offline')
+      .map((a) => `${a.fleetId}/${a.subject.stationId}`),
+  )
   const holding = stations
-    .filter((s) => !s.online)
+    .filter(
+      (s) =>
+        openIds.has(`${s.fleetId}/${s.stationId}`) ||
+        offlinePastGrace(s.online, s.onlineChangedAt, rule.now, rule.offlineGraceS),
+    )
     .map((s): Opening => ({
       fleetId: s.fleetId,
       kind: 'station_offline',
@@ -334,6 +365,105 @@ export function judgeRoutes(
     holding,
     open.filter((a) => a.kind === 'route_blocked' && known.has(a.subject.deliveryId ?? '')),
     () => ({ resolution: 'route_clear' }),
+  )
+}
+
+/** A delivery with its promise: in flight, or named by an open `delivery_late` alert. */
+export interface PromisedDelivery {
+  fleetId: string
+  deliveryId: string
+  status: DeliveryStatus
+  droneId: string | null
+  /** The ETA promised at assignment, and the ETA now, on the drone's clock (null: none). */
+  promisedAt: Date | null
+  etaAt: Date | null
+  /** Its arrival over the drop-off (the event's `ts`): an `arrived` one is late by it. */
+  arrivedAt: Date | null
+  /** Its drone's newest point's `ts`, and when the api last heard it: the drone's clock. */
+  positionAt: Date | null
+  lastSeenAt: Date | null
+}
+
+export interface LateRule {
+  now: Date
+  /** Later than the promise by more than this is late, s (ALERT_LATE_MARGIN_S). */
+  marginS: number
+}
+
+/**
+ * How late a delivery in flight stands now, s (negative: ahead of its promise): an
+ * arrived one by its arrival; otherwise by the later of its ETA and the drone's clock,
+ * since it cannot arrive before now (an ETA left in the past, or none yet, is no excuse).
+ */
+export function latenessS(d: PromisedDelivery, now: Date): number | undefined {
+  if (d.promisedAt === null) return undefined
+  const clock = droneClockAt(now, d.positionAt, d.lastSeenAt)
+  const expected =
+    d.status === 'arrived' && d.arrivedAt !== null
+      ? d.arrivedAt.getTime()
+      : Math.max(d.etaAt?.getTime() ?? clock, clock)
+  return (expected - d.promisedAt.getTime()) / 1000
+}
+
+/** Why a `delivery_late` alert of a delivery no longer in flight resolves. */
+const SETTLED: Partial<Record<DeliveryStatus, string>> = {
+  completed: 'delivered',
+  failed: 'delivery_failed',
+  cancelled: 'delivery_cancelled',
+  requested: 'delivery_requeued',
+}
+
+/**
+ * `delivery_late`: a delivery in flight stands later than the time promised at its
+ * assignment by more than ALERT_LATE_MARGIN_S: its ETA has slipped past the promise (a
+ * slip is measured against the promise: one alert per delivery, not one per jump of the
+ * ETA), or it is still in flight past the promise (judged on the drone's clock, on which
+ * the promise and the ETA are). Once open it holds until it is back within half the margin
+ * (`back_on_time`: no flapping on an ETA that wavers around the margin), or the delivery
+ * completes, fails, is cancelled or is given back to the queue. `rows` are every
+ * delivery in flight with a promise, and those of open alerts.
+ */
+export function judgeLate(
+  rows: readonly PromisedDelivery[],
+  open: readonly OpenAlert[],
+  rule: LateRule,
+): Decisions {
+  const openIds = new Set(
+    open.filter((a) => a.kind === 'delivery_late').map((a) => a.subject.deliveryId),
+  )
+  const holding: Opening[] = []
+  const why = new Map<string, Record<string, unknown>>()
+  for (const d of rows) {
+    const lateS = latenessS(d, rule.now)
+    const facts = {
+      promisedAt: d.promisedAt?.toISOString() ?? null,
+      etaAt: d.etaAt?.toISOString() ?? null,
+      latenessS: lateS === undefined ? null : Math.round(lateS),
+      marginS: rule.marginS,
+      deliveryStatus: d.status,
+      droneId: d.droneId,
+    }
+    const bar = openIds.has(d.deliveryId) ? rule.marginS / 2 : rule.marginS
+    if (IN_FLIGHT.includes(d.status) && lateS !== undefined && lateS > bar)
+      holding.push({
+        fleetId: d.fleetId,
+        kind: 'delivery_late',
+        severity: 'warning',
+        subject: { deliveryId: d.deliveryId },
+        facts,
+      })
+    else
+      why.set(d.deliveryId, {
+        resolution: SETTLED[d.status] ?? 'back_on_time',
+        deliveryStatus: d.status,
+        latenessS: facts.latenessS,
+      })
+  }
+  return settle(
+    ['delivery_late'],
+    holding,
+    open,
+    (a) => why.get(a.subject.deliveryId ?? '') ?? { resolution: 'delivery_gone' },
   )
 }
 

@@ -188,6 +188,11 @@ export const deliveries = pgTable(
     etaAt: at('eta_at'),
     etaErrorS: real('eta_error_s'),
     /**
+     * The ETA promised at assignment, on the drone's clock as `etaAt` (delivery/promise.ts);
+     * cleared with `assignedAt` when it goes back to the queue. `delivery_late` judges by it.
+     */
+    promisedAt: at('promised_at'),
+    /**
      * Since when its route has crossed an active no-fly zone, while it waits (requested);
      * null when it does not. Past ROUTE_BLOCKED_TIMEOUT_S it fails `route_blocked`.
      */

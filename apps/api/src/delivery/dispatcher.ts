@@ -205,7 +205,13 @@ export class Dispatcher {
 
     // Nearest by an equirectangular distance: exact enough to rank drones a few km apart.
     const candidates = await this.db
-      .select({ id: drones.id, lat: drones.lat, lon: drones.lon })
+      .select({
+        id: drones.id,
+        lat: drones.lat,
+        lon: drones.lon,
+        positionAt: drones.positionAt,
+        lastSeenAt: drones.lastSeenAt,
+      })
       .from(drones)
       .where(
         and(
@@ -239,7 +245,7 @@ export class Dispatcher {
     }
 
     // Nobody declined it since this round read it, or the next round sees it.
-    await this.lifecycle.assign(d, drone.id, pickup, dropoff)
+    await this.lifecycle.assign(d, drone, pickup, dropoff)
   }
 
   /**

@@ -27,6 +27,8 @@ import { distanceM } from '../geo.ts'
 import type { DeliveryChanges } from './changes.ts'
 import { EtaEstimator } from './eta.ts'
 import type { EtaInput } from './eta.ts'
+import { promisedAt } from './promise.ts'
+import type { PromiseDrone } from './promise.ts'
 import { ACTIVE, LOADED, LOST_REASONS, RANK, UNDERWAY, allowed } from './transitions.ts'
 import type { LostReason } from './transitions.ts'
 
@@ -214,12 +216,19 @@ export class DeliveryLifecycle {
   // -- the dispatcher ----------------------------------------------------------------
 
   /**
-   * requested → assigned to `droneId`, if nobody declined it since the dispatcher read
-   * `d` (`declined_by` only grows); then the drone gets `delivery.assign`. False when the
-   * delivery moved meanwhile.
+   * requested → assigned to `drone`, if nobody declined it since the dispatcher read
+   * `d` (`declined_by` only grows), with the ETA promised from where the drone is
+   * (promise.ts); then the drone gets `delivery.assign`. False when the delivery moved
+   * meanwhile.
    */
-  async assign(d: DeliveryRow, droneId: string, pickup: Stop, dropoff: Stop): Promise<boolean> {
+  async assign(
+    d: DeliveryRow,
+    drone: PromiseDrone & { id: string },
+    pickup: Stop,
+    dropoff: Stop,
+  ): Promise<boolean> {
     const now = this.now()
+    const droneId = drone.id
     const row = await this.leaderTx((tx) =>
       this.move(tx, {
         id: d.id,
@@ -229,6 +238,8 @@ export class DeliveryLifecycle {
           droneId,
           assignedAt: now,
           distanceM: distanceM(pickup, dropoff),
+          // The time promised: what `delivery_late` judges the flight by (alerts).
+          promisedAt: promisedAt(now, drone, pickup, dropoff),
           routeBlockedSince: null,
         },
         where: sql`jsonb_array_length(${deliveries.declinedBy}) = ${d.declinedBy.length}`,
@@ -568,6 +579,7 @@ export class DeliveryLifecycle {
         droneId: null,
         assignedAt: null,
         etaAt: null,
+        promisedAt: null,
         ...(declined &&
           droneId !== null && {
             declinedBy: sql`${deliveries.declinedBy} || ${JSON.stringify([droneId])}::jsonb`,

@@ -59,6 +59,8 @@ export default fp<{ now?: () => Date }>(
           clearMarginPct: config.ALERT_BATTERY_CLEAR_MARGIN_PCT,
         },
         staleAfterS: config.ALERT_STALE_S,
+        offlineGraceS: config.ALERT_OFFLINE_GRACE_S,
+        lateMarginS: config.ALERT_LATE_MARGIN_S,
         sweepMs: config.ALERT_SWEEP_MS,
         listeningSince: () => fastify.mqtt.listeningSince,
         ...(opts.now !== undefined && { now: opts.now }),
