@@ -86,7 +86,7 @@ async function rest(method: 'POST' | 'DELETE', url: string, payload?: object) {
     headers: { authorization: operator },
     ...(payload !== undefined && { payload }),
   })
-  return { status: res.statusCode, body: res.body === '' ? null : (res.json() as unknown) }
+  return { status: res.statusCode, body: res.body === '' ? null : res.json<unknown>() }
 }
 
 /** The page signed in with `authorization`'s token, live, on its Alerts tab. */
