@@ -78,18 +78,18 @@ export class AlertsPanel {
 
     const subject = document.createElement('div')
     subject.className = 'alert-subject'
-    const { droneId } = a.subject
+    const { droneId, stationId, deliveryId } = a.subject
     if (droneId !== undefined) {
       const drone = document.createElement('button')
       drone.type = 'button'
       drone.className = 'link'
       drone.textContent = `drone ${droneId}`
       drone.addEventListener('click', () => this.selectDrone(`${a.fleetId}/${droneId}`))
-      subject.append(drone)
+      subject.append(drone, ' · ')
     }
-    const others = subjectText({ ...a, subject: { ...a.subject, droneId: undefined } })
-    if (others !== '') subject.append(span('', `${droneId === undefined ? '' : ' · '}${others}`))
-    subject.append(span('muted', ` · ${a.fleetId}`))
+    if (stationId !== undefined) subject.append(`station ${stationId} · `)
+    if (deliveryId !== undefined) subject.append(`delivery ${deliveryId} · `)
+    subject.append(span('muted', a.fleetId))
 
     const facts = span('alert-facts muted', factsText(a))
     li.append(head, subject, facts)
@@ -106,24 +106,25 @@ export class AlertsPanel {
       ack.type = 'button'
       ack.textContent = 'Acknowledge'
       ack.disabled = this.acking.has(a.id)
-      ack.addEventListener('click', () => void this.acknowledge(a.id, ack))
+      ack.addEventListener('click', () => void this.acknowledge(a.id))
       li.append(ack)
     }
     return li
   }
 
-  private async acknowledge(id: string, button: HTMLButtonElement): Promise<void> {
+  /** Its row changes when the live stream tells the acknowledgement, not on the answer. */
+  private async acknowledge(id: string): Promise<void> {
     this.acking.add(id)
-    button.disabled = true
     this.el.error.textContent = ''
+    this.update()
     try {
       await ackAlert(id)
     } catch (err) {
       this.el.error.textContent =
         err instanceof ApiError ? `${err.code}: ${err.message}` : String(err)
-      button.disabled = false
     } finally {
       this.acking.delete(id)
+      this.update()
     }
   }
 }
@@ -135,16 +136,15 @@ function span(className: string, text: string): HTMLSpanElement {
   return s
 }
 
-const kindText = (a: Alert): string => a.kind.replace('_', ' ')
+const kindText = (a: Alert): string => a.kind.replace(/_/g, ' ')
 
-/** The subject's ids, `drone d1 · zone z1`. */
+/** What it is about, `drone d1 · delivery …` (a zone is named by the facts instead). */
 function subjectText(a: Alert): string {
-  const { droneId, stationId, deliveryId, zoneId } = a.subject
+  const { droneId, stationId, deliveryId } = a.subject
   return [
     droneId && `drone ${droneId}`,
     stationId && `station ${stationId}`,
     deliveryId && `delivery ${deliveryId}`,
-    zoneId && `zone ${zoneId}`,
   ]
     .filter(Boolean)
     .join(' · ')
