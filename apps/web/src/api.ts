@@ -1,4 +1,5 @@
 import type {
+  Alert,
   AuthConfig,
   DeliveryDetail,
   DeliveryStatus,
@@ -95,6 +96,10 @@ export function listDeliveries(q: {
     `/api/deliveries?${params.toString()}`,
   )
 }
+
+/** An operator acknowledges an open alert (403 for a viewer, 409 once it is resolved). */
+export const ackAlert = (id: string) =>
+  call<Alert>(`/api/alerts/${encodeURIComponent(id)}/ack`, { method: 'POST' })
 
 export const getDelivery = (id: string) =>
   call<DeliveryDetail>(`/api/deliveries/${encodeURIComponent(id)}`)

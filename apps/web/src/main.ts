@@ -10,6 +10,7 @@ import { DroneTrack } from './map/drone-track.ts'
 import { TrackReplay } from './map/replay.ts'
 import { StationLayer } from './map/stations.ts'
 import { ZoneLayer } from './map/zone-layer.ts'
+import { AlertsPanel } from './panel/alerts.ts'
 import { DeliveriesTab } from './panel/deliveries.ts'
 import { DispatchForm } from './panel/dispatch.ts'
 import { DroneDetails } from './panel/drone-details.ts'
@@ -25,7 +26,8 @@ import { ZoneStore } from './zones.ts'
 // Wires the page: the store, fed by GET /api/fleet then /api/live, and the views
 // that draw it (map layers, fleet list, deliveries, dispatch form); the zones, read from
 // GET /api/geofences whenever the live stream says they changed, drawn under the drones,
-// and for an operator drawn and edited with Leaflet-Geoman (map/zone-editor.ts).
+// and for an operator drawn and edited with Leaflet-Geoman (map/zone-editor.ts); the
+// alerts, from the live stream, listed and for an operator acknowledged (panel/alerts.ts).
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T
 
@@ -107,6 +109,16 @@ function centreOnSelected(): void {
     map.panTo([d.position.lat, d.position.lon], { animate: false })
 }
 list.onSelected(select)
+const alerts = new AlertsPanel(
+  {
+    list: $('alerts-list'),
+    count: $('alerts-count'),
+    error: $('alerts-error'),
+    notice: $('alert-notice'),
+  },
+  store,
+  select,
+)
 map.on('click', (e) => {
   const hit = drones.hit(e.containerPoint)
   select(hit === undefined ? null : `${hit.fleetId}/${hit.id}`)
@@ -144,6 +156,8 @@ function changed(c: Changes): void {
     pending.stations ||= c.stations
     pending.deliveries ||= c.deliveries
     pending.deliveryStatuses ||= c.deliveryStatuses
+    pending.alerts ||= c.alerts
+    pending.opened.push(...c.opened)
   }
   // One render per animation frame at most; a hidden tab queues one, not thousands.
   if (!scheduled) {
@@ -177,6 +191,8 @@ function render(): void {
     details.update()
   }
   if (c.deliveryStatuses && tab === 'deliveries') deliveries.refreshIfFirst()
+  if (c.alerts) alerts.update()
+  alerts.announce(c.opened)
   const byState = store.countByState()
   counts.textContent = `${store.drones.size} drones · ${byState.get('offline') ?? 0} offline · ${store.deliveries.size} deliveries in progress · ${store.stations.size} stations`
   // User Timing entries: the benchmark reads them (bench/web.ts), and so can DevTools.
@@ -192,9 +208,13 @@ function fitToFleet(): boolean {
   return true
 }
 
-/** The zone editor, for a token that operates its fleets: loaded only then (Geoman's size). */
-async function startZoneEditor(): Promise<void> {
+/**
+ * What only an operator has: the alerts' Acknowledge buttons, and the zone editor (loaded
+ * only then, for Geoman's size).
+ */
+async function startOperatorTools(): Promise<void> {
   const me = await getMe()
+  alerts.setOperates(me.operates)
   if (!me.operates) return
   const { ZoneEditor } = await import('./map/zone-editor.ts')
   const form = new ZoneForm({
@@ -249,7 +269,9 @@ async function start(): Promise<void> {
     }).addTo(map)
   }
   void zones.load()
-  startZoneEditor().catch((err: unknown) => showError(`zone editor: ${(err as Error).message}`))
+  startOperatorTools().catch((err: unknown) =>
+    showError(`operator tools: ${(err as Error).message}`),
+  )
   try {
     changed(store.applySnapshot(await getFleet()))
   } catch (err) {

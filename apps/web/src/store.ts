@@ -1,4 +1,5 @@
 import type {
+  Alert,
   DeliveryStatus,
   DeliveryView,
   DroneChange,
@@ -28,7 +29,14 @@ export interface Changes {
   deliveries: boolean
   /** A delivery appeared or changed status (not only its ETA). */
   deliveryStatuses: boolean
+  /** The alerts not resolved changed. */
+  alerts: boolean
+  /** Alerts opened in a `changes` frame and not known before: the page announces them. */
+  opened: Alert[]
 }
+
+/** Open alerts first, then acknowledged ones; newest first within each. */
+const STATE_ORDER: Record<Alert['state'], number> = { open: 0, acknowledged: 1, resolved: 2 }
 
 export class FleetStore {
   readonly drones = new Map<string, DroneView>()
@@ -37,6 +45,8 @@ export class FleetStore {
   readonly deliveries = new Map<string, DeliveryView>()
   /** Unfinished delivery id by drone key. */
   private readonly deliveryByDrone = new Map<string, string>()
+  /** Alerts not resolved, by id (the live stream's; a resolved one is dropped). */
+  readonly alerts = new Map<string, Alert>()
   /** Server time of the last snapshot or frame. */
   at: string | null = null
 
@@ -53,12 +63,14 @@ export class FleetStore {
           stations: false,
           deliveries: false,
           deliveryStatuses: false,
+          alerts: false,
+          opened: [],
         }
     }
   }
 
   /** Replaces everything: the first paint, and again after every reconnection. */
-  applySnapshot(s: FleetView): Changes {
+  applySnapshot(s: FleetView & { alerts?: Alert[] }): Changes {
     this.drones.clear()
     this.stations.clear()
     this.deliveries.clear()
@@ -66,6 +78,11 @@ export class FleetStore {
     for (const d of s.drones) this.drones.set(keyOf(d), d)
     for (const st of s.stations) this.stations.set(keyOf(st), st)
     for (const d of s.deliveries) this.putDelivery(d)
+    // GET /api/fleet carries no alerts: the live stream's snapshot does.
+    if (s.alerts !== undefined) {
+      this.alerts.clear()
+      for (const a of s.alerts) this.putAlert(a)
+    }
     this.at = s.at
     return {
       reset: true,
@@ -73,6 +90,8 @@ export class FleetStore {
       stations: true,
       deliveries: true,
       deliveryStatuses: true,
+      alerts: true,
+      opened: [],
     }
   }
 
@@ -109,6 +128,13 @@ export class FleetStore {
       }
       this.putDelivery(d)
     }
+    const opened: Alert[] = []
+    // Read as optional: a stream from before the alerts (and the tests' own) has none.
+    const alerts: readonly Alert[] | undefined = frame.alerts
+    for (const a of alerts ?? []) {
+      if (a.state === 'open' && !this.alerts.has(a.id)) opened.push(a)
+      this.putAlert(a)
+    }
     this.at = frame.at
     return {
       reset: false,
@@ -116,7 +142,16 @@ export class FleetStore {
       stations: frame.stations.length > 0,
       deliveries: frame.deliveries.length > 0,
       deliveryStatuses: statuses,
+      alerts: (alerts?.length ?? 0) > 0,
+      opened,
     }
+  }
+
+  /** The alerts not resolved: open ones first, then acknowledged; newest first in each. */
+  alertList(): Alert[] {
+    return [...this.alerts.values()].sort(
+      (a, b) => STATE_ORDER[a.state] - STATE_ORDER[b.state] || b.openedAt.localeCompare(a.openedAt),
+    )
   }
 
   /** The unfinished delivery a drone is flying, if any. */
@@ -134,6 +169,23 @@ export class FleetStore {
     const counts = new Map<string, number>()
     for (const d of this.drones.values()) counts.set(d.state, (counts.get(d.state) ?? 0) + 1)
     return counts
+  }
+
+  /**
+   * Keeps an alert's newest version; a resolved one leaves. Versions of one alert may come
+   * out of order (ARCHITECTURE.md "Alerts"): `ts`, then the state's order, say which is
+   * newer.
+   */
+  private putAlert(a: Alert): void {
+    const current = this.alerts.get(a.id)
+    if (
+      current !== undefined &&
+      (current.ts > a.ts ||
+        (current.ts === a.ts && STATE_ORDER[current.state] > STATE_ORDER[a.state]))
+    )
+      return
+    if (a.state === 'resolved') this.alerts.delete(a.id)
+    else this.alerts.set(a.id, a)
   }
 
   private putDelivery(d: DeliveryView): void {

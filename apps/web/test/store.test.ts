@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import type { DeliveryView, DroneView, FleetView, StationView } from '@skyline/schemas'
+import type { Alert, DeliveryView, DroneView, FleetView, StationView } from '@skyline/schemas'
 import { FleetStore } from '../src/store.ts'
 import { clockTime, etaShown, etaText, stateText } from '../src/format.ts'
 
@@ -73,13 +73,31 @@ const changes = (o: {
   drones?: ({ id: string; fleetId: string } & Partial<DroneView>)[]
   stations?: StationView[]
   deliveries?: DeliveryView[]
+  alerts?: Alert[]
 }) => ({
   type: 'changes' as const,
   at: '2026-11-25T10:00:01.000Z',
   drones: o.drones ?? [],
   stations: o.stations ?? [],
   deliveries: o.deliveries ?? [],
-  alerts: [],
+  alerts: o.alerts ?? [],
+})
+
+const alert = (id: string, o: Partial<Alert> = {}): Alert => ({
+  v: 1,
+  ts: 1,
+  id,
+  fleetId: 'f1',
+  kind: 'battery_low',
+  severity: 'warning',
+  state: 'open',
+  subject: { droneId: 'd1' },
+  openedAt: '2026-11-25T10:00:00.000Z',
+  acknowledgedAt: null,
+  acknowledgedBy: null,
+  resolvedAt: null,
+  facts: {},
+  ...o,
 })
 
 describe('FleetStore', () => {
@@ -267,5 +285,39 @@ describe('etaShown', () => {
     expect(shown()?.kind).toBe('lost')
     store.apply(changes({ drones: [{ id: 'd1', fleetId: 'f1', online: true, state: 'en_route' }] }))
     expect(shown()?.kind).toBe('live')
+  })
+})
+
+describe('FleetStore alerts', () => {
+  it('lists alerts open first, then acknowledged, newest first; drops resolved ones; announces only new ones', () => {
+    const store = new FleetStore()
+    store.apply({
+      type: 'snapshot',
+      ...snapshot(),
+      alerts: [
+        alert('old', { openedAt: '2026-11-25T09:00:00.000Z' }),
+        alert('acked', { state: 'acknowledged', openedAt: '2026-11-25T11:00:00.000Z' }),
+      ],
+    })
+    const c = store.apply(
+      changes({
+        alerts: [
+          alert('new', { ts: 5, openedAt: '2026-11-25T10:30:00.000Z' }),
+          alert('old', { ts: 5, state: 'acknowledged' }),
+        ],
+      }),
+    )
+    expect(c.alerts).toBe(true)
+    expect(c.opened.map((a) => a.id)).toEqual(['new'])
+    expect(store.alertList().map((a) => a.id)).toEqual(['new', 'acked', 'old'])
+    // Versions out of order: an older one does not undo a newer.
+    const late = store.apply(changes({ alerts: [alert('old', { ts: 2, state: 'open' })] }))
+    expect(late.opened).toEqual([])
+    expect(store.alerts.get('old')?.state).toBe('acknowledged')
+    store.apply(changes({ alerts: [alert('acked', { ts: 6, state: 'resolved' })] }))
+    expect(store.alertList().map((a) => a.id)).toEqual(['new', 'old'])
+    // GET /api/fleet has no alerts: it leaves the live stream's alone.
+    store.applySnapshot(snapshot())
+    expect(store.alerts.size).toBe(2)
   })
 })
